@@ -1,0 +1,110 @@
+# lua-vivalearning: Lua 5.4 module with a C core for the Microsoft Graph Viva Learning API.
+# `make test` and `make demo` work as the first command on a fresh Debian 12 machine.
+
+LUA        ?= lua5.4
+LUA_VER    ?= 5.4
+CC         ?= cc
+PREFIX     ?= /usr/local
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
+LUA_DIR    ?= $(PREFIX)/share/lua/$(LUA_VER)
+BINDIR     ?= $(PREFIX)/bin
+
+LUA_CFLAGS  := $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+
+OPT      ?= -O2 -g
+WARN     := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   ?= $(OPT)
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
+# The module is linked against libcurl only: liblua is never linked in (the host provides it).
+LDFLAGS  ?=
+LIBFLAG  ?= -shared
+
+BUILD    ?= _build
+SRC      := $(wildcard src/*.c)
+OBJ      := $(SRC:src/%.c=$(BUILD)/%.o)
+MODULE   := vivalearning/core.so
+
+# Debian packages the project needs; `deps` installs whichever are missing.
+DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
+            lua-posix nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
+            gcc make
+CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
+BENCH_PKGS := wrk nodejs npm
+
+EMU_DIR  ?= $(CURDIR)/emulator/.run
+BUSTED   ?= busted
+
+.PHONY: all deps deps-check deps-bench build test check check-asan check-valgrind cppcheck \
+        fuzz demo bench emulator-start emulator-stop install uninstall clean
+
+all: build
+
+define install_missing
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+deps-check: deps
+	$(call install_missing,$(CHECK_PKGS))
+
+deps-bench: deps
+	$(call install_missing,$(BENCH_PKGS))
+
+build: $(MODULE)
+
+$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD):
+	mkdir -p $@
+
+$(MODULE): $(OBJ)
+	@mkdir -p vivalearning
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
+
+# Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
+test: deps build
+	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" BUSTED="$(BUSTED)" sh spec/run
+
+emulator-start: deps
+	@./emulator/run --dir "$(EMU_DIR)"
+
+emulator-stop:
+	@./emulator/stop --dir "$(EMU_DIR)"
+
+# Sanitizers, valgrind and cppcheck over the C core and the specs.
+check: deps-check
+	@sh .ci/check
+
+fuzz: deps-check
+	@sh .ci/fuzz
+
+demo: deps build
+	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" $(LUA) bin/demo
+
+bench: deps-bench build
+	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" sh bench/run
+
+install: build
+	install -d $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/core.so
+	install -m 644 lua/vivalearning/*.lua $(DESTDIR)$(LUA_DIR)/vivalearning/
+	install -m 755 bin/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
+
+clean:
+	rm -rf $(BUILD) _build-* vivalearning fuzz/corpus-run
+	-@./emulator/stop --dir "$(EMU_DIR)" --quiet 2>/dev/null || true

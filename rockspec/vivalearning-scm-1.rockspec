@@ -1,0 +1,42 @@
+rockspec_format = "3.0"
+package = "vivalearning"
+version = "scm-1"
+source = {
+  url = "git+file://.",
+}
+description = {
+  summary = "Microsoft Graph Viva Learning course-activity client: Lua 5.4 with a C core",
+  detailed = [[
+Create, update, read, list and delete Viva Learning course activities
+(learningAssignment, learningSelfInitiatedCourse) through Microsoft Graph, with
+models as userdata, libcurl transport, retries, paging iterators and resumable
+bulk imports. Ships a local Graph emulator (nginx + ngx_lua) for offline work.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "make",
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_CFLAGS = "-I$(LUA_INCDIR)",
+    CURL_CFLAGS = "-I$(CURL_INCDIR)",
+    CURL_LIBS = "-L$(CURL_LIBDIR) -lcurl",
+  },
+  install_variables = {
+    LUA_LIBDIR = "$(LIBDIR)",
+    LUA_DIR = "$(LUADIR)",
+    BINDIR = "$(BINDIR)",
+    PREFIX = "$(PREFIX)",
+  },
+  build_target = "build",
+  install_target = "install",
+}
+test = { type = "busted" }
