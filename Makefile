@@ -70,7 +70,7 @@ $(BUILD):
 	mkdir -p $@
 
 $(MODULE): $(OBJ)
-	@mkdir -p vivalearning
+	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
 
 # Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
