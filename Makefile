@@ -28,7 +28,7 @@ MODULE   := vivalearning/core.so
 
 # Debian packages the project needs; `deps` installs whichever are missing.
 DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
-            lua-posix nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
+            lua-posix lua-system lua-term nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
             gcc make
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
 BENCH_PKGS := wrk nodejs npm
