@@ -1,0 +1,194 @@
+-- vivalearning.journal: an append-only, framed, fsynced journal of JSON records.
+--
+-- One record per line:   <byte length of json>:<FNV-1a 32 of json, 8 hex digits>:<json>\n
+-- A process killed mid-write leaves at most one incomplete last line; read() detects it by the
+-- missing newline, the length or the checksum and ignores it. A bad line that is *not* the last
+-- one means the file was damaged by something else, and read() reports it instead of guessing.
+-- sync() flushes and fsyncs, so what it covered survives a crash of the process or the machine.
+local jsonl = require "vivalearning.jsonl"
+
+local M = {}
+
+local function fnv1a(s)
+  local h = 0x811c9dc5
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 0x01000193) & 0xffffffff
+  end
+  return h
+end
+M.checksum = fnv1a
+
+-- fsync(fh): the best way this Lua has. luaposix when it is built for this Lua, the core's
+-- fsync when it has one, else coreutils `sync FILE` (which fsyncs that one file).
+local fsync_impl
+local function find_fsync()
+  local okp, unistd = pcall(require, "posix.unistd")
+  local okst, stdio = pcall(require, "posix.stdio")
+  if okp and okst and unistd.fsync and stdio.fileno then
+    return function(fh)
+      local fd = stdio.fileno(fh)
+      local ok, err = unistd.fsync(fd)
+      if ok == nil then return nil, err end
+      return true
+    end, "posix"
+  end
+  local okc, core = pcall(require, "vivalearning.core")
+  if okc and type(core) == "table" and core.fsync then
+    return function(fh) return core.fsync(fh) end, "core"
+  end
+  return function(_, path)
+    local ok = os.execute("sync -- '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
+    if not ok then return nil, "sync failed" end
+    return true
+  end, "sync(1)"
+end
+
+local function get_fsync()
+  if not fsync_impl then fsync_impl, M.fsync_method_name = find_fsync() end
+  return fsync_impl
+end
+
+local Journal = {}
+Journal.__index = Journal
+
+--- Encode one record as a framed line (exposed for tests).
+function M.frame(rec)
+  local s, err = jsonl.encode(rec)
+  if not s then error("journal: cannot encode record: " .. tostring(err), 2) end
+  return ("%d:%08x:%s\n"):format(#s, fnv1a(s), s)
+end
+
+--- Parse a framed line (without its newline): record, or nil, reason.
+function M.unframe(line)
+  local len, sum, body = line:match("^(%d+):(%x%x%x%x%x%x%x%x):(.*)$")
+  if not len then return nil, "bad frame" end
+  if tonumber(len) ~= #body then return nil, "length mismatch" end
+  if tonumber(sum, 16) ~= fnv1a(body) then return nil, "checksum mismatch" end
+  local rec, err = jsonl.decode(body)
+  if rec == nil then return nil, "bad json: " .. tostring(err) end
+  return rec
+end
+
+--- Read every intact record of a journal file.
+-- Returns an iterator over records, or nil, err when the file cannot be opened or is damaged
+-- before its last line. A missing file gives an empty iterator (nothing was journaled yet).
+-- After iteration, `info.torn` is true when a torn last line was ignored.
+function M.read(path)
+  local fh = io.open(path, "rb")
+  local info = { torn = false, records = 0 }
+  if not fh then return function() return nil end, info end
+  local n = 0
+  local pending -- a line that failed to parse: an error only if more lines follow
+  local iter = function()
+    while true do
+      local l = fh:read("L")
+      if not l then
+        fh:close()
+        if pending then info.torn = true end
+        return nil
+      end
+      n = n + 1
+      if pending then
+        fh:close()
+        error(("journal %s: damaged record at line %d (%s)"):format(path, pending.n, pending.why), 0)
+      end
+      if l:sub(-1) ~= "\n" then
+        info.torn = true
+        pending = { n = n, why = "no newline" }
+      else
+        local rec, why = M.unframe(l:sub(1, -2))
+        if rec then
+          info.records = info.records + 1
+          return rec
+        end
+        pending = { n = n, why = why }
+      end
+    end
+  end
+  return iter, info
+end
+
+--- Open a journal for appending. A torn last line left by a crash is cut off first, so new
+-- records start on a fresh line.
+function M.open(path)
+  local fh = io.open(path, "rb")
+  if fh then
+    local size = fh:seek("end")
+    if size > 0 then
+      -- find the end of the last complete line
+      local chunk = 4096
+      local pos, keep = size, nil
+      while pos > 0 and not keep do
+        local start = math.max(0, pos - chunk)
+        fh:seek("set", start)
+        local data = fh:read(pos - start)
+        local last = nil
+        for i = #data, 1, -1 do
+          if data:byte(i) == 10 then last = i; break end
+        end
+        if last then keep = start + last end
+        pos = start
+      end
+      keep = keep or 0
+      fh:close()
+      if keep < size then
+        -- rewrite without the torn tail (small file: copy; rename keeps it atomic)
+        local src = assert(io.open(path, "rb"))
+        local tmp = path .. ".tmp"
+        local dst = assert(io.open(tmp, "wb"))
+        local left = keep
+        while left > 0 do
+          local d = src:read(math.min(left, 1 << 20))
+          dst:write(d)
+          left = left - #d
+        end
+        src:close()
+        dst:flush()
+        get_fsync()(dst, tmp)
+        dst:close()
+        assert(os.rename(tmp, path))
+      end
+    else
+      fh:close()
+    end
+  end
+  local afh, err = io.open(path, "ab")
+  if not afh then return nil, err end
+  afh:setvbuf("full", 1 << 16)
+  return setmetatable({ fh = afh, path = path, dirty = false, syncs = 0 }, Journal)
+end
+
+--- Append a record (buffered until sync()).
+function Journal:append(rec)
+  local ok, err = self.fh:write(M.frame(rec))
+  if not ok then return nil, err end
+  self.dirty = true
+  return true
+end
+
+--- Flush and fsync everything appended so far.
+function Journal:sync()
+  if not self.dirty then return true end
+  local ok, err = self.fh:flush()
+  if not ok then return nil, err end
+  ok, err = get_fsync()(self.fh, self.path)
+  if not ok then return nil, err end
+  self.dirty = false
+  self.syncs = self.syncs + 1
+  return true
+end
+
+function Journal:close()
+  if self.fh then
+    self:sync()
+    self.fh:close()
+    self.fh = nil
+  end
+end
+
+function M.fsync_method()
+  get_fsync()
+  return M.fsync_method_name
+end
+
+return M

@@ -1,0 +1,93 @@
+-- vivalearning.jsonl: JSON Lines (one JSON value per line) reader and writer, streamed.
+-- Decoding and encoding go through lua-cjson (safe mode); blank lines are skipped.
+local cjson = require "cjson.safe"
+
+local M = {}
+
+local codec = cjson.new()
+codec.decode_max_depth(64)
+codec.encode_max_depth(64)
+codec.encode_invalid_numbers(false)
+codec.decode_invalid_numbers(false)
+M.null = codec.null
+
+local Reader = {}
+Reader.__index = Reader
+
+--- Reader on a path or open file handle.
+function M.reader(src)
+  local fh, owned = src, false
+  if type(src) == "string" then
+    local err
+    fh, err = io.open(src, "rb")
+    if not fh then return nil, err end
+    owned = true
+  end
+  return setmetatable({ fh = fh, owned = owned, line = 0 }, Reader)
+end
+
+--- Next value: value; nil at end of file; false, err for a line that is not valid JSON
+-- (the caller decides whether to go on: reading continues with the next line).
+function Reader:read()
+  while true do
+    local l = self.fh:read("L")
+    if not l then return nil end
+    self.line = self.line + 1
+    if self.line == 1 and l:sub(1, 3) == "\239\187\191" then l = l:sub(4) end
+    if l:find("%S") then
+      local v, err = codec.decode(l)
+      if v == nil then
+        return false, ("line %d: invalid JSON: %s"):format(self.line, tostring(err))
+      end
+      return v
+    end
+  end
+end
+
+function Reader:close()
+  if self.owned and self.fh then self.fh:close() end
+  self.fh = nil
+end
+
+local Writer = {}
+Writer.__index = Writer
+
+function M.writer(dst, opts)
+  opts = opts or {}
+  local fh, owned = dst, false
+  if type(dst) == "string" then
+    local err
+    fh, err = io.open(dst, opts.append and "ab" or "wb")
+    if not fh then return nil, err end
+    owned = true
+  end
+  return setmetatable({ fh = fh, owned = owned }, Writer)
+end
+
+--- Encode one plain Lua value on its own line.
+function M.encode(v)
+  return codec.encode(v)
+end
+
+function M.decode(s)
+  return codec.decode(s)
+end
+
+function Writer:write(v)
+  local s, err = codec.encode(v)
+  if not s then return nil, err end
+  local ok, werr = self.fh:write(s, "\n")
+  if not ok then return nil, werr end
+  return true
+end
+
+function Writer:flush() return self.fh:flush() end
+
+function Writer:close()
+  if self.fh then
+    if self.owned then self.fh:close() else self.fh:flush() end
+  end
+  self.fh = nil
+end
+
+return M

@@ -1,0 +1,117 @@
+-- vivalearning.progress: progress reporting for long imports.
+--
+-- mode "auto" (default): a bar on stderr when stderr is a terminal, else silent (or the
+-- callback, when one is given). "bar": always draw on the stream. "callback": only call
+-- callback(state). "none": nothing.
+-- state = { done =, total = (nil when unknown), failed =, rate = rows/s, eta = seconds or nil,
+--           elapsed = seconds, final = bool }
+local M = {}
+
+local okterm, term = pcall(require, "term")
+local oksys, system = pcall(require, "system")
+
+local function now()
+  if oksys and system.monotime then return system.monotime() end
+  return os.clock()
+end
+M.now = now
+
+--- True when the file handle is a terminal.
+function M.isatty(fh)
+  if okterm and term.isatty then
+    local ok, r = pcall(term.isatty, fh)
+    return ok and r == true
+  end
+  return false
+end
+
+local Progress = {}
+Progress.__index = Progress
+
+function M.new(opts)
+  opts = opts or {}
+  local stream = opts.stream or io.stderr
+  local mode = opts.mode or "auto"
+  if mode == "auto" then
+    if M.isatty(stream) then mode = "bar"
+    elseif opts.callback then mode = "callback"
+    else mode = "none" end
+  end
+  local p = setmetatable({
+    mode = mode, stream = stream, callback = opts.callback, total = opts.total,
+    interval = opts.interval or 0.1, start = now(), last = -math.huge, drawn = false,
+    label = opts.label or "import", width = opts.width,
+  }, Progress)
+  return p
+end
+
+local function fmt_time(s)
+  if not s or s ~= s or s == math.huge then return "--:--" end
+  s = math.floor(s + 0.5)
+  local h, m = s // 3600, (s % 3600) // 60
+  if h > 0 then return ("%d:%02d:%02d"):format(h, m, s % 60) end
+  return ("%d:%02d"):format(m, s % 60)
+end
+M.format_time = fmt_time
+
+--- The state a progress report carries (also what the callback receives).
+function Progress:state(done, failed, final)
+  local elapsed = now() - self.start
+  local rate = elapsed > 0 and done / elapsed or 0
+  local eta
+  if self.total and rate > 0 then eta = math.max(0, (self.total - done) / rate) end
+  return { done = done, total = self.total, failed = failed or 0, rate = rate, eta = eta,
+           elapsed = elapsed, final = final or false }
+end
+
+--- One line of text for a state (exposed so callers can print it themselves).
+function M.render(st, width, label)
+  width = width or 80
+  local right
+  if st.total then
+    right = ("%d/%d %3d%% %6.0f rows/s ETA %s"):format(st.done, st.total,
+      st.total > 0 and math.floor(100 * st.done / st.total) or 100, st.rate, fmt_time(st.eta))
+  else
+    right = ("%d rows %6.0f rows/s %s"):format(st.done, st.rate, fmt_time(st.elapsed))
+  end
+  if st.failed > 0 then right = right .. (" failed %d"):format(st.failed) end
+  local left = (label or "import") .. " "
+  local barw = width - #left - #right - 4
+  if st.total and barw >= 10 then
+    local fill = st.total > 0 and math.floor(barw * math.min(st.done, st.total) / st.total) or barw
+    return left .. "[" .. ("#"):rep(fill) .. ("."):rep(barw - fill) .. "] " .. right
+  end
+  return left .. right
+end
+
+--- Report progress; redraws at most every `interval` seconds unless forced.
+function Progress:update(done, failed, force)
+  if self.mode == "none" then return end
+  local t = now()
+  if not force and t - self.last < self.interval then return end
+  self.last = t
+  local st = self:state(done, failed, false)
+  if self.mode == "bar" then
+    local width = self.width or tonumber(os.getenv("COLUMNS")) or 80
+    self.stream:write("\r", M.render(st, width - 1, self.label), "\27[K")
+    self.stream:flush()
+    self.drawn = true
+  elseif self.callback then
+    self.callback(st)
+  end
+end
+
+--- Final report (always drawn/called, ends the bar's line).
+function Progress:finish(done, failed)
+  if self.mode == "none" then return end
+  local st = self:state(done, failed, true)
+  if self.mode == "bar" then
+    local width = self.width or tonumber(os.getenv("COLUMNS")) or 80
+    self.stream:write("\r", M.render(st, width - 1, self.label), "\27[K\n")
+    self.stream:flush()
+  elseif self.callback then
+    self.callback(st)
+  end
+end
+
+return M
