@@ -1,0 +1,52 @@
+/* The one table that describes every model type: field, type, nullability, enum, range.
+ * Adding a field is one line in schema.c. */
+#ifndef VL_SCHEMA_H
+#define VL_SCHEMA_H
+
+#include <stddef.h>
+
+typedef enum {
+    VT_STRING,    /* Edm.String */
+    VT_INT32,     /* Edm.Int32 within [min, max] */
+    VT_BOOL,      /* Edm.Boolean */
+    VT_DTO,       /* Edm.DateTimeOffset: 2021-05-11T22:57:17Z or +hh:mm */
+    VT_DURATION,  /* Edm.Duration: ISO 8601, PT20M */
+    VT_ENUM,      /* evolvable enum: members in enums */
+    VT_DTTZ,      /* graph.dateTimeTimeZone {dateTime, timeZone} */
+    VT_BODY,      /* graph.itemBody {contentType, content} */
+    VT_STRLIST    /* Collection(Edm.String) */
+} vl_vtype;
+
+#define VF_NULLABLE 1   /* CSDL Nullable=true */
+#define VF_REQUIRED 2   /* needed to create one (viva.check) */
+
+typedef struct vl_field {
+    const char *name;           /* Graph JSON name as exposed to Lua */
+    const char *wire;           /* name written to JSON when it differs (NULL: name) */
+    const char *alias;          /* other spelling accepted on input (NULL: none) */
+    unsigned char type, flags;
+    const char *const *enums;   /* VT_ENUM (and VT_BODY contentType): NULL-terminated */
+    long min, max;              /* VT_INT32 range */
+} vl_field;
+
+typedef struct vl_kind {
+    const char *kind;           /* "assignment" */
+    const char *type_name;      /* "learningAssignment" */
+    const char *odata_type;     /* written as @odata.type; NULL for base/provider/content */
+    const char *family;         /* "activity" | "provider" | "content" */
+    const vl_field *fields;     /* fields[0] is id */
+    int nfields;
+} vl_kind;
+
+enum { VL_K_ASSIGNMENT, VL_K_SELF, VL_K_ACTIVITY, VL_K_PROVIDER, VL_K_CONTENT, VL_NKINDS };
+
+extern const vl_kind vl_kinds[VL_NKINDS];
+extern const char *const vl_body_types[];     /* bodyType: text, html */
+
+/* Formats (1 = valid). */
+int vl_valid_dto(const char *s, size_t n);        /* DateTimeOffset with Z or offset */
+int vl_valid_local_dt(const char *s, size_t n);   /* dateTimeTimeZone.dateTime */
+int vl_valid_duration(const char *s, size_t n);   /* Edm.Duration */
+int vl_enum_index(const char *const *e, const char *s, size_t n);   /* -1 if not a member */
+
+#endif
