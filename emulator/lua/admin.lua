@@ -1,0 +1,146 @@
+-- Admin API under /_emulator/ (loopback only), JSON in and out.  See README "The emulator".
+local json = require("json")
+local state = require("state")
+local log = require("log")
+local faults = require("faults")
+local ratelimit = require("ratelimit")
+
+local M = {}
+
+local function reply(status, body)
+  return { status = status, json = body, admin = true }
+end
+local function bad(message)
+  return reply(400, { error = { code = "badRequest", message = message } })
+end
+
+local function decode_body(req, allow_empty)
+  local b = req.body or ""
+  if b:match("^%s*$") then
+    if allow_empty then return nil end
+    return nil, "a JSON body is required"
+  end
+  local v, err = json.decode(b)
+  if v == nil then return nil, "malformed JSON: " .. tostring(err) end
+  if type(v) ~= "table" or json.is_array(v) then return nil, "the body must be a JSON object" end
+  return v
+end
+
+local SETTING_TYPES = {
+  page_size = "number", max_top = "number", token_lifetime = "number", max_body_bytes = "number",
+  app_can_list_user_activities = "boolean", external_id_spelling = "string",
+  batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
+}
+
+function M.reset_all(seed)
+  local ok, err = state.load(seed or state.default_seed)
+  if not ok then return nil, err end
+  log.reset()
+  faults.reset()
+  ratelimit.reset()
+  for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
+  return true
+end
+
+function M.handle(req, what, rest)
+  local m = req.method
+  if what == "health" and m == "GET" then
+    return reply(200, { ok = true, pid = ngx.worker.pid(), seed = state.seed_file })
+  elseif what == "reset" and m == "POST" then
+    local seed, err = decode_body(req, true)
+    if err then return bad(err) end
+    local ok, lerr = M.reset_all(seed)
+    if not ok then return bad("invalid seed: " .. lerr) end
+    return reply(204)
+  elseif what == "settings" and m == "GET" then
+    return reply(200, state.settings)
+  elseif what == "settings" and m == "POST" then
+    local body, err = decode_body(req)
+    if not body then return bad(err) end
+    for k, v in pairs(body) do
+      local t = SETTING_TYPES[k]
+      if not t then return bad("unknown setting '" .. tostring(k) .. "'") end
+      if v ~= json.null and type(v) ~= t then return bad("setting '" .. k .. "' must be a " .. t) end
+    end
+    if body.page_size and (body.page_size < 1 or body.page_size % 1 ~= 0) then return bad("page_size must be a positive integer") end
+    if body.max_body_bytes and (body.max_body_bytes < 1 or body.max_body_bytes > 64 * 1024 * 1024) then
+      return bad("max_body_bytes must be 1..67108864 (nginx's own cap)")
+    end
+    if body.external_id_spelling and not ({ metadata = 1, docs = 1, both = 1 })[body.external_id_spelling] then
+      return bad("external_id_spelling must be metadata, docs or both")
+    end
+    for k, v in pairs(body) do
+      if k == "rate_limit" then
+        if v == json.null then ratelimit.reset() else
+          local ok, rerr = ratelimit.set(v)
+          if not ok then return bad(rerr) end
+        end
+      elseif v == json.null then
+        state.settings[k] = state.DEFAULT_SETTINGS[k]
+      else
+        state.settings[k] = v
+      end
+    end
+    return reply(204)
+  elseif what == "faults" then
+    if m == "POST" and not rest then
+      local body, err = decode_body(req)
+      if not body then return bad(err) end
+      local r, ferr = faults.add(body)
+      if not r then return bad(ferr) end
+      return reply(201, { id = r.id })
+    elseif m == "GET" and not rest then
+      return reply(200, { value = faults.list() })
+    elseif m == "DELETE" and not rest then
+      faults.reset()
+      return reply(204)
+    elseif m == "DELETE" and rest then
+      if faults.remove(tonumber(rest)) then return reply(204) end
+      return reply(404, { error = { code = "notFound", message = "no fault rule " .. rest } })
+    end
+  elseif what == "rate_limit" then
+    if m == "POST" then
+      local body, err = decode_body(req)
+      if not body then return bad(err) end
+      local ok, rerr = ratelimit.set(body)
+      if not ok then return bad(rerr) end
+      return reply(204)
+    elseif m == "DELETE" then
+      ratelimit.reset()
+      return reply(204)
+    elseif m == "GET" then
+      return reply(200, { value = json.array(ratelimit.list()) })
+    end
+  elseif what == "log" then
+    if m == "GET" then
+      local since = tonumber(req.qmap.since or "0") or 0
+      return reply(200, { value = json.array(log.since(since)), last_seq = log.seq })
+    elseif m == "DELETE" then
+      log.entries, log.first = {}, 1
+      return reply(204)
+    end
+  elseif what == "counters" then
+    if m == "GET" then
+      return reply(200, log.counters)
+    elseif m == "DELETE" then
+      log.counters = { creates = {}, requests = 0, tokens = 0, token_requests = 0, conflicts = 0 }
+      return reply(204)
+    end
+  elseif what == "expire_tokens" and m == "POST" then
+    state.token_gen = state.token_gen + 1
+    return reply(204)
+  elseif what == "state" and m == "GET" then
+    local s = state.s
+    local n = 0
+    for _ in pairs(s.activities) do n = n + 1 end
+    return reply(200, { activities = n, providers = #s.provider_list })
+  else
+    local known = { health = 1, reset = 1, settings = 1, faults = 1, rate_limit = 1, log = 1, counters = 1, expire_tokens = 1, state = 1 }
+    if known[what] then
+      return reply(405, { error = { code = "methodNotAllowed", message = m .. " is not supported on /_emulator/" .. what } })
+    end
+  end
+  return reply(404, { error = { code = "notFound", message = "unknown admin endpoint /_emulator/" .. tostring(what) } })
+end
+
+return M

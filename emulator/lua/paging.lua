@@ -1,0 +1,118 @@
+-- OData query options on collections ($top, $skip, $count, $select) and server-side paging with an
+-- absolute, $skip-based @odata.nextLink that carries the request's other query options.
+local state = require("state")
+local util = require("util")
+local errors = require("errors")
+
+local M = {}
+
+local UNSUPPORTED = {
+  ["$filter"] = true, ["$orderby"] = true, ["$expand"] = true, ["$search"] = true,
+  ["$skiptoken"] = true, ["$apply"] = true, ["$format"] = true,
+}
+local COLLECTION_OPTS = { ["$top"] = true, ["$skip"] = true, ["$count"] = true, ["$select"] = true }
+
+local function nonneg_int(s)
+  if not s or not s:match("^%d+$") or #s > 10 then return nil end
+  return tonumber(s)
+end
+
+-- Parses $select against the allowed field set; returns a set (or nil when absent) or nil, error response.
+function M.parse_select(req, allowed, type_name)
+  local sel = req.qmap["$select"]
+  if sel == nil then return false end
+  local set = {}
+  for name in sel:gmatch("[^,]+") do
+    name = name:match("^%s*(.-)%s*$")
+    if name == "externalCourseActivityId" then name = "externalcourseActivityId" end
+    if name ~= "*" then
+      if not allowed[name] then
+        return nil, errors.graph(req, 400, "BadRequest",
+          "Could not find a property named '" .. name .. "' on type 'microsoft.graph." .. type_name .. "'.")
+      end
+      set[name] = true
+    else
+      return false
+    end
+  end
+  return set
+end
+
+-- Checks the query options of a single-entity GET.
+function M.check_entity_options(req)
+  for _, kv in ipairs(req.qlist) do
+    local k = kv[1]
+    if k:sub(1, 1) == "$" and k ~= "$select" and k ~= "$expand" then
+      return errors.graph(req, 400, "BadRequest", "Query option '" .. k .. "' is not allowed on a single entity.")
+    end
+    if k == "$expand" then
+      return errors.graph(req, 400, "BadRequest", "Query option '$expand' is not supported for this resource.")
+    end
+  end
+end
+
+-- Builds a collection response.
+--   items: array of records; render(rec, select_set) -> table; context: @odata.context URL;
+--   allowed: set of selectable fields; type_name for messages.
+function M.collection(req, items, opts)
+  for _, kv in ipairs(req.qlist) do
+    local k = kv[1]
+    if UNSUPPORTED[k] then
+      return errors.graph(req, 400, "BadRequest", "Query option '" .. k .. "' is not supported for this resource.")
+    elseif k:sub(1, 1) == "$" and not COLLECTION_OPTS[k] then
+      return errors.graph(req, 400, "BadRequest", "Query option '" .. k .. "' is not allowed.")
+    end
+  end
+  local q = req.qmap
+  local top, skip = nil, 0
+  if q["$top"] then
+    top = nonneg_int(q["$top"])
+    if not top then
+      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q["$top"] .. "' for query option '$top'.")
+    end
+  end
+  if q["$skip"] then
+    skip = nonneg_int(q["$skip"])
+    if not skip then
+      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q["$skip"] .. "' for query option '$skip'.")
+    end
+  end
+  local count = false
+  if q["$count"] then
+    local c = q["$count"]:lower()
+    if c == "true" then count = true
+    elseif c ~= "false" then
+      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q["$count"] .. "' for query option '$count'.")
+    end
+  end
+  local select, serr = M.parse_select(req, opts.allowed, opts.type_name)
+  if select == nil then return serr end
+
+  local size = tonumber(state.settings.page_size) or 50
+  if top then
+    local max_top = tonumber(state.settings.max_top) or 999
+    size = math.min(top, max_top)
+  end
+  if size < 0 then size = 0 end
+  local total = #items
+  local value = {}
+  local last = math.min(total, skip + size)
+  for i = skip + 1, last do
+    value[#value + 1] = opts.render(items[i], select)
+  end
+  local body = { ["@odata.context"] = opts.context, value = setmetatable(value, require("json").ARRAY) }
+  if count then body["@odata.count"] = total end
+  if last < total and size > 0 then
+    local parts = {}
+    for _, kv in ipairs(req.qlist) do
+      if kv[1] ~= "$skip" then
+        parts[#parts + 1] = util.query_encode(kv[1]) .. "=" .. util.query_encode(kv[2])
+      end
+    end
+    parts[#parts + 1] = "$skip=" .. last
+    body["@odata.nextLink"] = req.base .. req.raw_path .. "?" .. table.concat(parts, "&")
+  end
+  return { status = 200, json = body }
+end
+
+return M

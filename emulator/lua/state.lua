@@ -1,0 +1,165 @@
+-- In-memory state of the emulator (one nginx worker, so plain module tables are the store).
+-- Everything here is rebuilt from a seed by load(); tokens survive a reset (see README).
+local json = require("json")
+local util = require("util")
+
+local M = {}
+
+M.DEFAULT_SETTINGS = {
+  page_size = 50,                      -- server-side page size of every collection
+  max_top = 999,                       -- $top above this is clamped
+  token_lifetime = 3599,               -- seconds (expires_in of the token endpoint)
+  max_body_bytes = 4194304,            -- 413 past this (nginx's own hard cap is 64 MiB)
+  app_can_list_user_activities = true, -- graph-api.md §8.5: false gives 403 on A5 for app tokens
+  external_id_spelling = "metadata",   -- "metadata" (externalcourseActivityId), "docs" (externalCourseActivityId) or "both"
+  batch_throttled_status = 200,        -- envelope status when a $batch item is throttled (200 or 424, §6 #22)
+  location_header = true,              -- Location header on 201 responses (OData 4.0 §11.4.2)
+}
+
+M.tokens = {}          -- access token -> claims table (survives reset)
+M.token_gen = 1        -- expire_tokens bumps this; tokens of older generations answer 401
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function M.init(seed_file)
+  M.seed_file = seed_file
+  local text, err = read_file(seed_file)
+  if not text then error("cannot read seed " .. tostring(seed_file) .. ": " .. tostring(err)) end
+  local seed, jerr = json.decode(text)
+  if type(seed) ~= "table" then error("seed " .. seed_file .. " is not valid JSON: " .. tostring(jerr)) end
+  M.default_seed = seed
+  local ok, lerr = M.load(seed)
+  if not ok then error("seed " .. seed_file .. ": " .. lerr) end
+end
+
+local function list_remove(list, value)
+  for i = 1, #list do
+    if list[i] == value then table.remove(list, i) return end
+  end
+end
+M.list_remove = list_remove
+
+-- Loads a seed table; returns true or nil, message.  The previous state is kept on error.
+function M.load(seed)
+  if type(seed) ~= "table" then return nil, "seed must be a JSON object" end
+  local s = {
+    tenants = {}, tenant_by_domain = {}, apps = {}, users = {}, user_by_upn = {},
+    providers = {}, provider_list = {},
+    contents = {}, contents_by_provider = {},      -- provider id -> { list = {ids}, by_ext = {ext -> id} }
+    activities = {}, activity_list = {},
+    activities_by_provider = {},                   -- provider id -> { by_ext = {ext -> id} }
+    activities_by_user = {},                       -- user id -> { ids }
+  }
+  for _, t in ipairs(seed.tenants or {}) do
+    if type(t) ~= "table" or type(t.id) ~= "string" then return nil, "tenant without id" end
+    s.tenants[t.id] = t
+    if type(t.domain) == "string" then s.tenant_by_domain[t.domain:lower()] = t end
+  end
+  local default_tenant = seed.tenants and seed.tenants[1] and seed.tenants[1].id
+  for _, a in ipairs(seed.apps or {}) do
+    if type(a) ~= "table" or type(a.client_id) ~= "string" then return nil, "app without client_id" end
+    a.tenant = a.tenant or default_tenant
+    s.apps[a.client_id] = a
+  end
+  for _, u in ipairs(seed.users or {}) do
+    if type(u) ~= "table" or type(u.id) ~= "string" then return nil, "user without id" end
+    u.tenant = u.tenant or default_tenant
+    s.users[u.id] = u
+    if type(u.userPrincipalName) == "string" then s.user_by_upn[u.userPrincipalName:lower()] = u end
+  end
+  for _, p in ipairs(seed.providers or {}) do
+    if type(p) ~= "table" or type(p.id) ~= "string" then return nil, "provider without id" end
+    local rec = util.copy(p)
+    rec.tenant = rec.tenant or default_tenant
+    if rec.isCourseActivitySyncEnabled == nil then rec.isCourseActivitySyncEnabled = false end
+    s.providers[rec.id] = rec
+    s.provider_list[#s.provider_list + 1] = rec.id
+    s.contents_by_provider[rec.id] = { list = {}, by_ext = {} }
+    s.activities_by_provider[rec.id] = { by_ext = {} }
+  end
+  for _, c in ipairs(seed.contents or {}) do
+    if type(c) ~= "table" or type(c.id) ~= "string" or type(c.provider) ~= "string" then
+      return nil, "content without id or provider"
+    end
+    local idx = s.contents_by_provider[c.provider]
+    if not idx then return nil, "content " .. c.id .. " names an unknown provider" end
+    local rec = util.copy(c)
+    rec.provider = nil
+    rec._provider = c.provider
+    for _, k in ipairs({ "additionalTags", "contributors", "skillTags" }) do
+      rec[k] = json.array(rec[k] or {})
+    end
+    if rec.isActive == nil then rec.isActive = true end
+    if rec.isPremium == nil then rec.isPremium = false end
+    if rec.isSearchable == nil then rec.isSearchable = true end
+    s.contents[rec.id] = rec
+    idx.list[#idx.list + 1] = rec.id
+    if rec.externalId then idx.by_ext[rec.externalId] = rec.id end
+  end
+  local settings = util.copy(M.DEFAULT_SETTINGS)
+  for k, v in pairs(seed.settings or {}) do
+    if v ~= json.null then settings[k] = v end
+  end
+  s.settings = settings
+  M.s = s
+  M.settings = settings
+  for _, a in ipairs(seed.activities or {}) do
+    if type(a) == "table" and type(a.id) == "string" then
+      a._kind = (tostring(a["@odata.type"] or "")):find("SelfInitiated") and "self_initiated" or "assignment"
+      a["@odata.type"] = nil
+      a._provider = a.learningProviderId
+      M.add_activity(a)
+    end
+  end
+  -- Rate-limit settings in the seed.
+  M.rate_limits = {}
+  if type(settings.rate_limit) == "table" then
+    M.rate_limits[#M.rate_limits + 1] = settings.rate_limit
+  end
+  return true
+end
+
+function M.add_activity(a)
+  local s = M.s
+  s.activities[a.id] = a
+  s.activity_list[#s.activity_list + 1] = a.id
+  local pidx = s.activities_by_provider[a._provider]
+  if pidx and a.externalcourseActivityId then pidx.by_ext[a.externalcourseActivityId] = a.id end
+  local uid = a.learnerUserId
+  if uid then
+    local ul = s.activities_by_user[uid]
+    if not ul then ul = {}; s.activities_by_user[uid] = ul end
+    ul[#ul + 1] = a.id
+  end
+end
+
+function M.remove_activity(a)
+  local s = M.s
+  s.activities[a.id] = nil
+  list_remove(s.activity_list, a.id)
+  local pidx = s.activities_by_provider[a._provider]
+  if pidx and a.externalcourseActivityId and pidx.by_ext[a.externalcourseActivityId] == a.id then
+    pidx.by_ext[a.externalcourseActivityId] = nil
+  end
+  local ul = a.learnerUserId and s.activities_by_user[a.learnerUserId]
+  if ul then list_remove(ul, a.id) end
+end
+
+-- Finds a tenant by GUID or domain name.
+function M.tenant(name)
+  if type(name) ~= "string" then return nil end
+  return M.s.tenants[name] or M.s.tenant_by_domain[name:lower()]
+end
+
+function M.user(id_or_upn)
+  if type(id_or_upn) ~= "string" then return nil end
+  return M.s.users[id_or_upn] or M.s.user_by_upn[id_or_upn:lower()]
+end
+
+return M

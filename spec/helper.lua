@@ -1,0 +1,50 @@
+-- busted helper (see .busted): makes sure an emulator answers before any spec runs.
+-- 1. VIVA_EMU_DIR (as set by spec/run or the Makefile) or emulator/.run has a live instance: use it.
+-- 2. Otherwise start one in a fresh temporary directory, and stop it when this Lua state closes
+--    (a __gc/__close sentinel held in the registry; busted exits with os.exit(code, true)), and also
+--    when this process dies any other way (a watchdog shell that waits for our pid).
+local function sh(cmd)
+  local ok, _, code = os.execute(cmd)
+  return ok == true or code == 0
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function live(dir)
+  return sh("./emulator/run --dir " .. q(dir) .. " --status --quiet >/dev/null 2>&1")
+end
+
+local dir = os.getenv("VIVA_EMU_DIR")
+if not (dir and live(dir)) then
+  if not dir and live("emulator/.run") then
+    dir = "emulator/.run"
+  else
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    dir = tmp .. "-emu"
+    if not sh("./emulator/run --dir " .. q(dir) .. " --quiet") then
+      error("spec/helper.lua: could not start the emulator in " .. dir)
+    end
+    local stopped = false
+    local function stop()
+      if stopped then return end
+      stopped = true
+      sh("./emulator/stop --dir " .. q(dir) .. " --quiet >/dev/null 2>&1; rm -rf " .. q(dir))
+    end
+    local sentinel = setmetatable({}, { __gc = stop, __close = stop })
+    debug.getregistry()["vivalearning.spec.emulator_sentinel"] = sentinel
+    -- The watchdog: if this process is killed (no __gc), nginx must not stay behind.
+    local f = io.open("/proc/self/stat", "r")
+    local stat = f and f:read("l")
+    if f then f:close() end
+    local pid = stat and stat:match("^(%d+)")
+    if pid then
+      sh("nohup sh -c " .. q("while kill -0 " .. pid .. " 2>/dev/null; do sleep 1; done; " ..
+        "./emulator/stop --dir " .. q(dir) .. " --quiet; rm -rf " .. q(dir)) ..
+        " >/dev/null 2>&1 &")
+    end
+  end
+end
+
+VIVA_EMU_ACTIVE_DIR = dir
+require("support.emulator").load(dir)
