@@ -1,0 +1,300 @@
+/* Tokens: client credentials (or the password grant, for delegated test setups), a fixed
+ * token, or a Lua token_provider. One token per client, fetched on first use, refreshed
+ * 5 minutes before expiry (half-way for short-lived tokens), one fetch at a time for all
+ * waiters (single flight). Token endpoint errors become auth errors with the OAuth `error`
+ * and the AADSTS code. The secret only ever travels in the token request body; neither the
+ * body nor the token is logged or put in an error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "json.h"
+
+#define REFRESH_AHEAD 300.0
+#define BACKGROUND_RETRY 30.0
+
+int vl_auth_usable(vl_client *c, double now) {
+    return c->tok.value != NULL && now < c->tok.expires_at;
+}
+
+int vl_auth_refreshable(vl_client *c) { return c->auth != VL_AUTH_FIXED; }
+
+/* After a 401: the token used (generation gen) is no good. A newer token is kept. */
+void vl_auth_invalidate(vl_client *c, unsigned gen) {
+    if (c->auth == VL_AUTH_FIXED || gen != c->tok.gen || !c->tok.value) return;
+    vl_zfree(c->tok.value);
+    c->tok.value = NULL;
+    c->tok.expires_at = c->tok.refresh_at = 0;
+    c->tok.retry_at = 0;
+}
+
+void vl_auth_free(vl_client *c) {
+    vl_zfree(c->tok.value);
+    c->tok.value = NULL;
+}
+
+static void set_token(vl_client *c, const char *tok, double lifetime, double t0) {
+    double ahead;
+    vl_zfree(c->tok.value);
+    c->tok.value = vl_strdup(tok);
+    c->tok.gen++;
+    if (lifetime <= 0) lifetime = 1e12;
+    ahead = lifetime / 2 < REFRESH_AHEAD ? lifetime / 2 : REFRESH_AHEAD;
+    c->tok.expires_at = t0 + lifetime;
+    c->tok.refresh_at = c->tok.expires_at - ahead;
+    c->tok.retry_at = 0;
+    c->tok.failures = 0;
+}
+
+/* Pushes an auth error (message must hold no secret). */
+static void push_auth_error(lua_State *L, long status, const char *code, const char *msg, int attempts) {
+    vl_errinfo e;
+    memset(&e, 0, sizeof e);
+    e.kind = "auth";
+    e.status = status;
+    e.code = code;
+    e.message = msg;
+    e.retry_after = -1;
+    e.attempts = attempts;
+    vl_error_push(L, &e);
+}
+
+/* Replaces every occurrence of the client's secrets in the string on top of the stack. */
+static void redact_top(lua_State *L, vl_client *c) {
+    const char *secrets[3];
+    int i;
+    secrets[0] = c->client_secret; secrets[1] = c->password; secrets[2] = c->tok.value;
+    for (i = 0; i < 3; i++) {
+        if (!secrets[i] || !*secrets[i]) continue;
+        luaL_gsub(L, lua_tostring(L, -1), secrets[i], "<redacted>");
+        lua_remove(L, -2);
+    }
+}
+
+static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int transient, double now) {
+    erridx = lua_absindex(L, erridx);
+    c->tok.fetching = 0;
+    c->tok.failures++;
+    if (vl_auth_usable(c, now)) {
+        /* a background refresh failed: keep the valid token, try again later */
+        c->tok.retry_at = now + BACKGROUND_RETRY;
+        if (c->tok.retry_at > c->tok.expires_at) c->tok.retry_at = c->tok.expires_at;
+        return;
+    }
+    if (transient && c->tok.failures <= c->max_retries) {
+        c->tok.retry_at = now + vl_backoff(&c->rng, c->tok.failures - 1, c->backoff_base, c->backoff_cap);
+        return;
+    }
+    c->tok.failures = 0;
+    c->tok.retry_at = 0;
+    vl_client_fail_waiters(L, c, cidx, erridx);
+}
+
+static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int force) {
+    int top = lua_gettop(L);
+    lua_getiuservalue(L, cidx, 1);
+    lua_getfield(L, -1, "token_provider");
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, force);
+    lua_setfield(L, -2, "force");
+    c->in_cb = 1;
+    c->tok.fetching = 1;
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+        c->in_cb = 0;
+        if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "(error object is not a string)"); }
+        lua_pushfstring(L, "token_provider raised an error: %s", lua_tostring(L, -1));
+        redact_top(L, c);
+        push_auth_error(L, 0, "token_provider_error", lua_tostring(L, -1), 0);
+        token_failed(L, c, cidx, -1, 0, now);
+        lua_settop(L, top);
+        return;
+    }
+    c->in_cb = 0;
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
+        size_t n, i;
+        const char *t = lua_tolstring(L, -2, &n);
+        double life = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        for (i = 0; i < n; i++)
+            if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) break;
+        if (i == n) {
+            c->tok.fetching = 0;
+            set_token(c, t, life, now);
+            lua_settop(L, top);
+            vl_client_release_waiters(c);
+            return;
+        }
+        lua_pushliteral(L, "token_provider returned a token with whitespace or control characters");
+    } else if (lua_isstring(L, -1)) {
+        lua_pushfstring(L, "token_provider failed: %s", lua_tostring(L, -1));
+        redact_top(L, c);
+    } else {
+        lua_pushliteral(L, "token_provider returned no token");
+    }
+    push_auth_error(L, 0, "token_provider_error", lua_tostring(L, -1), 0);
+    token_failed(L, c, cidx, -1, 0, now);
+    lua_settop(L, top);
+}
+
+static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
+    luaL_Buffer b;
+    vl_req *r;
+    const char *body;
+    size_t bl;
+    int top = lua_gettop(L);
+    r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->flags = VL_F_INTERNAL;
+    r->method = VL_POST;
+    r->res = VL_RES_TOKEN;
+    r->opname = "token";
+    r->c = c;
+    r->url = vl_strdup(c->token_url);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "client_id=");
+    vl_url_add_form(&b, c->client_id, strlen(c->client_id));
+    luaL_addstring(&b, "&scope=");
+    vl_url_add_form(&b, c->scope, strlen(c->scope));
+    if (c->auth == VL_AUTH_PASSWORD) {
+        luaL_addstring(&b, "&grant_type=password&username=");
+        vl_url_add_form(&b, c->username, strlen(c->username));
+        luaL_addstring(&b, "&password=");
+        vl_url_add_form(&b, c->password, strlen(c->password));
+        if (c->client_secret) {
+            luaL_addstring(&b, "&client_secret=");
+            vl_url_add_form(&b, c->client_secret, strlen(c->client_secret));
+        }
+    } else {
+        luaL_addstring(&b, "&grant_type=client_credentials&client_secret=");
+        vl_url_add_form(&b, c->client_secret, strlen(c->client_secret));
+    }
+    luaL_pushresult(&b);
+    body = lua_tolstring(L, -1, &bl);
+    r->body = malloc(bl + 1);
+    if (r->body) { memcpy(r->body, body, bl + 1); r->body_len = bl; }
+    lua_settop(L, top);   /* the Lua copy of the body is garbage now; Lua strings cannot be wiped */
+    r->op_start = now;
+    r->deadline = now + c->deadline_s;
+    if (!r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
+        vl_req_free(r);
+        push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
+        token_failed(L, c, cidx, -1, 1, now);
+        lua_settop(L, top);
+        return;
+    }
+    c->tok.fetching = 1;
+    c->token_req = r;
+}
+
+void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now) {
+    int need;
+    if (c->auth == VL_AUTH_FIXED || c->tok.fetching) return;
+    need = c->token_h != NULL;
+    if (!need && !(c->tok.value && now >= c->tok.refresh_at)) return;
+    if (now < c->tok.retry_at) return;
+    if (!need && !c->ready_h && !c->active_h && !c->backoff_h) return;   /* nobody needs it now */
+    if (c->auth == VL_AUTH_PROVIDER) call_provider(L, c, cidx, now, c->tok.value == NULL && c->tok.gen > 0);
+    else start_fetch(L, c, cidx, now);
+}
+
+static const char *first_line(lua_State *L, const char *s) {
+    const char *e = s;
+    while (*e && *e != '\r' && *e != '\n') e++;
+    lua_pushlstring(L, s, (size_t)(e - s));
+    return lua_tostring(L, -1);
+}
+
+void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
+    int top = lua_gettop(L);
+    double now = vl_now();
+    double t0 = r->attempt_start;
+    c->token_req = NULL;
+    if (rc != CURLE_OK) {
+        char msg[CURL_ERROR_SIZE + 128];
+        vl_errinfo e;
+        snprintf(msg, sizeof msg, "token endpoint unreachable: %s (%d): %s", curl_easy_strerror(rc), (int)rc,
+                 r->errbuf[0] ? r->errbuf : "");
+        memset(&e, 0, sizeof e);
+        e.kind = "auth";
+        e.code = "token_request_failed";
+        e.message = "could not reach the token endpoint";
+        e.cause = msg + 29;
+        e.retry_after = -1;
+        e.attempts = r->attempts;
+        vl_error_push(L, &e);
+        vl_req_free(r);
+        token_failed(L, c, cidx, -1, 1, now);
+        lua_settop(L, top);
+        return;
+    }
+    if (r->status == 200 && r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
+        int t = lua_gettop(L);
+        lua_getfield(L, t, "access_token");
+        lua_getfield(L, t, "expires_in");
+        if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
+            double life = lua_tonumber(L, -1);   /* number or numeric string */
+            size_t n, i;
+            const char *tok = lua_tolstring(L, -2, &n);
+            for (i = 0; i < n; i++)
+                if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f) break;
+            if (i == n) {
+                set_token(c, tok, life > 0 ? life : 3599, t0);
+                c->tok.fetching = 0;
+                vl_req_free(r);
+                lua_settop(L, top);
+                vl_client_release_waiters(c);
+                return;
+            }
+        }
+        lua_settop(L, top);
+        push_auth_error(L, r->status, "invalid_token_response", "the token endpoint answered 200 without a usable access_token", r->attempts);
+        vl_req_free(r);
+        token_failed(L, c, cidx, -1, 0, now);
+        lua_settop(L, top);
+        return;
+    }
+    lua_settop(L, top);
+    {
+        /* an OAuth error: {error, error_description "AADSTS7000215: ...\r\nTrace ID...", error_codes} */
+        const char *err = NULL, *desc = NULL;
+        lua_Integer aadsts = 0;
+        int transient = r->status == 429 || r->status >= 500;
+        int t = 0;
+        if (r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
+            t = lua_gettop(L);
+            lua_getfield(L, t, "error");
+            err = lua_tostring(L, -1);
+            lua_getfield(L, t, "error_description");
+            desc = lua_isstring(L, -1) ? first_line(L, lua_tostring(L, -1)) : NULL;
+            lua_getfield(L, t, "error_codes");
+            if (lua_istable(L, -1)) {
+                lua_rawgeti(L, -1, 1);
+                aadsts = lua_tointeger(L, -1);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+            if (!aadsts && desc && strncmp(desc, "AADSTS", 6) == 0) aadsts = strtol(desc + 6, NULL, 10);
+            if (err && strcmp(err, "temporarily_unavailable") == 0) transient = 1;
+        } else {
+            lua_settop(L, top);
+        }
+        {
+            char msg[512];
+            snprintf(msg, sizeof msg, "token request failed with HTTP %ld%s%s", r->status, desc ? ": " : "", desc ? desc : "");
+            lua_pushstring(L, msg);
+            redact_top(L, c);
+            push_auth_error(L, r->status, err ? err : "token_request_failed", lua_tostring(L, -1), r->attempts);
+            if (err) { lua_pushstring(L, err); lua_setfield(L, -2, "error"); }
+            if (aadsts) { lua_pushinteger(L, aadsts); lua_setfield(L, -2, "aadsts"); }
+            if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }
+            if (transient) {
+                double h = vl_retry_after_header(r->h_retry_after, (double)time(NULL));
+                if (h >= 0) { lua_pushnumber(L, h); lua_setfield(L, -2, "retry_after"); }
+            }
+        }
+        vl_req_free(r);
+        token_failed(L, c, cidx, -1, transient, now);
+        lua_settop(L, top);
+    }
+}

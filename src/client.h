@@ -1,0 +1,185 @@
+/* Client half of vivalearning.core: shared declarations of client.c, transport.c, auth.c,
+ * retry.c, url.c and error.c. Nothing here is visible to Lua except through client.c. */
+#ifndef VL_CLIENT_H
+#define VL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <curl/curl.h>
+
+#include "core.h"
+
+/* ---------- url.c ---------- */
+/* A parsed base URL (graph_url, authority_url): scheme, host and port used to check nextLinks. */
+typedef struct vl_origin {
+    char scheme[8];
+    char host[256];
+    long port;
+    char *base;          /* the base URL without a trailing slash (malloc) */
+} vl_origin;
+
+/* Parses and checks a base URL; on failure returns a static-ish message in err (size n). */
+int  vl_origin_parse(vl_origin *o, const char *url, int allow_http, const char *what, char *err, size_t n);
+void vl_origin_free(vl_origin *o);
+int  vl_host_is_loopback(const char *host);
+/* Appends one percent-encoded path segment; returns NULL or an error message (static). */
+const char *vl_url_add_segment(luaL_Buffer *b, const char *s, size_t n);
+/* Appends ('literal') for an OData key: quotes doubled, then percent-encoded. */
+const char *vl_url_add_key(luaL_Buffer *b, const char *name, const char *s, size_t n);
+/* Appends a query value percent-encoded. */
+void vl_url_add_query(luaL_Buffer *b, const char *s, size_t n);
+/* 1 when link has the scheme, host and port of o and no userinfo; else 0 with a message. */
+int  vl_url_same_origin(const vl_origin *o, const char *link, size_t n, char *err, size_t errn);
+/* percent-encodes s (for form bodies) into b */
+void vl_url_add_form(luaL_Buffer *b, const char *s, size_t n);
+
+/* ---------- retry.c ---------- */
+typedef struct vl_rng { uint64_t s[2]; } vl_rng;
+void     vl_rng_seed(vl_rng *r, const void *salt);
+uint64_t vl_rng_next(vl_rng *r);
+double   vl_rng_unit(vl_rng *r);               /* [0,1) */
+void     vl_uuid4(vl_rng *r, char out[37]);
+double   vl_now(void);                          /* monotonic seconds */
+/* Retry-After parsing. Each returns seconds >= 0, or -1 when absent/invalid. */
+double vl_retry_after_header(const char *v, double wall_now);
+double vl_retry_after_ms(const char *v);
+double vl_retry_after_body(const char *body, size_t n);  /* "Retry after N minutes" */
+/* Full jitter: uniform in [0, min(cap, base * 2^retry)]. */
+double vl_backoff(vl_rng *r, int retry, double base, double cap);
+
+/* ---------- error.c ---------- */
+#define VL_ERR_MT "vivalearning.error"
+typedef struct vl_errinfo {
+    const char *kind;          /* http auth throttled transport validation protocol */
+    long status;               /* 0 when none */
+    const char *code;          /* Graph code / OAuth error / curl name */
+    const char *message;
+    const char *request_id, *client_request_id, *date;
+    double retry_after;        /* < 0 when none */
+    int attempts;
+    const char *cause;         /* transport cause "CURLE_X: text" */
+    const char *method, *url;
+} vl_errinfo;
+void vl_error_open(lua_State *L);             /* metatable */
+void vl_error_push(lua_State *L, const vl_errinfo *e);   /* pushes the error table */
+/* Pushes an error for an HTTP response; tidx is its decoded body (Graph error) or 0. */
+void vl_error_push_graph(lua_State *L, vl_errinfo *e, int tidx);
+/* Pushes nil, err(kind=validation, message) and returns 2. */
+int  vl_error_validation(lua_State *L, const char *fmt, ...);
+
+/* ---------- requests and the client ---------- */
+enum { VL_GET, VL_POST, VL_PATCH, VL_DELETE };
+
+/* what the result of a finished request looks like */
+enum {
+    VL_RES_MODEL,      /* decoded model of a family */
+    VL_RES_CREATED,    /* decoded model; the original model gets the id */
+    VL_RES_TRUE,       /* true (204 and friends) */
+    VL_RES_UPDATED,    /* true, the original model is cleaned */
+    VL_RES_PAGE,       /* { value = {...}, next_link =, count = } */
+    VL_RES_BATCH,      /* results array */
+    VL_RES_TOKEN       /* internal: token endpoint */
+};
+enum { VL_FAM_ACTIVITY, VL_FAM_PROVIDER, VL_FAM_CONTENT };
+
+enum { VL_L_NONE, VL_L_READY, VL_L_BACKOFF, VL_L_TOKEN, VL_L_ACTIVE };
+
+#define VL_F_SYNC     1   /* a synchronous call waits for it; never returned by poll */
+#define VL_F_INTERNAL 2   /* token request: owned by the client, no Lua handle */
+#define VL_F_DEL404OK 4   /* DELETE: 404 after a retry counts as gone */
+
+typedef struct vl_client vl_client;
+typedef struct vl_req vl_req;
+
+struct vl_req {
+    vl_client *c;               /* NULL once detached (client collected) */
+    vl_req *prev, *next;
+    int list;
+    int method, res, family, flags;
+    const char *opname;         /* static */
+    char *url;                  /* malloc */
+    char *body; size_t body_len;/* malloc, zeroed before free */
+    char *alt_url;              /* create: GET by alternate key after an ambiguous failure */
+    int phase;                  /* 0 = the request itself, 1 = alternate-key lookup */
+    int attempts, retries, auth_replays;
+    int done, closed;
+    double deadline, not_before, attempt_start, op_start;
+    unsigned token_gen;
+    char crid[37];
+    /* one attempt */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+    long status;
+    char *resp; size_t resp_len, resp_cap;
+    int too_big;
+    char h_request_id[96], h_client_request_id[96], h_date[64], h_retry_after[64],
+         h_retry_after_ms[32], h_x_retry_after_ms[32], h_content_type[96];
+};
+
+typedef struct vl_token {
+    char *value;                /* malloc, zeroed before free */
+    double expires_at, refresh_at;   /* monotonic */
+    unsigned gen;               /* bumped on each new token */
+    int fetching;               /* single flight */
+    double retry_at;            /* background refresh failed: not before */
+    int failures;               /* consecutive failed fetches */
+} vl_token;
+
+enum { VL_AUTH_SECRET, VL_AUTH_PASSWORD, VL_AUTH_FIXED, VL_AUTH_PROVIDER };
+
+struct vl_client {
+    int closed;
+    int in_cb;                  /* inside token_provider or log hook */
+    int auth;                   /* VL_AUTH_* */
+    vl_origin graph, authority;
+    char *tenant, *client_id, *client_secret, *username, *password, *scope, *ca_file, *user_agent;
+    long connect_ms, attempt_ms;
+    double deadline_s;
+    int max_retries, max_concurrency;
+    double backoff_base, backoff_cap;
+    size_t max_body;
+    int allow_http, has_log;
+    vl_rng rng;
+    CURLM *multi;
+    CURL **pool; int npool, pool_cap;
+    int nactive;
+    int ndone;                  /* finished handles not yet returned by poll */
+    /* lists: ready (admission queue), backoff, waiting for a token, active */
+    vl_req *ready_h, *ready_t, *backoff_h, *backoff_t, *token_h, *token_t, *active_h, *active_t;
+    vl_token tok;
+    vl_req *token_req;          /* internal, in flight */
+    char *token_url;
+};
+
+/* transport.c */
+int  vl_transport_init(vl_client *c);
+void vl_transport_free(vl_client *c);
+int  vl_transport_start(vl_client *c, vl_req *r, const char *token);  /* 0 ok, else CURLcode */
+void vl_transport_release(vl_client *c, vl_req *r);   /* remove from the multi, keep easy in pool */
+int  vl_transport_was_sent(vl_req *r, CURLcode rc);
+void vl_transport_reset_response(vl_req *r);
+const char *vl_method_name(int m);
+
+/* list helpers (client.c) */
+void vl_list_push(vl_client *c, vl_req *r, int list);
+void vl_list_push_front(vl_client *c, vl_req *r, int list);
+void vl_list_remove(vl_client *c, vl_req *r);
+void vl_req_free(vl_req *r);
+void vl_zfree(char *p);        /* zero a string, then free it */
+
+/* auth.c */
+int  vl_auth_usable(vl_client *c, double now);      /* token present and not expired */
+void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now);  /* start refreshes, serve waiters */
+void vl_auth_invalidate(vl_client *c, unsigned gen);
+int  vl_auth_refreshable(vl_client *c);
+void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc);
+void vl_auth_free(vl_client *c);
+
+/* client.c: used by auth.c */
+void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx);
+void vl_client_release_waiters(vl_client *c);
+void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx);
+char *vl_strdup(const char *s);
+
+#endif

@@ -1,0 +1,302 @@
+/* libcurl transport: one multi handle per client, a pool of reusable easy handles (the
+ * connection, DNS and TLS session caches live in the multi), HTTP/2 over TLS with PIPEWAIT,
+ * https only (http only for allow_http on loopback), no redirects, per-attempt timeouts and
+ * a response body cap enforced in the write callback. No Lua is ever called from here: the
+ * callbacks only copy bytes, so no Lua error can unwind through libcurl. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client.h"
+
+const char *vl_method_name(int m) {
+    switch (m) {
+    case VL_POST: return "POST";
+    case VL_PATCH: return "PATCH";
+    case VL_DELETE: return "DELETE";
+    default: return "GET";
+    }
+}
+
+int vl_transport_init(vl_client *c) {
+    c->multi = curl_multi_init();
+    if (!c->multi) return 0;
+    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(c->max_concurrency + 4));
+    return 1;
+}
+
+void vl_transport_free(vl_client *c) {
+    int i;
+    for (i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
+    free(c->pool);
+    c->pool = NULL;
+    c->npool = c->pool_cap = 0;
+    if (c->multi) curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
+    vl_req *r = ud;
+    size_t n = size * nmemb;
+    size_t cap = r->c ? r->c->max_body : 0;
+    if (cap && r->resp_len + n > cap) {
+        r->too_big = 1;
+        return CURL_WRITEFUNC_ERROR;
+    }
+    if (r->resp_len + n + 1 > r->resp_cap) {
+        size_t nc = r->resp_cap ? r->resp_cap : 4096;
+        char *np;
+        while (nc < r->resp_len + n + 1) nc *= 2;
+        np = realloc(r->resp, nc);
+        if (!np) return CURL_WRITEFUNC_ERROR;
+        r->resp = np;
+        r->resp_cap = nc;
+    }
+    memcpy(r->resp + r->resp_len, p, n);
+    r->resp_len += n;
+    r->resp[r->resp_len] = 0;
+    return n;
+}
+
+/* copies a header value (trimmed) into dst if the line is "name: value" */
+static int header_is(const char *line, size_t n, const char *name, char *dst, size_t dn) {
+    size_t k = strlen(name), i, j;
+    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0) return 0;
+    i = k + 1;
+    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    j = n;
+    while (j > i && (line[j - 1] == '\r' || line[j - 1] == '\n' || line[j - 1] == ' ' || line[j - 1] == '\t')) j--;
+    if (j - i >= dn) j = i + dn - 1;
+    memcpy(dst, line + i, j - i);
+    dst[j - i] = 0;
+    return 1;
+}
+
+void vl_transport_reset_response(vl_req *r) {
+    r->status = 0;
+    r->resp_len = 0;
+    if (r->resp) r->resp[0] = 0;
+    r->too_big = 0;
+    r->errbuf[0] = 0;
+    r->h_request_id[0] = r->h_client_request_id[0] = r->h_date[0] = r->h_retry_after[0] = 0;
+    r->h_retry_after_ms[0] = r->h_x_retry_after_ms[0] = r->h_content_type[0] = 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
+    vl_req *r = ud;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        /* a new response (after a 1xx): forget the headers of the previous one */
+        r->h_request_id[0] = r->h_client_request_id[0] = r->h_date[0] = r->h_retry_after[0] = 0;
+        r->h_retry_after_ms[0] = r->h_x_retry_after_ms[0] = r->h_content_type[0] = 0;
+        return n;
+    }
+    switch (tolower((unsigned char)p[0])) {
+    case 'r':
+        if (header_is(p, n, "request-id", r->h_request_id, sizeof r->h_request_id)) break;
+        if (header_is(p, n, "retry-after", r->h_retry_after, sizeof r->h_retry_after)) break;
+        header_is(p, n, "retry-after-ms", r->h_retry_after_ms, sizeof r->h_retry_after_ms);
+        break;
+    case 'c':
+        if (header_is(p, n, "client-request-id", r->h_client_request_id, sizeof r->h_client_request_id)) break;
+        header_is(p, n, "content-type", r->h_content_type, sizeof r->h_content_type);
+        break;
+    case 'd':
+        header_is(p, n, "date", r->h_date, sizeof r->h_date);
+        break;
+    case 'x':
+        header_is(p, n, "x-ms-retry-after-ms", r->h_x_retry_after_ms, sizeof r->h_x_retry_after_ms);
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
+static CURL *get_easy(vl_client *c) {
+    if (c->npool > 0) {
+        CURL *e = c->pool[--c->npool];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static void zero_slist(struct curl_slist *h) {
+    for (; h; h = h->next) {
+        volatile char *p = (volatile char *)h->data;
+        while (p && *p) *p++ = 0;
+    }
+}
+
+/* token may be NULL (token endpoint). Returns 0 or a CURLcode / -1. */
+int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
+    CURL *e;
+    struct curl_slist *h = NULL, *t;
+    char line[160];
+    long remaining_ms;
+    double now = vl_now();
+    int rc = 0;
+
+    e = get_easy(c);
+    if (!e) return -1;
+    vl_transport_reset_response(r);
+#define SET(opt, val) do { if (rc == 0) rc = (int)curl_easy_setopt(e, opt, val); } while (0)
+    SET(CURLOPT_URL, r->url);
+    SET(CURLOPT_PRIVATE, (void *)r);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->ca_file) SET(CURLOPT_CAINFO, c->ca_file);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_PIPEWAIT, 1L);
+    SET(CURLOPT_MAXLIFETIME_CONN, 600L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+    remaining_ms = (long)((r->deadline - now) * 1000.0);
+    if (remaining_ms < 1) remaining_ms = 1;
+    SET(CURLOPT_TIMEOUT_MS, remaining_ms < c->attempt_ms ? remaining_ms : c->attempt_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_WRITEDATA, (void *)r);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, (void *)r);
+    SET(CURLOPT_ERRORBUFFER, r->errbuf);
+    if (c->user_agent) SET(CURLOPT_USERAGENT, c->user_agent);
+    if (c->max_body) SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+    switch (r->method) {
+    case VL_POST:
+        SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        SET(CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        break;
+    case VL_PATCH:
+        SET(CURLOPT_CUSTOMREQUEST, "PATCH");
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        SET(CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        break;
+    case VL_DELETE:
+        SET(CURLOPT_CUSTOMREQUEST, "DELETE");
+        break;
+    default:
+        SET(CURLOPT_HTTPGET, 1L);
+        break;
+    }
+#undef SET
+    if (rc != 0) {
+        curl_easy_cleanup(e);
+        return rc;
+    }
+    /* headers: every value here is ours (no CR/LF can come from a caller) */
+    if (r->flags & VL_F_INTERNAL) {
+        h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+        if (h) h = (t = curl_slist_append(h, "Accept: application/json")) ? t : h;
+    } else {
+        if (token) {
+            size_t tl = strlen(token);
+            char *ah = malloc(tl + 32);
+            if (ah) {
+                memcpy(ah, "Authorization: Bearer ", 22);
+                memcpy(ah + 22, token, tl + 1);
+                h = curl_slist_append(h, ah);
+                memset(ah, 0, tl + 22);
+                free(ah);
+            }
+        }
+        if ((t = curl_slist_append(h, "Accept: application/json")) != NULL) h = t;
+        if (r->method == VL_POST || r->method == VL_PATCH)
+            if ((t = curl_slist_append(h, "Content-Type: application/json")) != NULL) h = t;
+        snprintf(line, sizeof line, "client-request-id: %s", r->crid);
+        if ((t = curl_slist_append(h, line)) != NULL) h = t;
+        if ((t = curl_slist_append(h, "return-client-request-id: true")) != NULL) h = t;
+        if (r->family == VL_FAM_ACTIVITY && r->method == VL_GET)
+            if ((t = curl_slist_append(h, "Prefer: include-unknown-enum-members")) != NULL) h = t;
+        if (r->attempts > 0) {
+            snprintf(line, sizeof line, "Retry-Attempt: %d", r->attempts);
+            if ((t = curl_slist_append(h, line)) != NULL) h = t;
+        }
+    }
+    if (h && (t = curl_slist_append(h, "Expect:")) != NULL) h = t;
+    if (!h) {
+        curl_easy_cleanup(e);
+        return -1;
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    r->hdrs = h;
+    r->easy = e;
+    r->attempt_start = now;
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        r->easy = NULL;
+        zero_slist(h);
+        curl_slist_free_all(h);
+        r->hdrs = NULL;
+        curl_easy_cleanup(e);
+        return -1;
+    }
+    c->nactive++;
+    return 0;
+}
+
+/* Removes the easy from the multi (before anything else, as curl requires) and keeps it
+ * for the next request unless the pool is full. */
+void vl_transport_release(vl_client *c, vl_req *r) {
+    if (r->easy) {
+        if (c && c->multi) {
+            curl_multi_remove_handle(c->multi, r->easy);
+            c->nactive--;
+        }
+        if (c && c->npool < c->max_concurrency + 4) {
+            if (c->npool == c->pool_cap) {
+                int nc = c->pool_cap ? c->pool_cap * 2 : 8;
+                CURL **np = realloc(c->pool, (size_t)nc * sizeof *np);
+                if (np) { c->pool = np; c->pool_cap = nc; }
+            }
+            if (c->npool < c->pool_cap) {
+                /* do not leave pointers to r in a pooled handle */
+                curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
+                curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
+                curl_easy_setopt(r->easy, CURLOPT_PRIVATE, NULL);
+                curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, NULL);
+                curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, NULL);
+                c->pool[c->npool++] = r->easy;
+                r->easy = NULL;
+            }
+        }
+        if (r->easy) curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+    }
+    if (r->hdrs) {
+        zero_slist(r->hdrs);
+        curl_slist_free_all(r->hdrs);
+        r->hdrs = NULL;
+    }
+}
+
+/* Did the request (possibly) reach the server? Only failures before anything was sent are
+ * safe to repeat for a POST. */
+int vl_transport_was_sent(vl_req *r, CURLcode rc) {
+    long reqsize = 0;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return 0;
+    default:
+        break;
+    }
+    if (r->easy && curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &reqsize) == CURLE_OK && reqsize == 0)
+        return 0;
+    return 1;
+}

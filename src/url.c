@@ -1,0 +1,197 @@
+/* URL building and checking: per-segment percent-encoding, OData key literals, base URL
+ * parsing, and the nextLink origin check. libcurl removes dot segments and sends what it is
+ * given, so every id is checked and encoded here before it reaches a URL. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+static const char HEX[] = "0123456789ABCDEF";
+
+static int unreserved(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+static void add_pct(luaL_Buffer *b, unsigned char ch) {
+    luaL_addchar(b, '%');
+    luaL_addchar(b, HEX[ch >> 4]);
+    luaL_addchar(b, HEX[ch & 15]);
+}
+
+/* Rejects what can never be a valid id: CR, LF, NUL (and other C0 controls), empty. */
+static const char *check_id(const char *s, size_t n) {
+    size_t i;
+    if (n == 0) return "empty id";
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == 0) return "id contains NUL";
+        if (ch == '\r' || ch == '\n') return "id contains CR or LF";
+        if (ch < 0x20 || ch == 0x7f) return "id contains a control character";
+    }
+    return NULL;
+}
+
+const char *vl_url_add_segment(luaL_Buffer *b, const char *s, size_t n) {
+    const char *err = check_id(s, n);
+    size_t i;
+    if (err) return err;
+    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return "id must not be '.' or '..'";
+    luaL_addchar(b, '/');
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        /* ':' and '@' are pchars: real activity ids contain ':' */
+        if (unreserved(ch) || ch == ':' || ch == '@') luaL_addchar(b, (char)ch);
+        else add_pct(b, ch);
+    }
+    return NULL;
+}
+
+/* ABNF: stringLiteral = SQUOTE *( SQUOTE-in-string / pchar-no-SQUOTE ) SQUOTE, where
+ * SQUOTE is "'" or "%27": a percent-encoded quote is still a quote, so quotes are doubled
+ * first and everything outside unreserved is then percent-encoded. */
+const char *vl_url_add_key(luaL_Buffer *b, const char *name, const char *s, size_t n) {
+    const char *err = check_id(s, n);
+    size_t i;
+    if (err) return err;
+    luaL_addchar(b, '(');
+    luaL_addstring(b, name);
+    luaL_addstring(b, "='");
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\'') { add_pct(b, ch); add_pct(b, ch); }
+        else if (unreserved(ch) || ch == ':' || ch == '@') luaL_addchar(b, (char)ch);
+        else add_pct(b, ch);
+    }
+    luaL_addstring(b, "')");
+    return NULL;
+}
+
+void vl_url_add_query(luaL_Buffer *b, const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (unreserved(ch) || ch == ',' || ch == '$' || ch == '@' || ch == ':') luaL_addchar(b, (char)ch);
+        else add_pct(b, ch);
+    }
+}
+
+void vl_url_add_form(luaL_Buffer *b, const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (unreserved(ch)) luaL_addchar(b, (char)ch);
+        else add_pct(b, ch);
+    }
+}
+
+int vl_host_is_loopback(const char *host) {
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0)
+        return 1;
+    if (strncmp(host, "127.", 4) == 0) {
+        const char *p = host + 4;
+        int dots = 0;
+        for (; *p; p++) {
+            if (*p == '.') dots++;
+            else if (!isdigit((unsigned char)*p)) return 0;
+        }
+        return dots == 2;
+    }
+    return 0;
+}
+
+/* Splits a URL with libcurl's parser. Returns 0 on success. */
+static int split(const char *url, char *scheme, size_t ns, char *host, size_t nh, long *port,
+                 int *has_user, int *has_query, char **path) {
+    CURLU *u = curl_url();
+    char *v = NULL;
+    int rc = 1;
+    if (!u) return 1;
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &v, 0) != CURLUE_OK) goto out;
+    snprintf(scheme, ns, "%s", v);
+    curl_free(v); v = NULL;
+    if (curl_url_get(u, CURLUPART_HOST, &v, 0) != CURLUE_OK) goto out;
+    snprintf(host, nh, "%s", v);
+    curl_free(v); v = NULL;
+    if (curl_url_get(u, CURLUPART_PORT, &v, CURLU_DEFAULT_PORT) == CURLUE_OK && v) *port = strtol(v, NULL, 10);
+    else *port = 0;
+    curl_free(v); v = NULL;
+    *has_user = curl_url_get(u, CURLUPART_USER, &v, 0) == CURLUE_OK;
+    curl_free(v); v = NULL;
+    if (!*has_user) {
+        *has_user = curl_url_get(u, CURLUPART_PASSWORD, &v, 0) == CURLUE_OK;
+        curl_free(v); v = NULL;
+    }
+    *has_query = curl_url_get(u, CURLUPART_QUERY, &v, 0) == CURLUE_OK ||
+                 curl_url_get(u, CURLUPART_FRAGMENT, &v, 0) == CURLUE_OK;
+    curl_free(v); v = NULL;
+    if (path) {
+        if (curl_url_get(u, CURLUPART_PATH, &v, 0) != CURLUE_OK) goto out;
+        *path = v; v = NULL;
+    }
+    rc = 0;
+out:
+    curl_free(v);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static void lower(char *s) { for (; *s; s++) *s = (char)tolower((unsigned char)*s); }
+
+int vl_origin_parse(vl_origin *o, const char *url, int allow_http, const char *what, char *err, size_t n) {
+    int has_user = 0, has_query = 0;
+    char *path = NULL;
+    size_t len;
+    memset(o, 0, sizeof *o);
+    if (strpbrk(url, "\r\n\t ")) { snprintf(err, n, "%s: whitespace or CR/LF in URL", what); return 0; }
+    if (split(url, o->scheme, sizeof o->scheme, o->host, sizeof o->host, &o->port, &has_user, &has_query, &path)) {
+        snprintf(err, n, "%s: not a valid absolute URL", what);
+        return 0;
+    }
+    lower(o->scheme); lower(o->host);
+    curl_free(path);
+    if (has_user) { snprintf(err, n, "%s: credentials in the URL are not allowed", what); return 0; }
+    if (has_query) { snprintf(err, n, "%s: query or fragment not allowed", what); return 0; }
+    if (strcmp(o->scheme, "https") != 0) {
+        if (strcmp(o->scheme, "http") != 0) { snprintf(err, n, "%s: scheme must be https", what); return 0; }
+        if (!allow_http) { snprintf(err, n, "%s: plain http is refused (https required; allow_http permits http to loopback hosts only)", what); return 0; }
+        if (!vl_host_is_loopback(o->host)) { snprintf(err, n, "%s: allow_http permits http to loopback hosts only, not %s", what, o->host); return 0; }
+    }
+    len = strlen(url);
+    while (len > 0 && url[len - 1] == '/') len--;
+    o->base = malloc(len + 1);
+    if (!o->base) { snprintf(err, n, "out of memory"); return 0; }
+    memcpy(o->base, url, len);
+    o->base[len] = 0;
+    return 1;
+}
+
+void vl_origin_free(vl_origin *o) {
+    free(o->base);
+    o->base = NULL;
+}
+
+int vl_url_same_origin(const vl_origin *o, const char *link, size_t n, char *err, size_t errn) {
+    char scheme[16], host[256];
+    long port = 0;
+    int has_user = 0, has_query = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)link[i];
+        if (ch <= 0x20 || ch == 0x7f) { snprintf(err, errn, "nextLink contains whitespace or control characters"); return 0; }
+    }
+    if (strlen(link) != n || split(link, scheme, sizeof scheme, host, sizeof host, &port, &has_user, &has_query, NULL)) {
+        snprintf(err, errn, "nextLink is not an absolute URL");
+        return 0;
+    }
+    lower(scheme); lower(host);
+    if (has_user) { snprintf(err, errn, "nextLink carries credentials"); return 0; }
+    if (strcmp(scheme, o->scheme) != 0) { snprintf(err, errn, "nextLink scheme %s differs from graph_url (%s)", scheme, o->scheme); return 0; }
+    if (strcmp(host, o->host) != 0) { snprintf(err, errn, "nextLink host %s differs from graph_url host %s", host, o->host); return 0; }
+    if (port != o->port) { snprintf(err, errn, "nextLink port %ld differs from graph_url port %ld", port, o->port); return 0; }
+    return 1;
+}
