@@ -1,0 +1,151 @@
+-- bench/import.lua (run by `make bench` through bench/run): bulk import throughput and memory.
+--
+--  1. rows/s importing 50,000 activities with $batch (20 per batch) and with single requests,
+--     at the default concurrency, against the emulator's HTTPS port;
+--  2. the same imports done by the official JS client (@microsoft/microsoft-graph-client,
+--     bench/peer/), same concurrency, reported as a ratio;
+--  3. peak RSS (VmHWM) of our import for 50,000 and 200,000 rows.
+-- Each import runs in its own child process (so VmHWM is that import's), after an emulator
+-- reset. Environment: VIVA_EMU_DIR (the emulator's state dir); BENCH_ROWS overrides 50,000,
+-- BENCH_BIG_ROWS overrides 200,000, BENCH_SKIP_PEER=1 skips the JS client.
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = "./?.so;" .. package.cpath
+
+local LUA = os.getenv("LUA") or "lua5.4"
+
+local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read_env(dir)
+  local env = {}
+  local f = assert(io.open(dir .. "/env"), "no emulator env in " .. dir)
+  for line in f:lines() do
+    local k, v = line:match("^([%w_]+)=(.*)$")
+    if k then env[k] = v:gsub("^['\"]", ""):gsub("['\"]$", "") end
+  end
+  f:close()
+  return env
+end
+
+local TENANT = "72f988bf-0000-4000-8000-000000000001"
+local APP, SECRET = "a0000000-0000-4000-8000-000000000001", "importer-secret-1"
+local PROVIDER = "c0000000-0000-4000-8000-000000000001"
+
+---------------------------------------------------------------------------------- child
+if arg[1] == "--child" then
+  -- lua5.4 bench/import.lua --child FILE BATCH CONCURRENCY
+  local file, batch, conc = arg[2], tonumber(arg[3]), tonumber(arg[4])
+  local viva = require "vivalearning"
+  local env = read_env(os.getenv("VIVA_EMU_DIR"))
+  local c = viva.client {
+    graph_url = env.VIVA_EMU_HTTPS .. "/v1.0", authority_url = env.VIVA_EMU_HTTPS,
+    tenant = TENANT, client_id = APP, client_secret = SECRET, ca_file = env.VIVA_EMU_CA,
+    max_concurrency = conc,
+  }
+  local progress = require "vivalearning.progress"
+  local t0 = progress.now()
+  local s, err = viva.bulk.import(c, file, { provider = PROVIDER, mode = "create", batch = batch,
+                                            concurrency = conc, progress = false })
+  local dt = progress.now() - t0
+  if not s then io.stderr:write("import failed: ", tostring(err), "\n"); os.exit(1) end
+  local hwm
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmHWM:%s*(%d+)")
+    if kb then hwm = tonumber(kb) end
+  end
+  print(("%d %d %.3f %d %d"):format(s.read, s.created, dt, hwm or 0, s.failed))
+  os.exit(0)
+end
+
+---------------------------------------------------------------------------------- driver
+local sample = require "vivalearning.sample"
+local emu_dir = assert(os.getenv("VIVA_EMU_DIR"), "VIVA_EMU_DIR must name the emulator's state dir")
+local env = read_env(emu_dir)
+local N = tonumber(os.getenv("BENCH_ROWS")) or 50000
+local BIG = tonumber(os.getenv("BENCH_BIG_ROWS")) or 200000
+local CONC = require("vivalearning.bulk").defaults.concurrency
+local out = "bench/out"
+os.execute("mkdir -p " .. out)
+
+local function admin(method, path, body)
+  local cmd = ("curl -s -o /dev/null -w '%%{http_code}' -X %s %s%s"):format(method, env.VIVA_EMU_HTTP, path)
+  if body then cmd = cmd .. " -H 'content-type: application/json' --data " .. sh_quote(body) end
+  local p = io.popen(cmd)
+  local code = p:read("a")
+  p:close()
+  return tonumber(code)
+end
+
+local function reset()
+  assert(admin("POST", "/_emulator/reset") == 204, "emulator reset failed")
+end
+
+local function ours(file, batch)
+  reset()
+  local cmd = ("VIVA_EMU_DIR=%s %s bench/import.lua --child %s %d %d"):format(sh_quote(emu_dir), LUA,
+    sh_quote(file), batch, CONC)
+  local p = io.popen(cmd)
+  local line = p:read("a")
+  p:close()
+  local read, created, secs, hwm, failed = line:match("(%d+) (%d+) ([%d.]+) (%d+) (%d+)")
+  assert(read, "child failed: " .. line)
+  return { read = tonumber(read), created = tonumber(created), secs = tonumber(secs),
+           rate = tonumber(read) / tonumber(secs), hwm_kb = tonumber(hwm), failed = tonumber(failed) }
+end
+
+local function peer(file, batch)
+  reset()
+  local cmd = ("cd bench/peer && NODE_EXTRA_CA_CERTS=%s node import.mjs --base %s --tenant %s --client-id %s " ..
+               "--secret %s --provider %s --file %s --concurrency %d --batch %d"):format(
+    sh_quote(env.VIVA_EMU_CA), sh_quote(env.VIVA_EMU_HTTPS), TENANT, APP, SECRET, PROVIDER,
+    sh_quote("../../" .. file), CONC, batch)
+  local p = io.popen(cmd)
+  local line = p:read("a")
+  p:close()
+  local rate = tonumber(line:match('"rows_per_s":([%d.e+]+)'))
+  local okn = tonumber(line:match('"ok":(%d+)'))
+  if not rate then return nil, line end
+  return { rate = rate, ok = okn }
+end
+
+print(("import bench: %d rows, concurrency %d, emulator %s"):format(N, CONC, env.VIVA_EMU_HTTPS))
+local csvfile = ("%s/import-%d.csv"):format(out, N)
+local jsonfile = ("%s/import-%d.jsonl"):format(out, N)
+sample.write(csvfile, N, { prefix = "bench-" })
+sample.write(jsonfile, N, { prefix = "bench-" })
+
+local r_batch = ours(csvfile, 20)
+local r_single = ours(csvfile, 1)
+print(("  ours  $batch(20): %7.0f rows/s  (%d created, %d failed, %.1f s, peak RSS %.1f MB)"):format(
+  r_batch.rate, r_batch.created, r_batch.failed, r_batch.secs, r_batch.hwm_kb / 1024))
+print(("  ours  single    : %7.0f rows/s  (%d created, %d failed, %.1f s, peak RSS %.1f MB)"):format(
+  r_single.rate, r_single.created, r_single.failed, r_single.secs, r_single.hwm_kb / 1024))
+
+if os.getenv("BENCH_SKIP_PEER") ~= "1" then
+  local have = io.open("bench/peer/node_modules/@microsoft/microsoft-graph-client/package.json")
+  if have then have:close() else
+    os.execute("cd bench/peer && npm ci --no-audit --no-fund --silent >/dev/null 2>&1")
+  end
+  local p_single, e1 = peer(jsonfile, 1)
+  local p_batch, e2 = peer(jsonfile, 20)
+  if p_single then
+    print(("  JS    single    : %7.0f rows/s  (%d ok)  -> ours single / JS single = %.2fx, ours $batch / JS single = %.2fx")
+      :format(p_single.rate, p_single.ok, r_single.rate / p_single.rate, r_batch.rate / p_single.rate))
+  else
+    print("  JS single run failed: " .. tostring(e1))
+  end
+  if p_batch then
+    print(("  JS    $batch(20): %7.0f rows/s  (%d ok)  -> ours $batch / JS $batch = %.2fx"):format(
+      p_batch.rate, p_batch.ok, r_batch.rate / p_batch.rate))
+  else
+    print("  JS $batch run failed: " .. tostring(e2))
+  end
+end
+
+local bigfile = ("%s/import-%d.csv"):format(out, BIG)
+sample.write(bigfile, BIG, { prefix = "big-" })
+local r_big = ours(bigfile, 20)
+local ratio = r_big.hwm_kb / r_batch.hwm_kb
+print(("  peak RSS: %d rows %.1f MB, %d rows %.1f MB (%.1f%% apart; target within 10%%)"):format(
+  N, r_batch.hwm_kb / 1024, BIG, r_big.hwm_kb / 1024, math.abs(ratio - 1) * 100))
+os.remove(bigfile)
+reset()

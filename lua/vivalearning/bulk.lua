@@ -1,0 +1,903 @@
+-- vivalearning.bulk: streamed bulk import (and export) of course activities.
+--
+--   local summary, err = viva.bulk.import(c, "activities.csv", {
+--     provider = "c0000000-...", mode = "upsert", journal = "import.journal", results = "results.csv" })
+--
+-- Rows flow: source -> normalize (rows.lua) -> validate (viva.check) -> send ($batch of up to
+-- 20, or single requests, through c:submit / c:poll) -> exactly one outcome per row, written to
+-- the results file and the journal. Memory holds only the rows in flight and a small
+-- read-ahead, whatever the size of the source.
+--
+-- Outcomes: created, updated, unchanged, deleted, failed. summary.read equals the sum of the
+-- five counts.
+--
+-- Concurrency is AIMD: the window of requests in flight starts small, grows by one per window
+-- of successful requests, and halves (once per round trip) when Graph answers 429 or 503.
+-- Throttled batch items are retried one by one after their Retry-After.
+--
+-- Journal (optional, opts.journal): before a request carrying writes goes out, an "intent"
+-- record naming its rows is appended and fsynced; each finished row gets a "done" record,
+-- fsynced per round of completions. Run again with the same journal after a crash (even
+-- SIGKILL) and rows already done are skipped (their outcomes are copied into the new results
+-- file), rows with an intent but no outcome are reconciled by a GET on their
+-- externalCourseActivityId before anything is re-sent: no row lost, no duplicate created.
+local rows = require "vivalearning.rows"
+local csv = require "vivalearning.csv"
+local jsonl = require "vivalearning.jsonl"
+local journal_mod = require "vivalearning.journal"
+local results_mod = require "vivalearning.results"
+local progress_mod = require "vivalearning.progress"
+
+local M = {}
+
+M.OUTCOMES = { "created", "updated", "unchanged", "deleted", "failed" }
+M.MODES = { create = true, upsert = true, delete = true }
+M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil }
+
+local oksys, system = pcall(require, "system")
+local now = progress_mod.now
+local function sleep(s)
+  if s <= 0 then return end
+  if oksys and system.sleep then system.sleep(s) else os.execute("sleep " .. s) end
+end
+
+local viva -- set by init.lua (the module table: check, assignment, self_initiated, null)
+function M._bind(v)
+  viva = v
+  rows.null = v.null
+end
+
+---------------------------------------------------------------------------------------------
+-- Sources
+---------------------------------------------------------------------------------------------
+
+-- A source yields: rec (table), rownum   |   nil (end)   |   false, rownum, message (unreadable row)
+local function source_format(src, opts)
+  if opts.format then return opts.format end
+  if type(src) == "string" then
+    if src:match("%.jsonl$") or src:match("%.ndjson$") or src:match("%.json$") then return "jsonl" end
+    return "csv"
+  end
+  if io.type(src) == "file" then return "csv" end
+  if type(src) == "function" then return "iterator" end
+  if type(src) == "table" then return "array" end
+  return nil
+end
+
+local function open_source(src, opts)
+  local fmt = source_format(src, opts)
+  local n = 0
+  if fmt == "csv" then
+    local r, err = csv.reader(src)
+    if not r then return nil, "cannot read CSV source: " .. tostring(err) end
+    local cols = r.columns
+    return function()
+      while true do
+        local rec, rerr = r:read()
+        if not rec then
+          if rerr then n = n + 1; return false, n, rerr end
+          r:close()
+          return nil
+        end
+        local blank = true
+        for i = 1, #rec do if rec[i] ~= "" then blank = false; break end end
+        if not blank then
+          n = n + 1
+          if #rec ~= #cols then
+            return false, n, ("line %d: %d fields, the header has %d"):format(r.record_line, #rec, #cols)
+          end
+          local t = {}
+          for i, k in ipairs(cols) do t[k] = rec[i] end
+          return t, n
+        end
+      end
+    end, fmt, function() r:close() end
+  elseif fmt == "jsonl" then
+    local r, err = jsonl.reader(src)
+    if not r then return nil, "cannot read JSON Lines source: " .. tostring(err) end
+    return function()
+      local v, rerr = r:read()
+      if v == nil then r:close(); return nil end
+      n = n + 1
+      if v == false then return false, n, rerr end
+      if type(v) ~= "table" then return false, n, ("line %d: a JSON object expected"):format(r.line) end
+      return v, n
+    end, fmt, function() r:close() end
+  elseif fmt == "array" then
+    local i = 0
+    return function()
+      i = i + 1
+      local v = src[i]
+      if v == nil then return nil end
+      return v, i
+    end, fmt, function() end
+  elseif fmt == "iterator" then
+    return function()
+      local v = src()
+      if v == nil then return nil end
+      n = n + 1
+      return v, n
+    end, fmt, function() end
+  end
+  return nil, "unknown source (a CSV or JSON Lines path, a file handle, an array or an iterator expected)"
+end
+
+-- Number of rows in a file source, for the progress total (a cheap streamed pass).
+local function count_rows(src, fmt)
+  if fmt == "array" then return #src end
+  if type(src) ~= "string" then return nil end
+  local next_row = open_source(src, { format = fmt })
+  if not next_row then return nil end
+  local n = 0
+  while true do
+    local v = next_row()
+    if v == nil then break end
+    n = n + 1
+  end
+  return n
+end
+M.count_rows = count_rows
+
+---------------------------------------------------------------------------------------------
+-- Validation
+---------------------------------------------------------------------------------------------
+
+-- viva.check's error list, in whatever shape, as { {field=, message=}, ... }.
+local function field_errors(errs)
+  local out = {}
+  if type(errs) == "string" then
+    for line in errs:gmatch("[^\n;]+") do
+      local f, m = line:match("^%s*([%w_.@]+):%s*(.*)$")
+      out[#out + 1] = { field = f or "", message = m or line }
+    end
+  elseif type(errs) == "table" then
+    for k, e in pairs(errs) do
+      if type(e) == "table" then
+        out[#out + 1] = { field = e.field or e.path or (type(k) == "string" and k) or "",
+                          message = e.problem or e.message or e.reason or e.msg or tostring(e) }
+      elseif type(k) == "string" then
+        out[#out + 1] = { field = k, message = tostring(e) }
+      else
+        local f, m = tostring(e):match("^%s*([%w_.@]+):%s*(.*)$")
+        out[#out + 1] = { field = f or "", message = m or tostring(e) }
+      end
+    end
+    table.sort(out, function(a, b) return a.field < b.field end)
+  end
+  return out
+end
+
+-- "field: reason" (once) for the results file
+local function with_field(field, why)
+  why = tostring(why)
+  if field and field ~= "" and why:sub(1, #field + 1) ~= field .. ":" then
+    return field .. ": " .. why
+  end
+  return why
+end
+
+local function join_errors(list)
+  local parts = {}
+  for i, e in ipairs(list) do
+    parts[i] = (e.field ~= "" and (e.field .. ": ") or "") .. e.message
+  end
+  return table.concat(parts, "; ")
+end
+
+-- Prepare one row for its mode. Returns row, or nil, field, message.
+local function prepare(rec, n, opts)
+  if type(rec) == "userdata" then
+    -- a model given directly (Lua source)
+    local t = rec:totable()
+    rec = t
+  end
+  if type(rec) ~= "table" then return nil, "", "row is not a table" end
+  local nr = rows.normalize(rec, { type = opts.type, json_null = jsonl.null })
+  local row = { n = n, ext = nr.ext, id = nr.id, kind = nr.kind }
+  if opts.mode == "delete" then
+    if type(nr.id) ~= "string" and type(nr.ext) ~= "string" then
+      return nil, "externalCourseActivityId", "an id or an externalCourseActivityId is needed to delete"
+    end
+    if nr.id ~= nil and type(nr.id) ~= "string" then return nil, "id", "string expected" end
+    return row
+  end
+  if nr.type_error then return nil, "type", nr.type_error end
+  if not nr.kind then return nil, "type", "no type column and no type option (assignment or self_initiated)" end
+  if type(nr.ext) ~= "string" or nr.ext == "" then
+    return nil, "externalCourseActivityId", "required for import (rows are matched and resumed by it)"
+  end
+  local f = nr.fields
+  f.id = nil
+  if f.learningProviderId == nil then
+    f.learningProviderId = opts.provider
+  elseif f.learningProviderId ~= opts.provider then
+    return nil, "learningProviderId", ("%s differs from the import's provider %s"):format(
+      tostring(f.learningProviderId), opts.provider)
+  end
+  local ok, errs = viva.check(nr.kind, f)
+  if not ok then
+    local list = field_errors(errs)
+    if #list == 0 then list = { { field = "", message = tostring(errs) } } end
+    return nil, list[1].field, join_errors(list)
+  end
+  row.fields = f
+  return row
+end
+M._prepare = prepare
+
+---------------------------------------------------------------------------------------------
+-- Errors
+---------------------------------------------------------------------------------------------
+
+local function err_status(err)
+  return type(err) == "table" and tonumber(err.status) or nil
+end
+
+-- "throttled" (429/503: retry after its hint), "transient" (may have been applied: 5xx,
+-- transport), or nil (final).
+local function classify(err)
+  if type(err) ~= "table" then return nil end
+  local st = err_status(err)
+  if err.kind == "throttled" or st == 429 or st == 503 then return "throttled" end
+  if err.kind == "transport" or st == 500 or st == 502 or st == 504 then return "transient" end
+  return nil
+end
+
+local function err_fields(err)
+  if type(err) ~= "table" then
+    return { message = tostring(err) }
+  end
+  return { status = err_status(err), code = err.code, message = err.message or tostring(err),
+           request_id = err.request_id }
+end
+
+---------------------------------------------------------------------------------------------
+-- The import
+---------------------------------------------------------------------------------------------
+
+local function check_opts(c, source, opts)
+  if c == nil then error("bad argument #1 to 'import' (client expected)", 3) end
+  if source == nil then error("bad argument #2 to 'import' (source expected)", 3) end
+  if type(opts) ~= "table" then error("bad argument #3 to 'import' (options table expected)", 3) end
+  if type(opts.provider) ~= "string" or opts.provider == "" then
+    error("import: opts.provider (the learning provider id) is required", 3)
+  end
+  local mode = opts.mode or "create"
+  if not M.MODES[mode] then error("import: mode must be create, upsert or delete, got " .. tostring(mode), 3) end
+  if opts.type ~= nil and not rows.kind(opts.type) then
+    error("import: type must be assignment or self_initiated, got " .. tostring(opts.type), 3)
+  end
+  local batch = opts.batch
+  if batch == nil or batch == true then batch = M.defaults.batch end
+  if batch == false then batch = 1 end
+  if math.type(batch) ~= "integer" or batch < 1 or batch > 20 then
+    error("import: batch must be an integer 1..20 (1 = single requests)", 3)
+  end
+  local conc = opts.concurrency or M.defaults.concurrency
+  if math.type(conc) ~= "integer" or conc < 1 then error("import: concurrency must be a positive integer", 3) end
+  return mode, batch, conc
+end
+
+--- Import rows. See the header of this file and README "Paging and bulk import".
+-- opts: provider (required), mode ("create"|"upsert"|"delete"), type (default row type),
+--   format ("csv"|"jsonl" for a path or file handle), batch (1..20, default 20; 1 = no $batch),
+--   concurrency (max requests in flight, default 16), journal (path), results (path),
+--   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
+--   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8).
+-- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
+--   requests, elapsed, rate, mode }, or nil, err when the import cannot start (source,
+--   journal or results file unusable; journal of another import).
+function M.import(c, source, opts)
+  opts = opts or {}
+  local mode, batch_size, max_window = check_opts(c, source, opts)
+  local provider = opts.provider
+  local max_attempts = opts.max_attempts or M.defaults.max_attempts
+  local popts = { mode = mode, provider = provider, type = opts.type }
+
+  local next_row, fmt, close_source = open_source(source, opts)
+  if not next_row then return nil, fmt end
+
+  local summary = { read = 0, created = 0, updated = 0, unchanged = 0, deleted = 0, failed = 0,
+                    invalid = 0, resumed = 0, requests = 0, mode = mode }
+
+  -- journal: resume state
+  local done_rows, intents = {}, {}
+  local jr, results
+  local prior = {}
+  if opts.journal then
+    local it, info = journal_mod.read(opts.journal)
+    local ok, perr = pcall(function()
+      for rec in it do
+        if rec.k == "begin" then
+          if rec.mode ~= mode or rec.provider ~= provider then
+            error(("journal %s belongs to a %s import into provider %s"):format(opts.journal,
+              tostring(rec.mode), tostring(rec.provider)), 0)
+          end
+        elseif rec.k == "intent" then
+          for i, r in ipairs(rec.r) do intents[r] = { ext = rec.x[i], op = rec.o and rec.o[i] } end
+        elseif rec.k == "done" then
+          for _, o in ipairs(rec.o) do
+            done_rows[o[1]] = true
+            intents[o[1]] = nil
+            prior[#prior + 1] = o
+          end
+        end
+      end
+    end)
+    if not ok then close_source(); return nil, perr end
+    summary.torn_journal = info.torn
+    local jerr
+    jr, jerr = journal_mod.open(opts.journal)
+    if not jr then close_source(); return nil, "cannot open journal: " .. tostring(jerr) end
+    if info.records == 0 then
+      jr:append({ k = "begin", v = 1, mode = mode, provider = provider,
+                  source = type(source) == "string" and source or fmt })
+      jr:sync()
+    end
+  end
+
+  if opts.results then
+    local rerr
+    results, rerr = results_mod.open(opts.results, opts.results_format)
+    if not results then
+      close_source()
+      if jr then jr:close() end
+      return nil, "cannot write results: " .. tostring(rerr)
+    end
+  end
+
+  local function count(outcome) summary[outcome] = summary[outcome] + 1 end
+
+  -- outcomes already recorded by an earlier run of this journal
+  for _, o in ipairs(prior) do
+    local rec = { row = o[1], outcome = o[2], external_id = o[3], id = o[4], status = o[5],
+                  code = o[6], message = o[7], request_id = o[8] }
+    count(rec.outcome)
+    summary.read = summary.read + 1
+    summary.resumed = summary.resumed + 1
+    if results then results:write(rec) end
+  end
+  prior = nil
+
+  local total
+  local prog
+  if opts.progress ~= false and (opts.progress or opts.on_progress) then
+    local pmode = opts.progress == "bar" and "bar" or (opts.progress == true and "auto") or "callback"
+    if pmode == "auto" and not progress_mod.isatty(io.stderr) and not opts.on_progress then pmode = "none" end
+    if pmode ~= "none" then total = count_rows(source, fmt) end
+    prog = progress_mod.new({ mode = pmode, total = total, callback = opts.on_progress,
+                              label = opts.label or mode })
+  end
+
+  local pending_done = {}  -- journal "done" entries not yet appended
+
+  local function finish(row, outcome, info)
+    info = info or {}
+    local rec = { row = row.n, external_id = row.ext, id = info.id or row.id, outcome = outcome,
+                  status = info.status, code = info.code, message = info.message,
+                  request_id = info.request_id }
+    count(outcome)
+    summary.read = summary.read + 1
+    if outcome == "failed" and info.invalid then summary.invalid = summary.invalid + 1 end
+    if results then results:write(rec) end
+    if jr then
+      pending_done[#pending_done + 1] = { rec.row, outcome, rec.external_id, rec.id, rec.status,
+                                          rec.code, rec.message, rec.request_id }
+    end
+    if opts.on_outcome then opts.on_outcome(rec) end
+    row.final = true
+  end
+
+  ------------------------------------------------------------------ dry run: validate only
+  if opts.dry_run then
+    while true do
+      local rec, n, msg = next_row()
+      if rec == nil then break end
+      if rec == false then
+        finish({ n = n }, "failed", { message = msg, invalid = true })
+      elseif not done_rows[n] then
+        local row, field, why = prepare(rec, n, popts)
+        if row then
+          summary.valid = (summary.valid or 0) + 1
+          summary.read = summary.read + 1
+        else
+          finish({ n = n, ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil },
+            "failed", { message = with_field(field, why), field = field, invalid = true, code = "invalidRow" })
+        end
+      end
+    end
+    close_source()
+    if results then results:close() end
+    if jr then jr:close() end
+    summary.dry_run = true
+    return summary
+  end
+
+  ------------------------------------------------------------------ scheduler state
+  local ready = {}          -- FIFO of ops
+  local rhead, rtail = 1, 0
+  local delayed = {}        -- ops waiting for not_before
+  local inflight = {}       -- req -> { ops = {...}, batch = bool, seq = n }
+  local ninflight = 0
+  local active_ext = {}     -- ext -> row number, rows not finished
+  local buffered = 0        -- rows read and not finished
+  local source_done = false
+  local window = math.min(max_window, 4)
+  local seq, last_cut = 0, 0
+  local lookahead = max_window * batch_size * 2 + 20
+  local batch_lookup = batch_size > 1  -- lookups inside $batch (turned off if the client refuses)
+
+  local function push(op)
+    rtail = rtail + 1
+    ready[rtail] = op
+  end
+  local function pop()
+    if rhead > rtail then return nil end
+    local op = ready[rhead]
+    ready[rhead] = nil
+    rhead = rhead + 1
+    return op
+  end
+  local function qlen() return rtail - rhead + 1 end
+
+  local function release(row)
+    if row.ext and active_ext[row.ext] == row.n then active_ext[row.ext] = nil end
+    buffered = buffered - 1
+  end
+
+  local function fail(row, info)
+    finish(row, "failed", info)
+    release(row)
+  end
+
+  local function start_row(row)
+    if mode == "delete" then
+      if row.id then push({ row = row, op = "delete" })
+      else push({ row = row, op = "lookup" }) end
+    elseif mode == "upsert" or row.reconcile then
+      push({ row = row, op = "lookup" })
+    else
+      push({ row = row, op = "create" })
+    end
+  end
+
+  local function read_rows()
+    while not source_done and buffered < lookahead and qlen() < lookahead do
+      local rec, n, msg = next_row()
+      if rec == nil then
+        source_done = true
+        break
+      end
+      if rec == false then
+        finish({ n = n }, "failed", { message = msg, invalid = true, code = "invalidRow" })
+      elseif not done_rows[n] then
+        local row, field, why = prepare(rec, n, popts)
+        if not row then
+          local ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil
+          finish({ n = n, ext = type(ext) == "string" and ext or nil }, "failed",
+            { message = with_field(field, why), field = field, invalid = true, code = "invalidRow" })
+        else
+          local intent = intents[n]
+          if intent then
+            if row.ext and intent.ext and intent.ext ~= row.ext then
+              source_done = true
+              summary.fatal = ("row %d: the source differs from the journal (externalCourseActivityId %s, journal has %s)")
+                :format(n, tostring(row.ext), tostring(intent.ext))
+              break
+            end
+            row.reconcile = true
+            row.intent_op = intent.op
+            intents[n] = nil
+          end
+          if row.ext and active_ext[row.ext] then
+            finish(row, "failed", { message = ("externalCourseActivityId %s is also on row %d, which is still in progress")
+              :format(row.ext, active_ext[row.ext]), code = "duplicateRow", invalid = true })
+          else
+            if row.ext then active_ext[row.ext] = n end
+            buffered = buffered + 1
+            row.attempts = 0
+            start_row(row)
+          end
+        end
+      end
+    end
+  end
+
+  -- retry an op later, alone
+  local function retry(op, err, ambiguous)
+    local row = op.row
+    row.attempts = row.attempts + 1
+    if row.attempts >= max_attempts then
+      local e = err_fields(err)
+      e.message = ("gave up after %d attempts: %s"):format(row.attempts, tostring(e.message))
+      fail(row, e)
+      return
+    end
+    local wait = type(err) == "table" and tonumber(err.retry_after)
+    if not wait or wait < 0 then
+      wait = math.min(30, 0.2 * 2 ^ row.attempts) * (0.5 + math.random() * 0.5)
+    end
+    local nop = { row = row, op = op.op, single = true, not_before = now() + wait }
+    if ambiguous and op.op == "create" then nop.op = "lookup"; row.reconcile = true end
+    if ambiguous and op.op == "delete" then row.delete_retried = true end
+    delayed[#delayed + 1] = nop
+  end
+
+  local function throttled_event(entry)
+    if entry.seq > last_cut then
+      window = math.max(1, window / 2)
+      last_cut = seq
+      summary.throttled = (summary.throttled or 0) + 1
+    end
+  end
+
+  -- one op finished: ok/value or err
+  local function handle(op, ok, value, err, entry)
+    local row = op.row
+    if row.final then return end
+    if not ok then
+      local cls = classify(err)
+      if cls == "throttled" then
+        throttled_event(entry)
+        retry(op, err, op.op == "create" and err_status(err) == 503)
+        return
+      elseif cls == "transient" then
+        retry(op, err, true)
+        return
+      end
+    end
+    local o = op.op
+    if o == "create" then
+      if ok then
+        row.id = type(value) == "userdata" and value.id or (type(value) == "table" and value.id) or row.id
+        finish(row, "created", { id = row.id, status = 201 })
+        release(row)
+      else
+        fail(row, err_fields(err))
+      end
+    elseif o == "update" then
+      if ok then
+        finish(row, "updated", { id = row.id, status = 204 })
+        release(row)
+      else
+        fail(row, err_fields(err))
+      end
+    elseif o == "delete" then
+      if ok then
+        finish(row, "deleted", { id = row.id, status = 204 })
+        release(row)
+      elseif err_status(err) == 404 and (row.reconcile or row.delete_retried) then
+        finish(row, "deleted", { id = row.id, status = 404, code = err.code,
+                                 message = "already gone (deleted by an earlier attempt)" })
+        release(row)
+      else
+        fail(row, err_fields(err))
+      end
+    elseif o == "lookup" then
+      if ok then
+        local existing = value
+        row.id = existing.id
+        if mode == "delete" then
+          push({ row = row, op = "delete" })
+        elseif mode == "create" then
+          -- only a reconciliation looks up in create mode: the earlier attempt got through
+          finish(row, "created", { id = row.id, status = 200, message = "created by an earlier attempt (reconciled)" })
+          release(row)
+        else
+          local t = existing:totable()
+          if rows.kind(t["@odata.type"]) and rows.kind(t["@odata.type"]) ~= row.kind then
+            fail(row, { id = row.id, code = "typeMismatch",
+              message = ("the existing activity is a %s; the row is a %s"):format(
+                rows.kind(t["@odata.type"]), row.kind) })
+            return
+          end
+          local changes = rows.diff(row.fields, t)
+          if not changes then
+            local outcome = "unchanged"
+            if row.reconcile and row.intent_op == "create" then outcome = "created"
+            elseif row.reconcile and row.intent_op == "update" then outcome = "updated" end
+            finish(row, outcome, { id = row.id, status = 200 })
+            release(row)
+          else
+            local okset, serr = pcall(function()
+              for k, v in pairs(changes) do existing[k] = v end
+            end)
+            if not okset then
+              fail(row, { id = row.id, code = "invalidRow", message = tostring(serr), invalid = true })
+              return
+            end
+            row.model = existing
+            push({ row = row, op = "update" })
+          end
+        end
+      elseif err_status(err) == 404 then
+        if mode == "delete" then
+          if row.reconcile then
+            finish(row, "deleted", { status = 404, message = "already gone (deleted by an earlier attempt)" })
+            release(row)
+          else
+            fail(row, err_fields(err))
+          end
+        else
+          push({ row = row, op = "create" })
+        end
+      else
+        fail(row, err_fields(err))
+      end
+    end
+  end
+
+  -- models are built when a create is first sent (rows waiting in the queue stay plain tables)
+  local function model_for(row)
+    if row.model then return row.model end
+    local ok, m = pcall(viva[row.kind], row.fields)
+    if not ok then return nil, tostring(m) end
+    row.model = m
+    return m
+  end
+
+  local function item_for(op)
+    local row = op.row
+    if op.op == "create" then
+      local m, merr = model_for(row)
+      if not m then return nil, merr end
+      return { op = "create", provider = provider, model = m }
+    elseif op.op == "update" then
+      return { op = "update", provider = provider, model = row.model }
+    elseif op.op == "delete" then
+      return { op = "delete", provider = provider, id = row.id }
+    else
+      return { op = "get_by_external_id", provider = provider, external_id = row.ext }
+    end
+  end
+
+  local function submit_single(op)
+    local row, o = op.row, op.op
+    local req, serr
+    local ok, perr = pcall(function()
+      if o == "create" then
+        local m, merr = model_for(row)
+        if not m then serr = merr; return end
+        req = c:submit("create", provider, m)
+      elseif o == "update" then
+        req = c:submit("update", provider, row.model)
+      elseif o == "delete" then
+        req = c:submit("delete", provider, row.id)
+      else
+        req = c:submit("get_by_external_id", provider, row.ext)
+      end
+    end)
+    if not ok or not req then
+      fail(row, { code = "invalidRow", message = tostring(serr or perr), invalid = true })
+      return nil
+    end
+    return req
+  end
+
+  -- pick up to batch_size ops for one request
+  local function take_batch()
+    local ops = {}
+    while #ops < batch_size do
+      local op = pop()
+      if not op then break end
+      if not op.row.final then
+        if op.single or (op.op == "lookup" and not batch_lookup) then
+          if #ops == 0 then return { op } , true end
+          -- leave it for the next round
+          rhead = rhead - 1; ready[rhead] = op
+          break
+        end
+        ops[#ops + 1] = op
+      end
+    end
+    if #ops == 0 then return nil end
+    return ops, (#ops == 1)
+  end
+
+  local function dispatch()
+    local t = now()
+    -- due retries go to the front
+    if #delayed > 0 then
+      local keep = {}
+      for _, op in ipairs(delayed) do
+        if op.not_before <= t then
+          rhead = rhead - 1; ready[rhead] = op
+        else
+          keep[#keep + 1] = op
+        end
+      end
+      delayed = keep
+    end
+    local planned = {}
+    while ninflight + #planned < math.floor(window) do
+      local ops, single = take_batch()
+      if not ops then break end
+      planned[#planned + 1] = { ops = ops, single = single }
+    end
+    if #planned == 0 then return end
+    -- intents for every write about to go out, one fsync for the round
+    if jr then
+      for _, p in ipairs(planned) do
+        local r, x, o = {}, {}, {}
+        for _, op in ipairs(p.ops) do
+          if op.op ~= "lookup" then
+            r[#r + 1] = op.row.n; x[#x + 1] = op.row.ext or false; o[#o + 1] = op.op
+          end
+        end
+        if #r > 0 then jr:append({ k = "intent", r = r, x = x, o = o }) end
+      end
+    end
+    if jr then
+      if #pending_done > 0 then
+        jr:append({ k = "done", o = pending_done })
+        pending_done = {}
+      end
+      local ok, serr = jr:sync()
+      if not ok then error("journal: " .. tostring(serr)) end
+    end
+    for _, p in ipairs(planned) do
+      local req
+      if p.single then
+        req = submit_single(p.ops[1])
+      else
+        local items, live = {}, {}
+        for _, op in ipairs(p.ops) do
+          local it, ierr = item_for(op)
+          if it then
+            items[#items + 1] = it; live[#live + 1] = op
+          else
+            fail(op.row, { code = "invalidRow", message = tostring(ierr), invalid = true })
+          end
+        end
+        p.ops = live
+        if #items == 1 then
+          req = submit_single(live[1])
+          p.single = true
+        elseif #items > 1 then
+          local ok, r = pcall(c.submit, c, "batch", items)
+          if ok and r then req = r
+          else
+            for _, op in ipairs(live) do
+              fail(op.row, { code = "clientError", message = tostring(r) })
+            end
+          end
+        end
+      end
+      if req then
+        seq = seq + 1
+        inflight[req] = { ops = p.ops, batch = not p.single, seq = seq }
+        ninflight = ninflight + 1
+        summary.requests = summary.requests + 1
+      end
+    end
+  end
+
+  local function complete(req)
+    local entry = inflight[req]
+    if not entry then return end
+    inflight[req] = nil
+    ninflight = ninflight - 1
+    local a, b = req:result()
+    if entry.batch then
+      if not a then
+        -- the whole $batch failed
+        local cls = classify(b)
+        if cls == "throttled" then throttled_event(entry) end
+        for _, op in ipairs(entry.ops) do
+          if cls then retry(op, b, cls == "transient" or err_status(b) == 503)
+          elseif type(b) == "table" and b.kind == "validation" and op.op == "lookup" and batch_lookup then
+            -- this client cannot look up by external id inside $batch: single lookups from now on
+            batch_lookup = false
+            push({ row = op.row, op = "lookup", single = true })
+          else
+            handle(op, false, nil, b, entry)
+          end
+        end
+        return
+      end
+      local throttled = false
+      for i, op in ipairs(entry.ops) do
+        local r = a[i] or { ok = false, err = { kind = "protocol", message = "no response for this item" } }
+        if not r.ok and classify(r.err) == "throttled" then throttled = true end
+        handle(op, r.ok, r.value, r.err, entry)
+      end
+      if not throttled then window = math.min(max_window, window + 1 / window) end
+    else
+      local op = entry.ops[1]
+      if a ~= nil and a ~= false then
+        handle(op, true, a, nil, entry)
+        window = math.min(max_window, window + 1 / window)
+      else
+        handle(op, false, nil, b, entry)
+      end
+    end
+  end
+
+  ------------------------------------------------------------------ main loop
+  local ok, loop_err = pcall(function()
+    while true do
+      read_rows()
+      dispatch()
+      if ninflight == 0 then
+        if #delayed == 0 and qlen() == 0 and source_done then break end
+        if qlen() == 0 and #delayed > 0 then
+          local soonest = math.huge
+          for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end
+          sleep(math.min(0.5, math.max(0, soonest - now())))
+        end
+      else
+        local timeout = 0.2
+        if #delayed > 0 then
+          local soonest = math.huge
+          for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end
+          timeout = math.max(0, math.min(timeout, soonest - now()))
+        end
+        local done = c:poll(timeout)
+        for _, req in ipairs(done or {}) do complete(req) end
+      end
+      if jr and #pending_done > 0 then
+        jr:append({ k = "done", o = pending_done })
+        pending_done = {}
+        local sok, serr = jr:sync()
+        if not sok then error("journal: " .. tostring(serr)) end
+      end
+      if prog then prog:update(summary.read, summary.failed) end
+    end
+  end)
+
+  close_source()
+  if jr then
+    if #pending_done > 0 then jr:append({ k = "done", o = pending_done }) end
+    if ok and not summary.fatal then
+      jr:append({ k = "end", read = summary.read })
+    end
+    jr:close()
+  end
+  if results then results:close() end
+  if prog then prog:finish(summary.read, summary.failed) end
+  if not ok then return nil, loop_err end
+  if summary.fatal then return nil, summary.fatal end
+  summary.elapsed = prog and (now() - prog.start) or nil
+  return summary
+end
+
+---------------------------------------------------------------------------------------------
+-- Export
+---------------------------------------------------------------------------------------------
+
+--- Write a learner's activities (c:activities{user=|me=}) to a CSV or JSON Lines file.
+-- opts: user | me, format ("csv"|"jsonl", default from the file name, else csv), output (path
+-- or file handle; default io.stdout), select, top. Returns the number of rows, or nil, err.
+function M.export(c, opts)
+  opts = opts or {}
+  local out = opts.output or io.stdout
+  local format = opts.format or results_mod.format_for(out)
+  local w, werr
+  if format == "jsonl" then w, werr = jsonl.writer(out)
+  elseif format == "csv" then w, werr = csv.writer(out, { eol = "\n" })
+  else error("export: format must be csv or jsonl", 2) end
+  if not w then return nil, werr end
+  if format == "csv" then w:write(rows.columns) end
+  local n = 0
+  local q = { user = opts.user, me = opts.me, select = opts.select, top = opts.top, max_pages = opts.max_pages }
+  for act, err in c:activities(q) do
+    if not act then w:close(); return nil, err end
+    n = n + 1
+    if format == "jsonl" then
+      w:write(act:totable())
+    else
+      local flat = rows.from_model(act)
+      local rec = {}
+      for i, k in ipairs(rows.columns) do
+        local v = flat[k]
+        if v == rows.null then v = nil end
+        rec[i] = v ~= nil and tostring(v) or ""
+      end
+      w:write(rec, #rows.columns)
+    end
+  end
+  w:close()
+  return n
+end
+
+return M

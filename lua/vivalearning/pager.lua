@@ -1,0 +1,143 @@
+-- vivalearning.pager: lazy iteration over Graph collections that page with @odata.nextLink.
+--
+--   for act, err in c:activities{ user = uid } do
+--     if not act then print("stopped: " .. tostring(err)) break end
+--     ...
+--   end
+--
+-- One page is held in memory at a time; the next page is fetched only when the current one is
+-- used up. Paging ends when a page has no nextLink (absent or null). An error never raises
+-- inside the loop: the iterator yields `false, err` once (false, not nil, because a generic
+-- `for` stops on nil and the body would never see the error) and then ends. A nextLink seen
+-- before (a loop) or more pages than `max_pages` (default 100000) end paging the same way, with
+-- an error of kind "protocol" and code "nextLinkLoop" or "pageLimit".
+-- The page functions come from the client (c:activities_page, c:providers_page,
+-- c:contents_page); this module never builds a URL.
+local M = {}
+
+M.default_max_pages = 100000
+
+local PagerError = {}
+PagerError.__index = PagerError
+PagerError.__tostring = function(e)
+  return ("%s error (%s): %s"):format(e.kind, e.code, e.message)
+end
+
+-- The core's error objects when it has the constructor (same metatable as every other error),
+-- else a plain table with the same fields.
+local okcore, core = pcall(require, "vivalearning.core")
+local function pager_error(code, message)
+  if okcore and type(core) == "table" and type(core.error) == "function" then
+    local ok, e = pcall(core.error, { kind = "protocol", code = code, message = message })
+    if ok and e then return e end
+  end
+  return setmetatable({ kind = "protocol", code = code, message = message }, PagerError)
+end
+M.error = pager_error
+
+local function copy_query(opts)
+  local q = {}
+  for k, v in pairs(opts or {}) do
+    if k ~= "max_pages" then q[k] = v end
+  end
+  return q
+end
+
+--- Page iterator: for page, err in M.pages(c, "activities_page", opts) do ... end
+-- page = { value = {...}, next_link = string|nil, count = n|nil, number = 1-based page number }
+function M.pages(c, method, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #2 (table of query options expected)", 2) end
+  local fetch = c[method]
+  if type(fetch) ~= "function" then error("client has no method " .. tostring(method), 2) end
+  local max_pages = opts.max_pages or M.default_max_pages
+  local query = copy_query(opts)
+  local seen = {}
+  local number = 0
+  local finished = false
+  return function()
+    if finished then return nil end
+    if number >= max_pages then
+      finished = true
+      return false, pager_error("pageLimit", ("more than %d pages; stopped (raise max_pages to read more)"):format(max_pages))
+    end
+    local page, err = fetch(c, query)
+    if not page then
+      finished = true
+      return false, err
+    end
+    number = number + 1
+    page.number = number
+    local link = page.next_link
+    if link == nil or link == false or link == "" then
+      finished = true
+      -- the last page is still returned below; the next call ends the loop
+    else
+      if seen[link] then
+        finished = true
+        page.next_link = nil
+        -- items of this page were delivered; the loop is reported after them
+        return page, nil, pager_error("nextLinkLoop", ("nextLink repeats after %d pages: %s"):format(number, link))
+      end
+      seen[link] = true
+      query = { next_link = link }
+    end
+    return page
+  end
+end
+
+--- Item iterator over the same pages: yields each model; false, err on failure.
+function M.items(c, method, opts)
+  local pages = M.pages(c, method, opts)
+  local page, i, pending_err, done = nil, 0, nil, false
+  return function()
+    if done then return nil end
+    while true do
+      if page then
+        i = i + 1
+        local v = page.value[i]
+        if v ~= nil then return v end
+        page = nil
+        if pending_err then
+          done = true
+          return false, pending_err
+        end
+      end
+      local p, err, loop_err = pages()
+      if p == nil then done = true; return nil end
+      if p == false then done = true; return false, err end
+      page, i, pending_err = p, 0, loop_err
+      if type(page.value) ~= "table" then page.value = {} end
+    end
+  end
+end
+
+--- Install the pager methods on a client method table (done by vivalearning/init.lua).
+-- c:activities{...}  c:activity_pages{...}   (user = id | me = true, top, select, skip, ...)
+-- c:providers{...}   c:provider_pages{...}
+-- c:contents{provider = id, ...}  c:content_pages{...}
+function M.install(methods)
+  methods.activities = function(c, opts) return M.items(c, "activities_page", opts) end
+  methods.providers = function(c, opts) return M.items(c, "providers_page", opts) end
+  methods.contents = function(c, opts) return M.items(c, "contents_page", opts) end
+  methods.activity_pages = function(c, opts) return M.page_iterator(c, "activities_page", opts) end
+  methods.provider_pages = function(c, opts) return M.page_iterator(c, "providers_page", opts) end
+  methods.content_pages = function(c, opts) return M.page_iterator(c, "contents_page", opts) end
+end
+
+--- Page iterator that reports a nextLink loop as `false, err` after the page that carried it.
+function M.page_iterator(c, method, opts)
+  local it = M.pages(c, method, opts)
+  local pending, done = nil, false
+  return function()
+    if done then return nil end
+    if pending then done = true; return false, pending end
+    local p, err, loop = it()
+    if p == nil then done = true; return nil end
+    if p == false then done = true; return false, err end
+    pending = loop
+    return p
+  end
+end
+
+return M
