@@ -41,6 +41,10 @@ void vl_json_open(lua_State *L) {
     lua_pop(L, 2);
 }
 
+void vl_json_push_decoder(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &vl_json_decode_key);
+}
+
 int vl_json_decode_at(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &vl_json_decode_key) != LUA_TFUNCTION) {
@@ -131,6 +135,17 @@ static inline size_t utf8_seq(const unsigned char *s, size_t n) {
 int vl_utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
+    /* ASCII fast path: OR the words together, test once */
+    unsigned long long acc = 0;
+    for (; i + 8 <= n; i += 8) {
+        unsigned long long w;
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    unsigned char tail = 0;
+    for (size_t j = i; j < n; j++) tail |= s[j];
+    if (!(acc & 0x8080808080808080ULL) && !(tail & 0x80)) return 1;
+    i = 0;
     while (i < n) {
         if (s[i] < 0x80) { i++; continue; }
         size_t k = utf8_seq(s + i, n - i);

@@ -26,6 +26,7 @@ int vl_json_encode(lua_State *L, int idx);
 
 /* ---- internal to the core ---- */
 void vl_json_open(lua_State *L);       /* creates the cjson instance once per lua_State */
+void vl_json_push_decoder(lua_State *L);  /* pushes the cjson.safe instance's decode */
 
 #define VL_BUF_INIT 2048
 typedef struct vl_buf {

@@ -20,11 +20,10 @@
 #include "schema.h"
 
 typedef struct vl_model {
-    unsigned short kind;
-    unsigned short nfields;
-    unsigned int spare;
-    unsigned long long dirty;    /* bit i: field i changed since construction/decode/clean */
+    unsigned int kind;
+    unsigned int dirty;          /* bit i: field i changed since construction/decode/clean */
 } vl_model;
+#define BIT(i) (1U << (i))
 
 /* Registry / metatable keys: addresses of these constants (never written). */
 static const char vl_model_tag = 't';                 /* metatable[&tag] = kind index */
@@ -99,6 +98,7 @@ static const char *suggest(const vl_kind *k, const char *name) {
     int bestd = 1000;
     size_t n = strlen(name);
     for (int i = 0; i < k->nfields; i++) {
+        if (k->fields[i].name[0] == '@') continue;
         int d = edit_distance(name, k->fields[i].name);
         if (d < bestd) { bestd = d; best = k->fields[i].name; }
     }
@@ -154,7 +154,8 @@ static void push_repr(lua_State *L, int idx) {
 /* The rule a field follows, as used in messages ("integer 0..100 expected"). */
 static void rule_text(const vl_field *f, char *buf, size_t sz) {
     switch (f->type) {
-    case VT_STRING: snprintf(buf, sz, "string expected"); break;
+    case VT_STRING:
+    case VT_ANNOT: snprintf(buf, sz, "string expected"); break;
     case VT_INT32: snprintf(buf, sz, "integer %ld..%ld expected", f->min, f->max); break;
     case VT_BOOL: snprintf(buf, sz, "boolean expected"); break;
     case VT_DTO: snprintf(buf, sz, "DateTimeOffset string with Z or +hh:mm offset expected"); break;
@@ -327,21 +328,26 @@ static void unpack(const char *s, size_t n, packed *p) {
 }
 
 /* Checks one sub-field value at vidx; returns its state or -1 after reporting. */
-static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const char *fname, int which, int vidx) {
+static void sub_report(lua_State *L, sink *S, const vl_field *f, const char *fname, int which,
+                       const char *problem, int vidx, int with_value) {
     char path[160];
     snprintf(path, sizeof path, "%s.%s", fname, which ? sub_b(f) : sub_a(f));
+    report(L, S, path, problem, vidx, with_value);
+}
+
+static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const char *fname, int which, int vidx) {
     int t = lua_type(L, vidx);
     int required = (f->type == VT_DTTZ && which == 0);
     if (t == LUA_TNIL) {
         if (mode == MODE_STRICT && required) {
-            report(L, S, path, "string expected (required)", 0, 0);
+            sub_report(L, S, f, fname, which, "string expected (required)", 0, 0);
             return -1;
         }
         return SUB_ABSENT;
     }
     if (ISNULL(L, vidx)) {
         if (mode == MODE_STRICT && required) {
-            report(L, S, path, "non-null string expected", vidx, 1);
+            sub_report(L, S, f, fname, which, "non-null string expected", vidx, 1);
             return -1;
         }
         return SUB_NULL;
@@ -350,25 +356,25 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
         ? (which == 0 ? "date-time string expected (e.g. 2022-09-22T16:05:00.0000000)" : "time zone name string expected")
         : (which == 0 ? "one of text, html expected" : "string expected");
     if (t != LUA_TSTRING) {
-        report(L, S, path, rule, vidx, 1);
+        sub_report(L, S, f, fname, which, rule, vidx, 1);
         return -1;
     }
     size_t n;
     const char *s = lua_tolstring(L, vidx, &n);
     if (!vl_utf8_valid(s, n)) {
-        report(L, S, path, "valid UTF-8 string expected", vidx, 1);
+        sub_report(L, S, f, fname, which, "valid UTF-8 string expected", vidx, 1);
         return -1;
     }
     if (mode == MODE_STRICT) {
         if (memchr(s, '\0', n)) {
-            report(L, S, path, "string without NUL bytes expected", vidx, 1);
+            sub_report(L, S, f, fname, which, "string without NUL bytes expected", vidx, 1);
             return -1;
         }
         int ok = 1;
         if (f->type == VT_DTTZ) ok = which == 0 ? vl_valid_local_dt(s, n) : n > 0;
         else if (which == 0) ok = vl_enum_index(vl_body_types, s, n) >= 0;
         if (!ok) {
-            report(L, S, path, rule, vidx, 1);
+            sub_report(L, S, f, fname, which, rule, vidx, 1);
             return -1;
         }
     }
@@ -405,10 +411,16 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
         lua_pop(L, 2);
         return 0;
     }
-    /* other keys */
-    int extra = 0;
+    /* other keys: none when the key count matches (the common case, no string compares) */
+    int extra = 0, count = 0;
     lua_pushnil(L);
     while (lua_next(L, vidx)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != (as != SUB_ABSENT) + (bs != SUB_ABSENT)) lua_pushnil(L);
+    else count = -1;
+    while (count >= 0 && lua_next(L, vidx)) {
         if (lua_type(L, -2) == LUA_TSTRING) {
             const char *key = lua_tostring(L, -2);
             if (strcmp(key, sub_a(f)) == 0 || strcmp(key, sub_b(f)) == 0) {
@@ -440,13 +452,22 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
     if (!extra && !(a && memchr(a, '\0', an))) {
         size_t bn = 0;
         const char *bb = bs == SUB_STRING ? lua_tolstring(L, ib, &bn) : NULL;
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        luaL_addchar(&b, (char)(as | (bs << 2)));
-        if (a) luaL_addlstring(&b, a, an);
-        luaL_addchar(&b, '\0');
-        if (bb) luaL_addlstring(&b, bb, bn);
-        luaL_pushresult(&b);
+        char small[256];
+        if (an + bn + 2 <= sizeof small) {
+            small[0] = (char)(as | (bs << 2));
+            if (an) memcpy(small + 1, a, an);
+            small[an + 1] = '\0';
+            if (bn) memcpy(small + an + 2, bb, bn);
+            lua_pushlstring(L, small, an + bn + 2);
+        } else {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            luaL_addchar(&b, (char)(as | (bs << 2)));
+            if (a) luaL_addlstring(&b, a, an);
+            luaL_addchar(&b, '\0');
+            if (bb) luaL_addlstring(&b, bb, bn);
+            luaL_pushresult(&b);
+        }
         lua_replace(L, ia);
         lua_pop(L, 1);
         return 1;
@@ -492,6 +513,7 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
     }
     switch (f->type) {
     case VT_STRING:
+    case VT_ANNOT:
     case VT_DTO:
     case VT_DURATION:
     case VT_ENUM: {
@@ -551,15 +573,17 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
         lua_createtable(L, (int)n, 0);
         int before = S->n;
         for (lua_Integer i = 1; i <= n; i++) {
-            char path[160];
             lua_rawgeti(L, vidx, i);
             size_t sn;
             const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &sn) : NULL;
-            snprintf(path, sizeof path, "%s[%lld]", fname, (long long)i);
-            if (!s) report(L, S, path, "string expected", -1, 1);
-            else if (!vl_utf8_valid(s, sn)) report(L, S, path, "valid UTF-8 string expected", -1, 1);
-            else if (mode == MODE_STRICT && memchr(s, '\0', sn))
-                report(L, S, path, "string without NUL bytes expected", -1, 1);
+            const char *problem = !s ? "string expected"
+                : !vl_utf8_valid(s, sn) ? "valid UTF-8 string expected"
+                : (mode == MODE_STRICT && memchr(s, '\0', sn)) ? "string without NUL bytes expected" : NULL;
+            if (problem) {
+                char path[160];
+                snprintf(path, sizeof path, "%s[%lld]", fname, (long long)i);
+                report(L, S, path, problem, -1, 1);
+            }
             lua_rawseti(L, -2, i);
         }
         if (S->n != before) {
@@ -598,8 +622,7 @@ static vl_model *push_new(lua_State *L, int kind) {
     const vl_kind *k = &vl_kinds[kind];
     vl_model *m = (vl_model *)lua_newuserdatauv(L, sizeof(vl_model), k->nfields + 1);
     memset(m, 0, sizeof *m);
-    m->kind = (unsigned short)kind;
-    m->nfields = (unsigned short)k->nfields;
+    m->kind = (unsigned int)kind;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &vl_mt_keys[kind]);
     lua_setmetatable(L, -2);
     return m;
@@ -646,11 +669,7 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
             size_t n = 0;
             const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
             const char *want = k->odata_type;
-            char buf[96];
-            if (!want) {
-                snprintf(buf, sizeof buf, "#microsoft.graph.%s", k->type_name);
-                if (mode == MODE_STRICT || !v) want = buf;
-            }
+            if (!want && (mode == MODE_STRICT || !v)) want = k->full_type;
             if (want && (!v || strcmp(v, want) != 0)) {
                 char prob[160];
                 snprintf(prob, sizeof prob, "\"%s\" expected", want);
@@ -703,13 +722,10 @@ static int m_construct(lua_State *L) {
 /* ------------------------------------------------------------------ family / kind picking */
 
 static int kind_of_odata(const char *t) {
-    if (!t) return -1;
-    for (int i = 0; i < VL_NKINDS; i++) {
-        char buf[96];
-        if (vl_kinds[i].odata_type && strcmp(t, vl_kinds[i].odata_type) == 0) return i;
-        snprintf(buf, sizeof buf, "#microsoft.graph.%s", vl_kinds[i].type_name);
-        if (strcmp(t, buf) == 0) return i;
-    }
+    static const char prefix[] = "#microsoft.graph.learning";
+    if (!t || strncmp(t, prefix, sizeof prefix - 1) != 0) return -1;
+    for (int i = 0; i < VL_NKINDS; i++)
+        if (strcmp(t + sizeof prefix - 1, vl_kinds[i].full_type + sizeof prefix - 1) == 0) return i;
     return -1;
 }
 
@@ -750,7 +766,7 @@ static void from_table(lua_State *L, int tidx, const char *family) {
     lua_getfield(L, tidx, "@odata.type");
     const char *ot = lua_tostring(L, -1);
     int kind = kind_of_odata(ot);
-    if (!family) {
+    if (!family && kind < 0) {
         lua_getfield(L, tidx, "@odata.context");
         family = family_of_context(lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -850,7 +866,11 @@ static int m_decode(lua_State *L) {
     lua_settop(L, 2);
     lua_pushcfunction(L, decode_protected);
     if (t == LUA_TSTRING) {
-        if (!vl_json_decode_at(L, 1)) return 2;
+        vl_json_push_decoder(L);                    /* the cjson.safe instance catches errors */
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 2);
+        if (lua_isnil(L, -2)) return 2;
+        lua_pop(L, 1);
     } else {
         lua_pushvalue(L, 1);
     }
@@ -981,7 +1001,7 @@ void vl_model_put_json(vl_buf *b, int idx, int changes_only) {
         first = 0;
     }
     for (int i = 0; i < k->nfields; i++) {
-        if (changes_only && !(m->dirty & (1ULL << i))) continue;
+        if (changes_only && !(m->dirty & (BIT(i)))) continue;
         int t = lua_getiuservalue(L, idx, UV_FIELD(i));
         if (t == LUA_TNIL) {
             if (changes_only) {          /* unset after a change: nothing to send */
@@ -1115,7 +1135,7 @@ int vl_model_set_id(lua_State *L, int idx, const char *id) {
     if (!m || !id || !vl_utf8_valid(id, strlen(id))) return 0;
     lua_pushstring(L, id);
     lua_setiuservalue(L, idx, UV_FIELD(0));
-    m->dirty &= ~1ULL;
+    m->dirty &= ~1U;
     return 1;
 }
 
@@ -1174,13 +1194,13 @@ static int m_newindex(lua_State *L) {
         if (lua_isnil(L, 3)) {                              /* unset: nothing to send */
             lua_pushnil(L);
             lua_setiuservalue(L, 1, UV_FIELD(fi));
-            m->dirty &= ~(1ULL << fi);
+            m->dirty &= ~(BIT(fi));
             return 0;
         }
         sink S = { 0, 0 };
         convert(L, &S, MODE_STRICT, f, 3);                 /* raises on error */
         lua_getiuservalue(L, 1, UV_FIELD(fi));             /* 5: old */
-        if (!deep_equal(L, 4, 5, 0)) m->dirty |= 1ULL << fi;
+        if (!deep_equal(L, 4, 5, 0)) m->dirty |= BIT(fi);
         lua_pop(L, 1);
         lua_setiuservalue(L, 1, UV_FIELD(fi));
         return 0;
@@ -1328,7 +1348,7 @@ static int m_changes(lua_State *L) {
         lua_setfield(L, 2, "@odata.type");
     }
     for (int i = 0; i < k->nfields; i++) {
-        if (!(m->dirty & (1ULL << i))) continue;
+        if (!(m->dirty & (BIT(i)))) continue;
         push_field(L, 1, &k->fields[i], i);
         lua_setfield(L, 2, k->fields[i].name);
     }

@@ -14,6 +14,8 @@ const char *const vl_body_types[] = { "text", "html", NULL };
 /*  name                           wire                         alias                        type         flags enums            range */
 #define ID_FIELD \
   { "id",                          NULL,                        NULL,                        VT_STRING,   0,    NULL,            0, 0 }
+#define CONTEXT_FIELD \
+  { "@odata.context",              NULL,                        NULL,                        VT_ANNOT,    N,    NULL,            0, 0 }
 #define ACTIVITY_FIELDS \
   ID_FIELD, \
   { "completedDateTime",           NULL,                        NULL,                        VT_DTO,      N,    NULL,            0, 0 }, \
@@ -31,15 +33,18 @@ static const vl_field assignment_fields[] = {
   { "assignmentType",              NULL,                        NULL,                        VT_ENUM,     R,    assignment_type, 0, 0 },
   { "dueDateTime",                 NULL,                        NULL,                        VT_DTTZ,     N,    NULL,            0, 0 },
   { "notes",                       NULL,                        NULL,                        VT_BODY,     N,    vl_body_types,   0, 0 },
+  CONTEXT_FIELD,
 };
 
 static const vl_field self_initiated_fields[] = {
   ACTIVITY_FIELDS,
   { "startedDateTime",             NULL,                        NULL,                        VT_DTO,      N,    NULL,            0, 0 },
+  CONTEXT_FIELD,
 };
 
 static const vl_field activity_fields[] = {
   ACTIVITY_FIELDS,
+  CONTEXT_FIELD,
 };
 
 static const vl_field provider_fields[] = {
@@ -51,6 +56,7 @@ static const vl_field provider_fields[] = {
   { "longLogoWebUrlForLightTheme", NULL,                        NULL,                        VT_STRING,   R,    NULL,            0, 0 },
   { "loginWebUrl",                 NULL,                        NULL,                        VT_STRING,   N,    NULL,            0, 0 },
   { "isCourseActivitySyncEnabled", NULL,                        NULL,                        VT_BOOL,     N,    NULL,            0, 0 },
+  CONTEXT_FIELD,
 };
 
 static const vl_field content_fields[] = {
@@ -74,6 +80,7 @@ static const vl_field content_fields[] = {
   { "isActive",                    NULL,                        NULL,                        VT_BOOL,     N,    NULL,            0, 0 },
   { "isPremium",                   NULL,                        NULL,                        VT_BOOL,     N,    NULL,            0, 0 },
   { "isSearchable",                NULL,                        NULL,                        VT_BOOL,     N,    NULL,            0, 0 },
+  CONTEXT_FIELD,
 };
 #undef N
 #undef R
@@ -81,11 +88,11 @@ static const vl_field content_fields[] = {
 
 #define NF(a) (int)(sizeof(a) / sizeof((a)[0]))
 const vl_kind vl_kinds[VL_NKINDS] = {
-  { "assignment",     "learningAssignment",          "#microsoft.graph.learningAssignment",          "activity", assignment_fields,     NF(assignment_fields) },
-  { "self_initiated", "learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "activity", self_initiated_fields, NF(self_initiated_fields) },
-  { "activity",       "learningCourseActivity",      NULL,                                           "activity", activity_fields,       NF(activity_fields) },
-  { "provider",       "learningProvider",            NULL,                                           "provider", provider_fields,       NF(provider_fields) },
-  { "content",        "learningContent",             NULL,                                           "content",  content_fields,        NF(content_fields) },
+  { "assignment",     "learningAssignment",          "#microsoft.graph.learningAssignment",          "#microsoft.graph.learningAssignment",          "activity", assignment_fields,     NF(assignment_fields) },
+  { "self_initiated", "learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "activity", self_initiated_fields, NF(self_initiated_fields) },
+  { "activity",       "learningCourseActivity",      NULL,                                           "#microsoft.graph.learningCourseActivity",      "activity", activity_fields,       NF(activity_fields) },
+  { "provider",       "learningProvider",            NULL,                                           "#microsoft.graph.learningProvider",            "provider", provider_fields,       NF(provider_fields) },
+  { "content",        "learningContent",             NULL,                                           "#microsoft.graph.learningContent",             "content",  content_fields,        NF(content_fields) },
 };
 
 /* ------------------------------------------------------------------ formats */

@@ -14,7 +14,8 @@ typedef enum {
     VT_ENUM,      /* evolvable enum: members in enums */
     VT_DTTZ,      /* graph.dateTimeTimeZone {dateTime, timeZone} */
     VT_BODY,      /* graph.itemBody {contentType, content} */
-    VT_STRLIST    /* Collection(Edm.String) */
+    VT_STRLIST,   /* Collection(Edm.String) */
+    VT_ANNOT      /* OData annotation kept as given (@odata.context) */
 } vl_vtype;
 
 #define VF_NULLABLE 1   /* CSDL Nullable=true */
@@ -33,6 +34,7 @@ typedef struct vl_kind {
     const char *kind;           /* "assignment" */
     const char *type_name;      /* "learningAssignment" */
     const char *odata_type;     /* written as @odata.type; NULL for base/provider/content */
+    const char *full_type;      /* "#microsoft.graph.<type_name>" */
     const char *family;         /* "activity" | "provider" | "content" */
     const vl_field *fields;     /* fields[0] is id */
     int nfields;
