@@ -475,7 +475,14 @@ static void schedule_retry(lua_State *L, vl_client *c, int cidx, vl_req *r, doub
         finish(L, c, cidx, r, 2);
         return;
     }
-    wait = hint >= 0 ? hint : vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
+    if (hint >= 0) {
+        /* never earlier than asked; a little later, at random, so that callers throttled
+         * together do not all come back in the same instant */
+        double spread = hint * 0.25 < 2.0 ? hint * 0.25 : 2.0;
+        wait = hint + vl_rng_unit(&c->rng) * spread;
+    } else {
+        wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
+    }
     if (now + wait >= r->deadline) {
         char msg[160];
         snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
