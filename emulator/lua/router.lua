@@ -70,6 +70,7 @@ function M.prepare(req)
   if type(crid) == "table" then crid = crid[1] end
   req.client_request_id = crid or req.request_id
   req.unknown_members = activities.prefers_unknown_members(req)
+  req.is_token = req.raw_path:match("^/[^/]+/oauth2/v2%.0/token/?$") ~= nil
 end
 
 local function method_not_allowed(req) return errors.method_not_allowed(req) end
@@ -327,6 +328,7 @@ function M.process(req)
     end
   end
   finalize(req, resp)
+  if rule and not resp.fault then resp.fault = rule.id end
   log.finish(entry, resp, principal)
   if resp.committed_status then entry.committed_status = resp.committed_status end
   return resp
