@@ -514,8 +514,13 @@ static double hint_of(vl_req *r) {
 static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
     double now = vl_now();
     int sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
-    long st = 0;
-    if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
+    long st = 0, nconn = 0, ver = 0;
+    if (r->easy) {
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
+        if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK) c->st_connects += nconn;
+        if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
+    }
+    c->st_attempts++;
     r->status = rc == CURLE_OK ? st : 0;
     vl_list_remove(c, r);
     vl_transport_release(c, r);
@@ -534,6 +539,16 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             push_http_error(L, r, "protocol", -1, msg);
             lua_pushstring(L, "body_too_large");
             lua_setfield(L, -2, "code");
+            finish(L, c, cidx, r, 2);
+            return;
+        }
+        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+            rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
+            /* retrying cannot help */
+            lua_pushnil(L);
+            push_transport_error(L, r, rc, rc == CURLE_PEER_FAILED_VERIFICATION
+                                 ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
+                                 : "transport failure");
             finish(L, c, cidx, r, 2);
             return;
         }
@@ -630,6 +645,7 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
             continue;
         }
         vl_list_push(c, r, VL_L_ACTIVE);
+        if (c->nactive > c->st_max_active) c->st_max_active = c->nactive;
     }
 }
 
@@ -1626,6 +1642,23 @@ static int c_poll(lua_State *L) {
     return 1;
 }
 
+static int c_stats(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    vl_req *r;
+    int q = 0;
+    for (r = c->ready_h; r; r = r->next) q++;
+    for (r = c->backoff_h; r; r = r->next) q++;
+    for (r = c->token_h; r; r = r->next) q++;
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, c->nactive); lua_setfield(L, -2, "active");
+    lua_pushinteger(L, q); lua_setfield(L, -2, "queued");
+    lua_pushinteger(L, c->st_max_active); lua_setfield(L, -2, "max_active");
+    lua_pushinteger(L, c->st_attempts); lua_setfield(L, -2, "attempts");
+    lua_pushinteger(L, c->st_connects); lua_setfield(L, -2, "connects");
+    lua_pushinteger(L, c->st_h2); lua_setfield(L, -2, "http2");
+    return 1;
+}
+
 static int c_pending(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     int n = 0;
@@ -1983,6 +2016,8 @@ void vl_client_open(lua_State *L) {
         lua_setfield(L, -2, "poll");
         lua_pushcfunction(L, c_pending);
         lua_setfield(L, -2, "pending");
+        lua_pushcfunction(L, c_stats);
+        lua_setfield(L, -2, "stats");
         lua_pushcfunction(L, c_close);
         lua_setfield(L, -2, "close");
         lua_pushvalue(L, -1);

@@ -145,6 +145,7 @@ struct vl_client {
     CURL **pool; int npool, pool_cap;
     int nactive;
     int ndone;                  /* finished handles not yet returned by poll */
+    long st_attempts, st_connects, st_h2, st_max_active;   /* c:stats() */
     /* lists: ready (admission queue), backoff, waiting for a token, active */
     vl_req *ready_h, *ready_t, *backoff_h, *backoff_t, *token_h, *token_t, *active_h, *active_t;
     vl_token tok;
