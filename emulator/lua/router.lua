@@ -428,6 +428,16 @@ function M.handle()
   return M.send(M.process(req))
 end
 
+-- error_page 400 (a request nginx itself refused to parse, e.g. %00 in the path)
+function M.bad_request()
+  local ok, method = pcall(ngx.req.get_method)
+  local req = { method = ok and method or "GET", raw_path = "/", raw_query = "", headers = {}, body = "" }
+  M.prepare(req)
+  local resp = errors.graph(req, 400, "BadRequest", "The request could not be parsed (malformed request line, URL or headers).")
+  finalize(req, resp)
+  return M.send(resp)
+end
+
 -- error_page 413 (a body past nginx's own 64 MiB cap)
 function M.too_large()
   local req = { method = ngx.req.get_method(), raw_path = ngx.var.uri or "/", raw_query = "", headers = {}, body = "" }

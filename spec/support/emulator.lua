@@ -101,7 +101,9 @@ end
 -- app: a key of M.APPS or {client_id=, client_secret=}.  Returns the access token (raises on failure).
 function M.token(app, base)
   local a = type(app) == "table" and app or M.APPS[app or "importer"]
-  local res = http.post((base or M.http) .. "/" .. M.TENANT .. "/oauth2/v2.0/token", {
+  base = base or M.http
+  local res = http.post(base .. "/" .. M.TENANT .. "/oauth2/v2.0/token", {
+    cacert = base:find("^https:") and M.ca or nil,
     form = { client_id = a.client_id, client_secret = a.client_secret, grant_type = "client_credentials", scope = M.GRAPH_SCOPE },
   })
   if res.status ~= 200 then error("token request failed: " .. res.status .. " " .. res.body, 2) end
@@ -140,7 +142,7 @@ function M.graph(method, path, o)
   if tok ~= false and headers.Authorization == nil then headers.Authorization = "Bearer " .. tok end
   return http.request{
     method = method, url = (o.base or M.graph_url_http) .. path, headers = headers, json = o.json, body = o.body,
-    cacert = o.cacert, http2 = o.http2,
+    cacert = o.cacert, http2 = o.http2, curl_args = o.curl_args,
   }
 end
 

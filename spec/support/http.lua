@@ -61,7 +61,7 @@ function M.request(o)
     if headers["Content-Type"] == nil then headers["Content-Type"] = "application/x-www-form-urlencoded" end
   end
   local hfile, bfile = tmpname(), tmpname()
-  local args = { "curl", "-sS", "-g", "-X", q(method), "-D", q(hfile), "-o", q(bfile),
+  local args = { "curl", "-sS", "-g", "--path-as-is", "-X", q(method), "-D", q(hfile), "-o", q(bfile),
     "-w", q("%{http_code} %{http_version}"), "--max-time", tostring(o.timeout or 30) }
   local infile
   if body ~= nil then
