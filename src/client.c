@@ -275,8 +275,10 @@ static void push_http_error(lua_State *L, vl_req *r, const char *kind, double re
         if (!e.message) e.message = r->status ? "HTTP error without a Graph error body" : NULL;
         vl_error_push(L, &e);
     }
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
+    if (lua_gettop(L) > top + 1) {
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
 }
 
 static void push_transport_error(lua_State *L, vl_req *r, CURLcode rc, const char *msg) {

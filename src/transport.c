@@ -170,7 +170,6 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     SET(CURLOPT_HEADERDATA, (void *)r);
     SET(CURLOPT_ERRORBUFFER, r->errbuf);
     if (c->user_agent) SET(CURLOPT_USERAGENT, c->user_agent);
-    if (c->max_body) SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
     switch (r->method) {
     case VL_POST:
         SET(CURLOPT_POST, 1L);
