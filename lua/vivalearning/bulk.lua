@@ -535,6 +535,16 @@ function M.import(c, source, opts)
   local function handle(op, ok, value, err, entry)
     local row = op.row
     if row.final then return end
+    if not ok and type(err) == "table" and err.kind == "auth" then
+      -- no token: nothing else can succeed either. Stop; rows without an outcome stay
+      -- unprocessed (not failed), so a run with the same journal does them later.
+      if not summary.fatal then summary.fatal = "authentication failed: " .. tostring(err) end
+      source_done = true
+      row.final = true
+      release(row)
+      summary.unprocessed = (summary.unprocessed or 0) + 1
+      return
+    end
     if not ok then
       local cls = classify(err)
       if cls == "throttled" then
@@ -696,6 +706,25 @@ function M.import(c, source, opts)
 
   local function dispatch()
     local t = now()
+    if summary.fatal then
+      -- fatal error: nothing more is sent; rows still queued stay unprocessed (no outcome,
+      -- nothing journaled for them), so a later run with the same journal does them
+      local function drop(op)
+        if not op.row.final then
+          op.row.final = true
+          release(op.row)
+          summary.unprocessed = (summary.unprocessed or 0) + 1
+        end
+      end
+      while true do
+        local op = pop()
+        if not op then break end
+        drop(op)
+      end
+      for _, op in ipairs(delayed) do drop(op) end
+      delayed = {}
+      return
+    end
     -- due retries go to the front
     if #delayed > 0 then
       local keep = {}
@@ -856,7 +885,7 @@ function M.import(c, source, opts)
   if results then results:close() end
   if prog then prog:finish(summary.read, summary.failed) end
   if not ok then return nil, loop_err end
-  if summary.fatal then return nil, summary.fatal end
+  if summary.fatal then return nil, summary.fatal, summary end
   summary.elapsed = prog and (now() - prog.start) or nil
   return summary
 end

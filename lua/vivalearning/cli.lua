@@ -147,11 +147,12 @@ function M.client_config(args)
     return cfg
   end
   local user, pass = env_or(args, "username"), env_or(args, "password")
+  cfg.client_secret = env_or(args, "client_secret")
   if user or pass then
+    -- delegated token (password grant); a confidential app sends its secret too
     if not (user and pass) then return nil, "--username and --password go together" end
     cfg.username, cfg.password = user, pass
   else
-    cfg.client_secret = env_or(args, "client_secret")
     if not cfg.client_secret then
       return nil, "no credentials: give --client-secret (or VIVA_CLIENT_SECRET), --token, or --username/--password"
     end

@@ -1,0 +1,116 @@
+-- Bulk import under the emulator's rate limit and fault rules: every row ends created exactly
+-- once (emulator counters), nothing lost, one outcome per row in the results file.
+local viva = require "vivalearning"
+local sample = require "vivalearning.sample"
+local results = require "vivalearning.results"
+local emu = require "support.emulator"
+
+local PROVIDER = emu.PROVIDER
+local ITEM_PATH = "/v1.0/employeeExperience/learningProviders/.*/learningCourseActivities$"
+
+local function client()
+  return viva.client { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
+                       client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
+                       ca_file = emu.ca }
+end
+
+-- every row of the file created exactly once, one outcome line per row, all "created"
+local function check_exactly_once(n, prefix, res, s)
+  assert.equal(n, s.read)
+  assert.equal(n, s.created)
+  assert.equal(0, s.failed)
+  local creates = emu.counters().creates[PROVIDER] or {}
+  for i = 1, n do
+    local ext = ("%s%06d"):format(prefix, i)
+    assert.equal(1, creates[ext] or 0, ext .. " created " .. tostring(creates[ext] or 0) .. " times")
+  end
+  local seen, lines = {}, 0
+  for r in results.read(res) do
+    lines = lines + 1
+    assert.is_nil(seen[r.row])
+    seen[r.row] = true
+    assert.equal("created", r.outcome)
+    assert.truthy(r.id)
+  end
+  assert.equal(n, lines)
+end
+
+describe("bulk import under throttling and faults", function()
+  local c
+  setup(function() c = client() end)
+  before_each(function() emu.reset() end)
+  after_each(function() emu.clear_faults(); emu.clear_rate_limit() end)
+
+  it("backs off under the rate limit and still creates every row exactly once", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 400, { prefix = "rl-" })
+    emu.rate_limit({ per_second = 300, burst = 40 })
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res, concurrency = 8 }))
+    assert.is_true((s.throttled or 0) > 0, "the rate limit never bit")
+    check_exactly_once(400, "rl-", res, s)
+    -- the emulator really answered 429s
+    local n429 = 0
+    for _, e in ipairs(emu.log()) do if e.status == 429 then n429 = n429 + 1 end end
+    assert.is_true(n429 > 0)
+    os.remove(src); os.remove(res)
+  end)
+
+  it("retries throttled $batch items one by one after their Retry-After", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 200, { prefix = "th-" })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 429, retry_after = "0.3", share = 0.25 })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 503, retry_after = 0.2, share = 0.1 })
+    local since = emu.last_seq()
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
+    check_exactly_once(200, "th-", res, s)
+    -- retried items came alone (direct POSTs, not inside a $batch)
+    local direct = 0
+    for _, e in ipairs(emu.log(since)) do
+      if e.method == "POST" and e.path:match(ITEM_PATH) and not e.batch_item then direct = direct + 1 end
+    end
+    assert.is_true(direct > 0)
+    os.remove(src); os.remove(res)
+  end)
+
+  it("reconciles ambiguous failures (processed, then 500 or a dropped connection) without duplicates", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 200, { prefix = "amb-" })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 500, after = true, share = 0.15 })
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
+    check_exactly_once(200, "amb-", res, s)
+    assert.equal(0, emu.counters().conflicts)
+    -- single requests: the connection drops after the create was committed
+    emu.reset()
+    emu.fault({ method = "POST", path = ITEM_PATH, drop = true, after = true, share = 0.1 })
+    local s2 = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res, batch = 1 }))
+    check_exactly_once(200, "amb-", res, s2)
+    os.remove(src); os.remove(res)
+  end)
+
+  it("retries a throttled or failed $batch envelope", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 120, { prefix = "env-" })
+    emu.fault({ method = "POST", path = "/v1.0/%$batch", status = 429, retry_after = "0.2", count = 3 })
+    emu.fault({ method = "POST", path = "/v1.0/%$batch", status = 503, count = 2 })
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
+    check_exactly_once(120, "env-", res, s)
+    os.remove(src); os.remove(res)
+  end)
+
+  it("fails rows (not the import) when the service keeps refusing them", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 30, { prefix = "hard-" })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 503, retry_after = 0 })
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res, max_attempts = 2 }))
+    assert.equal(30, s.read)
+    assert.equal(30, s.failed)
+    local lines = 0
+    for r in results.read(res) do
+      lines = lines + 1
+      assert.equal("failed", r.outcome)
+      assert.equal(503, r.status)
+    end
+    assert.equal(30, lines)
+    os.remove(src); os.remove(res)
+  end)
+end)
