@@ -830,7 +830,9 @@ static int decode_protected(lua_State *L) {
                 continue;
             }
             sink S = { 0, 0 };
-            const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+            size_t kn = 0;
+            const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kn) : NULL;
+            if (!key || !vl_utf8_valid(key, kn)) luaL_error(L, "property names in valid UTF-8 expected");
             copy_json(L, &S, key, -1, 1);
             lua_pushvalue(L, -3);
             lua_insert(L, -2);
