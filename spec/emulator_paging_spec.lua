@@ -125,3 +125,32 @@ describe("emulator paging", function()
     assert.equal(50, emu.get_settings().page_size)
   end)
 end)
+
+describe("emulator paging test aids", function()
+  before_each(function()
+    emu.reset()
+    seed_activities(4)
+    emu.settings{ page_size = 2 }
+  end)
+
+  it("empty_pages = N serves N empty pages with a nextLink before the data", function()
+    emu.settings{ empty_pages = 3 }
+    local pages, items = follow(emu.graph_url_http .. USER_COLL .. "?$select=status", emu.token("importer"))
+    assert.equal(5, #pages)
+    for i = 1, 3 do
+      assert.equal(0, #pages[i].value)
+      assert.truthy(pages[i]["@odata.nextLink"]:find("$skiptoken=empty-" .. i, 1, true))
+      assert.truthy(pages[i]["@odata.nextLink"]:find("$select=status", 1, true))
+    end
+    assert.equal(4, #items)
+    assert.equal(400, emu.graph("GET", USER_COLL .. "?$skiptoken=abc").status)
+  end)
+
+  it("next_link_loop makes every nextLink point at the request itself", function()
+    emu.settings{ next_link_loop = true }
+    local r = emu.graph("GET", USER_COLL .. "?$top=2")
+    assert.equal(emu.graph_url_http .. USER_COLL .. "?$top=2", r.json["@odata.nextLink"])
+    local r2 = emu.graph("GET", USER_COLL .. "?$skip=2")
+    assert.equal(emu.graph_url_http .. USER_COLL .. "?$skip=2", r2.json["@odata.nextLink"])
+  end)
+end)

@@ -30,6 +30,7 @@ local SETTING_TYPES = {
   page_size = "number", max_top = "number", token_lifetime = "number", max_body_bytes = "number",
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
   batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
+  empty_pages = "number", next_link_loop = "boolean",
 }
 
 function M.reset_all(seed)

@@ -55,9 +55,36 @@ end
 --   items: array of records; render(rec, select_set) -> table; context: @odata.context URL;
 --   allowed: set of selectable fields; type_name for messages.
 function M.collection(req, items, opts)
+  -- Test aids (settings): empty_pages = N serves N empty pages (each with a nextLink carrying
+  -- $skiptoken=empty-K) before the data; next_link_loop = true makes every nextLink point at the
+  -- request's own URL.
+  local empty_k
+  local st = req.qmap["$skiptoken"]
+  if st then
+    empty_k = tonumber(st:match("^empty%-(%d+)$") or "")
+    if not empty_k then
+      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. st .. "' for query option '$skiptoken'.")
+    end
+  end
+  local want_empty = tonumber(state.settings.empty_pages) or 0
+  if want_empty > 0 and (empty_k or 0) < want_empty and not req.qmap["$skip"] then
+    local parts = {}
+    for _, kv in ipairs(req.qlist) do
+      if kv[1] ~= "$skiptoken" then
+        parts[#parts + 1] = util.query_encode(kv[1]) .. "=" .. util.query_encode(kv[2])
+      end
+    end
+    parts[#parts + 1] = "$skiptoken=empty-" .. ((empty_k or 0) + 1)
+    return { status = 200, json = {
+      ["@odata.context"] = opts.context, value = require("json").array({}),
+      ["@odata.nextLink"] = req.base .. req.raw_path .. "?" .. table.concat(parts, "&"),
+    } }
+  end
   for _, kv in ipairs(req.qlist) do
     local k = kv[1]
-    if UNSUPPORTED[k] then
+    if k == "$skiptoken" then
+      -- one of ours (checked above)
+    elseif UNSUPPORTED[k] then
       return errors.graph(req, 400, "BadRequest", "Query option '" .. k .. "' is not supported for this resource.")
     elseif k:sub(1, 1) == "$" and not COLLECTION_OPTS[k] then
       return errors.graph(req, 400, "BadRequest", "Query option '" .. k .. "' is not allowed.")
@@ -102,10 +129,12 @@ function M.collection(req, items, opts)
   end
   local body = { ["@odata.context"] = opts.context, value = setmetatable(value, require("json").ARRAY) }
   if count then body["@odata.count"] = total end
-  if last < total and size > 0 then
+  if state.settings.next_link_loop then
+    body["@odata.nextLink"] = req.base .. req.raw_path .. (req.raw_query ~= "" and ("?" .. req.raw_query) or "")
+  elseif last < total and size > 0 then
     local parts = {}
     for _, kv in ipairs(req.qlist) do
-      if kv[1] ~= "$skip" then
+      if kv[1] ~= "$skip" and kv[1] ~= "$skiptoken" then
         parts[#parts + 1] = util.query_encode(kv[1]) .. "=" .. util.query_encode(kv[2])
       end
     end
