@@ -228,6 +228,14 @@ describe("emulator admin API", function()
       assert.equal(r.headers["request-id"], r.json.error.innerError["request-id"])
     end)
 
+    it("redacts secret-bearing query parameters", function()
+      http.get(emu.http .. "/" .. emu.TENANT .. "/oauth2/v2.0/token?client_secret=s3cr3t&password=pw&keep=1")
+      local raw = http.get(emu.http .. "/_emulator/log").body
+      assert.is_nil(raw:find("s3cr3t", 1, true))
+      assert.is_nil(raw:find("=pw", 1, true))
+      assert.equal("client_secret=<redacted>&password=<redacted>&keep=1", emu.log()[1].query)
+    end)
+
     it("DELETE clears it", function()
       get()
       http.request{ method = "DELETE", url = emu.http .. "/_emulator/log" }

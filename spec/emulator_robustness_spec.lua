@@ -39,6 +39,16 @@ describe("emulator transport", function()
     assert.equal("2", r.http_version)
   end)
 
+  it("a dropped connection over HTTP/2 resets the stream", function()
+    emu.fault{ path = "learningCourseActivities", drop = true, count = 1 }
+    local r = http.get(emu.h2c .. "/v1.0" .. COLL, { http2 = "prior", headers = { Authorization = "Bearer " .. emu.token() } })
+    assert.equal(0, r.status)
+    assert.equal(92, r.curl_exit)  -- HTTP/2 stream error
+    emu.fault{ path = "learningCourseActivities", drop = true, count = 1 }
+    local r2 = http.get(emu.graph_url .. COLL, { cacert = emu.ca, http2 = true, headers = { Authorization = "Bearer " .. emu.token() } })
+    assert.equal(92, r2.curl_exit)
+  end)
+
   it("reads a POST body over HTTP/2", function()
     local r = http.post(emu.h2c .. "/v1.0" .. COLL, { http2 = "prior", json = emu.assignment{ externalcourseActivityId = "h2c-1" },
       headers = { Authorization = "Bearer " .. emu.token() } })

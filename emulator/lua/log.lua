@@ -34,6 +34,21 @@ function M.redact_headers(h)
   return r
 end
 
+local SECRET_PARAMS = {
+  client_secret = true, password = true, access_token = true, refresh_token = true,
+  client_assertion = true, code = true, assertion = true, token = true,
+}
+
+-- The query string with the values of secret-bearing parameters replaced.
+function M.redact_query(q)
+  if not q or q == "" then return "" end
+  return (q:gsub("([^&=]+)=([^&]*)", function(k, v)
+    local name = k:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end):lower()
+    if SECRET_PARAMS[name] then return k .. "=<redacted>" end
+    return k .. "=" .. v
+  end))
+end
+
 -- Starts an entry for a request; the router completes it with finish().
 function M.start(req)
   M.seq = M.seq + 1
@@ -41,7 +56,7 @@ function M.start(req)
     seq = M.seq,
     method = req.method,
     path = req.path,
-    query = req.raw_query or "",
+    query = M.redact_query(req.raw_query),
     headers = M.redact_headers(req.headers),
     body_bytes = req.body and #req.body or 0,
     client_request_id = req.client_request_id,
