@@ -329,6 +329,7 @@ function M.import(c, source, opts)
     local jerr
     jr, jerr = journal_mod.open(opts.journal)
     if not jr then close_source(); return nil, "cannot open journal: " .. tostring(jerr) end
+    jr.clock = now
     if info.records == 0 then
       jr:append({ k = "begin", v = 1, mode = mode, provider = provider,
                   source = type(source) == "string" and source or fmt })
@@ -744,24 +745,27 @@ function M.import(c, source, opts)
       planned[#planned + 1] = { ops = ops, single = single }
     end
     if #planned == 0 then return end
-    -- intents for every write about to go out, one fsync for the round
+    -- intents for every write about to go out. Creates are the one thing that must never be
+    -- sent twice, so a round carrying creates is fsynced (one fsync for the round) before it
+    -- goes out; updates and deletes are idempotent and only written (flushed).
     if jr then
+      local need_sync = false
       for _, p in ipairs(planned) do
         local r, x, o = {}, {}, {}
         for _, op in ipairs(p.ops) do
           if op.op ~= "lookup" then
             r[#r + 1] = op.row.n; x[#x + 1] = op.row.ext or false; o[#o + 1] = op.op
+            if op.op == "create" then need_sync = true end
           end
         end
         if #r > 0 then jr:append({ k = "intent", r = r, x = x, o = o }) end
       end
-    end
-    if jr then
       if #pending_done > 0 then
         jr:append({ k = "done", o = pending_done })
         pending_done = {}
       end
-      local ok, serr = jr:sync()
+      local ok, serr
+      if need_sync then ok, serr = jr:sync() else ok, serr = jr:flush() end
       if not ok then error("journal: " .. tostring(serr)) end
     end
     for _, p in ipairs(planned) do
@@ -865,9 +869,12 @@ function M.import(c, source, opts)
         for _, req in ipairs(done or {}) do complete(req) end
       end
       if jr and #pending_done > 0 then
+        -- outcomes are written at once (a killed process loses nothing written) and fsynced
+        -- with the next round of creates, or at least once a second
         jr:append({ k = "done", o = pending_done })
         pending_done = {}
-        local sok, serr = jr:sync()
+        local sok, serr
+        if now() - (jr.last_sync or 0) > 1 then sok, serr = jr:sync() else sok, serr = jr:flush() end
         if not sok then error("journal: " .. tostring(serr)) end
       end
       if prog then prog:update(summary.read, summary.failed) end

@@ -166,6 +166,14 @@ function Journal:append(rec)
   return true
 end
 
+--- Write what was appended to the file (no fsync): enough to survive the process being
+-- killed, not a machine crash.
+function Journal:flush()
+  local ok, err = self.fh:flush()
+  if not ok then return nil, err end
+  return true
+end
+
 --- Flush and fsync everything appended so far.
 function Journal:sync()
   if not self.dirty then return true end
@@ -175,6 +183,7 @@ function Journal:sync()
   if not ok then return nil, err end
   self.dirty = false
   self.syncs = self.syncs + 1
+  self.last_sync = self.clock and self.clock() or os.time()
   return true
 end
 

@@ -69,12 +69,16 @@ function M.render(st, width, label)
   width = width or 80
   local right
   if st.total then
-    right = ("%d/%d %3d%% %6.0f rows/s ETA %s"):format(st.done, st.total,
+    -- fixed-width fields, so the bar keeps its length while the numbers change
+    local digits = #tostring(st.total)
+    right = ("%" .. digits .. "d/%d %3d%% %6.0f rows/s ETA %5s"):format(st.done, st.total,
       st.total > 0 and math.floor(100 * st.done / st.total) or 100, st.rate, fmt_time(st.eta))
+    local f = st.failed > 0 and (" failed %d"):format(st.failed) or ""
+    right = right .. f .. (" "):rep(math.max(0, 8 + digits - #f))
   else
     right = ("%d rows %6.0f rows/s %s"):format(st.done, st.rate, fmt_time(st.elapsed))
+    if st.failed > 0 then right = right .. (" failed %d"):format(st.failed) end
   end
-  if st.failed > 0 then right = right .. (" failed %d"):format(st.failed) end
   local left = (label or "import") .. " "
   local barw = width - #left - #right - 4
   if st.total and barw >= 10 then
