@@ -32,7 +32,7 @@ describe("pager", function()
     emu.reset()
     seed_learner(c, learner, 1000)
   end)
-  after_each(function() emu.settings({ page_size = 50 }) end)
+  after_each(function() emu.settings({ page_size = 50, empty_pages = 0, next_link_loop = false }) end)
 
   it("iterates 1000 items over 100 pages, each exactly once, lazily", function()
     emu.settings({ page_size = 10 })
@@ -136,6 +136,53 @@ describe("pager", function()
     assert.equal(200, n)
     assert.truthy(e)
     assert.equal(500, e.status)
+  end)
+
+  it("follows empty pages that still carry a nextLink", function()
+    emu.settings({ page_size = 100, empty_pages = 3 })
+    local n, pages, empty = 0, 0, 0
+    for page, err in c:activity_pages { user = learner } do
+      assert.truthy(page, tostring(err))
+      pages = pages + 1
+      if #page.value == 0 then empty = empty + 1 end
+      n = n + #page.value
+    end
+    assert.equal(1000, n)
+    assert.equal(3, empty)
+    assert.equal(13, pages)
+    local seen, m = {}, 0
+    for act, err in c:activities { user = learner } do
+      assert.truthy(act, tostring(err))
+      assert.is_nil(seen[act.id]); seen[act.id] = true
+      m = m + 1
+    end
+    assert.equal(1000, m)
+  end)
+
+  it("ends a self-referencing nextLink loop with a nextLinkLoop error instead of spinning", function()
+    emu.settings({ page_size = 10, next_link_loop = true })
+    local items, err_seen, calls = 0, nil, 0
+    for act, err in c:activities { user = learner } do
+      calls = calls + 1
+      assert.is_true(calls < 100, "the pager is spinning")
+      if not act then err_seen = err; break end
+      items = items + 1
+    end
+    assert.truthy(err_seen)
+    assert.equal("nextLinkLoop", err_seen.code)
+    assert.equal("protocol", err_seen.kind)
+    assert.is_true(items <= 20)      -- at most the page that carried the repeated link again
+    -- the page iterator: pages, then the error, then the end
+    local pages, perr = 0, nil
+    local it = c:activity_pages { user = learner }
+    for page, err in it do
+      if not page then perr = err; break end
+      pages = pages + 1
+      assert.is_true(pages < 10, "the pager is spinning")
+    end
+    assert.equal("nextLinkLoop", perr.code)
+    assert.is_nil((it()))
+    emu.settings({ next_link_loop = false })
   end)
 
   it("returns an empty sequence for a learner with no activities", function()
