@@ -134,6 +134,14 @@ describe("emulator admin API", function()
       assert.equal(18, r.curl_exit)  -- partial file
     end)
 
+    it("stalls after the headers and half a body (stall), then closes", function()
+      emu.fault{ path = "learningCourseActivities", stall = 3, count = 1 }
+      local r = http.get(emu.graph_url_http .. COLL, { timeout = 1, headers = { Authorization = "Bearer " .. emu.token() } })
+      assert.equal(200, r.status)
+      assert.equal(28, r.curl_exit)  -- curl's own timeout: the body never completes
+      assert.equal('{"value":[', r.body)
+    end)
+
     it("faults on the token endpoint answer Entra-shaped bodies", function()
       emu.fault{ path = "/oauth2/v2.0/token$", status = 503, retry_after = "1", count = 1 }
       local r = http.post(emu.http .. "/" .. emu.TENANT .. "/oauth2/v2.0/token", { form = {

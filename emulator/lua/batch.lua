@@ -140,7 +140,7 @@ function M.run(req)
           if not sub_crid then sub.headers["client-request-id"] = nil end
           local resp = router.process(sub)
           if resp.drop or resp.truncate then
-            return { drop = resp.drop, truncate = resp.truncate, fault = resp.fault }
+            return { drop = resp.drop, truncate = resp.truncate, stall = resp.stall, fault = resp.fault }
           end
           local h = {}
           for k, v in pairs(resp.headers or {}) do h[k] = v end

@@ -30,7 +30,7 @@ function M.add(spec)
   local known = {
     method = true, path = true, status = true, retry_after = true, retry_after_ms = true,
     retry_after_date = true, body_minutes = true, delay = true, drop = true, after = true,
-    count = true, share = true, headers = true, body = true, truncate = true,
+    count = true, share = true, headers = true, body = true, truncate = true, stall = true,
   }
   for k in pairs(spec) do
     if not known[k] then return nil, "unknown fault field '" .. tostring(k) .. "'" end
@@ -79,6 +79,10 @@ function M.add(spec)
     if type(spec.truncate) ~= "boolean" then return nil, "truncate must be a boolean" end
     r.truncate = spec.truncate or nil
   end
+  if spec.stall ~= nil then
+    if not num(spec.stall) or spec.stall < 0 or spec.stall > 600 then return nil, "stall must be 0..600 seconds" end
+    r.stall = spec.stall
+  end
   if spec.after ~= nil then
     if type(spec.after) ~= "boolean" then return nil, "after must be a boolean" end
     r.after = spec.after or nil
@@ -104,8 +108,8 @@ function M.add(spec)
     if type(spec.body) ~= "string" then return nil, "body must be a string (sent verbatim)" end
     r.body = spec.body
   end
-  if not (r.status or r.delay or r.drop or r.truncate) then
-    return nil, "a fault needs status, delay, drop or truncate"
+  if not (r.status or r.delay or r.drop or r.truncate or r.stall) then
+    return nil, "a fault needs status, delay, drop, truncate or stall"
   end
   M.next_id = M.next_id + 1
   M.rules[#M.rules + 1] = r

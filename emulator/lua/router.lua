@@ -305,7 +305,7 @@ function M.process(req)
   if rule and not rule.after then
     if rule.delay then ngx.sleep(rule.delay) end
     if rule.drop then resp = { drop = true }
-    elseif rule.truncate then resp = { truncate = true }
+    elseif rule.truncate or rule.stall then resp = { truncate = true, stall = rule.stall }
     elseif rule.status then resp = faults.response(req, rule) end
     if resp then resp.fault = rule.id end
   end
@@ -321,7 +321,7 @@ function M.process(req)
       if rule.delay then ngx.sleep(rule.delay) end
       local committed = resp.status
       if rule.drop then resp = { drop = true }
-      elseif rule.truncate then resp = { truncate = true }
+      elseif rule.truncate or rule.stall then resp = { truncate = true, stall = rule.stall }
       elseif rule.status then resp = faults.response(req, rule) end
       resp.fault = rule.id
       resp.committed_status = committed
@@ -354,6 +354,7 @@ function M.send(resp)
     ngx.header["Content-Length"] = "1000"
     ngx.print('{"value":[')
     ngx.flush(true)
+    if resp.stall then ngx.sleep(resp.stall) end   -- a stall after the headers, then the connection goes
     return ngx.exit(444)
   end
   ngx.status = resp.status
