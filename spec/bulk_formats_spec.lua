@@ -290,3 +290,47 @@ describe("progress", function()
     os.remove(path)
   end)
 end)
+
+describe("row mapping", function()
+  local rows = require "vivalearning.rows"
+
+  it("nests dotted CSV columns, converts integers, reads the type column", function()
+    local nr = rows.normalize({ type = "self-initiated", externalcourseActivityId = "x-1", completionPercentage = " 40 ",
+                                ["dueDateTime.dateTime"] = "2026-01-01T00:00:00", ["dueDateTime.timeZone"] = "UTC",
+                                notes = "", status = "inProgress", ["@odata.context"] = "dropped" })
+    assert.equal("self_initiated", nr.kind)
+    assert.equal("x-1", nr.ext)
+    assert.equal(40, nr.fields.completionPercentage)
+    assert.equal("integer", math.type(nr.fields.completionPercentage))
+    assert.same({ dateTime = "2026-01-01T00:00:00", timeZone = "UTC" }, nr.fields.dueDateTime)
+    assert.is_nil(nr.fields.notes)             -- empty cell = not given
+    assert.is_nil(nr.fields["@odata.context"])
+    assert.equal("x-1", nr.fields.externalCourseActivityId)
+    assert.equal("abc", rows.normalize({ completionPercentage = "abc" }).fields.completionPercentage)
+    assert.equal(7, rows.normalize({ completionPercentage = 7.0 }).fields.completionPercentage)
+  end)
+
+  it("takes the type from Graph names, the option, or reports an unknown one", function()
+    assert.equal("assignment", rows.normalize({ ["@odata.type"] = "#microsoft.graph.learningAssignment" }).kind)
+    assert.equal("self_initiated", rows.normalize({ ["@odata.type"] = "#microsoft.graph.learningSelfInitiatedCourse" }).kind)
+    assert.equal("assignment", rows.normalize({}, { type = "assignment" }).kind)
+    local nr = rows.normalize({ type = "webinar" }, { type = "assignment" })
+    assert.is_nil(nr.kind); assert.matches("webinar", nr.type_error)
+  end)
+
+  it("diffs a row against an existing activity: only what differs, complex fields merged", function()
+    local existing = { status = "inProgress", completionPercentage = 10, startedDateTime = "2026-01-01T10:00:00.0000000+00:00",
+                       dueDateTime = { dateTime = "2026-12-01T00:00:00", timeZone = "UTC" }, learnerUserId = "u" }
+    assert.is_nil(rows.diff({ status = "inProgress", startedDateTime = "2026-01-01T11:00:00+01:00", learnerUserId = "u",
+                              dueDateTime = { dateTime = "2026-12-01T00:00:00.0000000" } }, existing))
+    local ch = rows.diff({ status = "completed", completionPercentage = 10, dueDateTime = { timeZone = "Pacific Standard Time" } }, existing)
+    assert.same({ status = "completed", dueDateTime = { dateTime = "2026-12-01T00:00:00", timeZone = "Pacific Standard Time" } }, ch)
+  end)
+
+  it("compares date-times by instant", function()
+    assert.is_true(rows.same("2026-01-01T00:00:00Z", "2025-12-31T19:00:00-05:00", "completedDateTime"))
+    assert.is_false(rows.same("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "completedDateTime"))
+    assert.is_false(rows.same("2026-01-01T00:00:00Z", "2025-12-31T19:00:00-05:00", "notDate"))
+    assert.is_nil(rows.instant("yesterday"))
+  end)
+end)

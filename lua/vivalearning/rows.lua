@@ -144,6 +144,45 @@ function M.from_model(m)
   return flat
 end
 
+-- Date-times compare by the instant they name, so a service that echoes
+-- "2026-01-01T00:00:00Z" as "2026-01-01T00:00:00.0000000+00:00" does not make a row "changed".
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+local function instant(v)
+  if type(v) ~= "string" then return nil end
+  local Y, M, D, h, mi, sec, frac, zone =
+    v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not Y then return nil end
+  local off = 0
+  if zone ~= "" and zone ~= "Z" and zone ~= "z" then
+    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    off = (tonumber(oh) * 60 + tonumber(om)) * 60 * (sign == "-" and -1 or 1)
+  end
+  local t = days_from_civil(tonumber(Y), tonumber(M), tonumber(D)) * 86400
+    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - off
+  frac = frac:gsub("^%.", ""):gsub("0+$", "")
+  return t .. "." .. frac
+end
+M.instant = instant
+
+local function same(a, b, key)
+  if a == b then return true end
+  if type(key) == "string" and (key:match("DateTime$") or key == "dateTime") then
+    local ia, ib = instant(a), instant(b)
+    return ia ~= nil and ia == ib
+  end
+  return false
+end
+M.same = same
+
 --- Compare the fields of an input row with an existing model's table form.
 -- Returns a table of the top-level fields that differ (complex fields merged: the existing
 -- value with the row's sub-fields laid over it), or nil when nothing differs.
@@ -158,13 +197,13 @@ function M.diff(fields, existing)
           for sk, sv in pairs(old) do merged[sk] = sv end
         end
         for sk, sv in pairs(v) do
-          if merged[sk] ~= sv then differs = true end
+          if not same(merged[sk], sv, sk) then differs = true end
           merged[sk] = sv
         end
         if differs then changes = changes or {}; changes[k] = merged end
       elseif v == M.null then
         if old ~= nil and old ~= M.null then changes = changes or {}; changes[k] = v end
-      elseif old ~= v then
+      elseif not same(old, v, k) then
         changes = changes or {}; changes[k] = v
       end
     end
