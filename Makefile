@@ -25,10 +25,13 @@ BUILD    ?= _build
 SRC      := $(wildcard src/*.c)
 OBJ      := $(SRC:src/%.c=$(BUILD)/%.o)
 MODULE   := vivalearning/core.so
+# OS glue for the pure-Lua layer (fsync, isatty, monotime), a module of its own: the core
+# knows nothing of files or terminals.
+SYS_MODULE := vivalearning/sys.so
 
 # Debian packages the project needs; `deps` installs whichever are missing.
 DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
-            lua-posix lua-system lua-term nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
+            nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
             gcc make
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
 BENCH_PKGS := wrk nodejs npm
@@ -61,7 +64,7 @@ deps-check: deps
 deps-bench: deps
 	$(call install_missing,$(BENCH_PKGS))
 
-build: $(MODULE)
+build: $(MODULE) $(SYS_MODULE)
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -72,6 +75,10 @@ $(BUILD):
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
+
+$(SYS_MODULE): src/sys/sys.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $<
 
 # Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
 test: deps build
@@ -99,6 +106,7 @@ bench: deps-bench build
 install: build
 	install -d $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/core.so
+	install -m 755 $(SYS_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sys.so
 	install -m 644 lua/vivalearning/*.lua $(DESTDIR)$(LUA_DIR)/vivalearning/
 	install -m 755 bin/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
 
