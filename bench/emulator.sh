@@ -37,12 +37,32 @@ ID=$(curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/jso
 [ -n "$ID" ] || { echo "bench/emulator.sh: create failed" >&2; exit 1; }
 
 rps() { sed -n 's/^Requests\/sec:[[:space:]]*//p'; }
+reqs() { sed -n 's/^[[:space:]]*\([0-9]*\) requests in.*/\1/p'; }
+# CPU time (user+system, clock ticks) of the nginx worker: a load-independent cost per request.
+WORKER=$(ps -o pid= --ppid "$(cat "$DIR/nginx.pid")" | head -n 1 | tr -d ' ')
+TICKS=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$WORKER/stat"; }
+per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICKS" 'BEGIN{ if (n > 0) printf "%.0f", (b - a) / t / n * 1e6; else print "?" }'; }
 lat() { awk '/^    Latency/ {print $2}'; }
 
+C0=$(cpu)
 OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -H "Authorization: Bearer $TOKEN" "$HTTP/v1.0/employeeExperience/learningCourseActivities/$ID")
-echo "GET  activity by id   : $(echo "$OUT" | rps) requests/s (avg latency $(echo "$OUT" | lat), $THREADS threads, $CONNS connections, $DUR)"
+C1=$(cpu)
+echo "GET  activity by id   : $(echo "$OUT" | rps) requests/s (avg latency $(echo "$OUT" | lat), $THREADS threads, $CONNS connections, $DUR; worker CPU $(per_req "$C0" "$C1" "$(echo "$OUT" | reqs)") us/request)"
 echo "$OUT" | grep -E "Non-2xx|Socket errors" || true
 
+C0=$(cpu)
 OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -s bench/emulator_post.lua "$HTTP$COLL" -- "$TOKEN")
-echo "POST create activity  : $(echo "$OUT" | rps) requests/s (avg latency $(echo "$OUT" | lat), unique external ids)"
-echo "$OUT" | grep -E "Non-2xx|Socket errors|non-201" || true
+C1=$(cpu)
+echo "POST create activity  : $(echo "$OUT" | rps) requests/s (avg latency $(echo "$OUT" | lat), unique external ids; worker CPU $(per_req "$C0" "$C1" "$(echo "$OUT" | reqs)") us/request)"
+echo "$OUT" | grep -E "Non-2xx|Socket errors" || true
+
+curl -s -X POST "$HTTP/_emulator/reset" >/dev/null
+C0=$(cpu)
+OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -s bench/emulator_batch.lua "$HTTP/v1.0/\$batch" -- "$TOKEN" "$PROVIDER")
+C1=$(cpu)
+B=$(echo "$OUT" | rps)
+echo "POST \$batch (20 creates): $B requests/s = $(awk -v b="$B" 'BEGIN{printf "%.0f", b*20}') creates/s (avg latency $(echo "$OUT" | lat); worker CPU $(per_req "$C0" "$C1" "$(echo "$OUT" | reqs)") us/batch)"
+echo "$OUT" | grep -E "Non-2xx|Socket errors" || true
+CREATED=$(curl -s "$HTTP/_emulator/state" | sed -n 's/.*"activities":\([0-9]*\).*/\1/p')
+echo "  (activities held after the run: $CREATED)"

@@ -29,9 +29,16 @@ local function prefers_unknown_members(req)
   return p and p:lower():find("include%-unknown%-enum%-members") ~= nil
 end
 
+local SHAPES = {}
+for _, kind in ipairs({ "assignment", "self_initiated" }) do
+  local keys = { "@odata.context", "@odata.type", "externalCourseActivityId" }
+  for _, f in ipairs(validate.FIELDS[kind]) do keys[#keys + 1] = f end
+  SHAPES[kind] = json.ordered(keys)
+end
+
 function M.render(req, a, select)
   local kind = a._kind
-  local out = { ["@odata.type"] = validate.ODATA_TYPE[kind], id = a.id }
+  local out = setmetatable({ ["@odata.type"] = validate.ODATA_TYPE[kind], id = a.id }, SHAPES[kind])
   local spelling = state.settings.external_id_spelling
   for _, f in ipairs(validate.FIELDS[kind]) do
     if f ~= "id" and (not select or select[f]) then

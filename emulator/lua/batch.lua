@@ -116,12 +116,12 @@ function M.run(req)
           if k:lower() == "client-request-id" then sub_crid = v end
         end
         local body = ""
-        local berr
+        local berr, prejson
         if it.body ~= nil then
           if not header_get(it.headers, "content-type") then
             berr = "The Content-Type header is required when a batch request has a body."
           elseif type(it.body) == "table" then
-            body = json.encode(it.body)
+            prejson = it.body   -- already decoded with the envelope: no second encode/decode
           elseif type(it.body) == "string" then
             body = util.b64url_decode(it.body) or ngx.decode_base64(it.body) or it.body
           else
@@ -135,20 +135,25 @@ function M.run(req)
           local sub = {
             method = it.method:upper(), raw_path = "/" .. req.version .. path, raw_query = query,
             headers = headers, body = body, base = req.base, scheme = req.scheme, protocol = req.protocol,
-            batch_seq = env_entry_seq, batch_item = b.id,
+            batch_seq = env_entry_seq, batch_item = b.id, prejson = prejson,
           }
           if not sub_crid then sub.headers["client-request-id"] = nil end
           local resp = router.process(sub)
           if resp.drop or resp.truncate then
             return { drop = resp.drop, truncate = resp.truncate, stall = resp.stall, fault = resp.fault }
           end
-          local h = {}
-          for k, v in pairs(resp.headers or {}) do h[k] = v end
-          local text, ct = router.body_text(resp)
+          -- item headers as Graph shows them (graph-api.md §4): no diagnostics blob per item
+          local h = { ["x-ms-resource-unit"] = "1" }
+          for k, v in pairs(resp.headers or {}) do
+            if k ~= "x-ms-ags-diagnostic" then h[k] = v end
+          end
+          local bodyv, ct
+          if resp.json then
+            bodyv, ct = resp.json, router.json_content_type(resp)
+          else
+            bodyv, ct = router.body_text(resp)
+          end
           if ct then h["Content-Type"] = ct end
-          local bodyv
-          if resp.json then bodyv = resp.json
-          elseif text then bodyv = text end
           out = { id = b.id, status = resp.status, headers = h, body = bodyv }
           if resp.status == 429 then throttled = true end
         end

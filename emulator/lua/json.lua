@@ -54,7 +54,9 @@ local escapes = {
 local function esc(c)
   return escapes[c] or string.format("\\u%04x", c:byte())
 end
+local find = string.find
 local function str(s)
+  if not find(s, '[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. s:gsub('[%c"\\]', esc) .. '"'
 end
 M.quote = str
@@ -100,7 +102,26 @@ encode = function(v, buf, n)
       end
       n = n + 1; buf[n] = "]"
     else
-      local keys = {}
+      local mt = getmetatable(v)
+      local keys = mt and mt.__keys
+      if keys then
+        -- a known shape: keys in the given order (absent ones skipped)
+        n = n + 1; buf[n] = "{"
+        local first = true
+        for i = 1, #keys do
+          local k = keys[i]
+          local x = v[k]
+          if x ~= nil then
+            if not first then n = n + 1; buf[n] = "," end
+            first = false
+            n = n + 1; buf[n] = str(k) .. ":"
+            n = encode(x, buf, n)
+          end
+        end
+        n = n + 1; buf[n] = "}"
+        return n
+      end
+      keys = {}
       for k in pairs(v) do keys[#keys + 1] = tostring(k) end
       table.sort(keys, keyless)
       n = n + 1; buf[n] = "{"
@@ -117,6 +138,14 @@ encode = function(v, buf, n)
     n = n + 1; buf[n] = "null"
   end
   return n
+end
+
+-- A metatable that makes the encoder write exactly these keys, in this order (for hot shapes).
+function M.ordered(keys)
+  local list = {}
+  for i, k in ipairs(keys) do list[i] = k end
+  table.sort(list, keyless)
+  return { __keys = list }
 end
 
 function M.encode(v)

@@ -58,7 +58,7 @@ function M.start(req)
     path = req.path,
     query = M.redact_query(req.raw_query),
     headers = M.redact_headers(req.headers),
-    body_bytes = req.body and #req.body or 0,
+    body_bytes = req.body and #req.body or 0,   -- ($batch items with a JSON body: 0, it came with the envelope)
     client_request_id = req.client_request_id,
     request_id = req.request_id,
     time = ngx.now(),

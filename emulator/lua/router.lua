@@ -227,6 +227,11 @@ local function check_json_body(req)
     return errors.graph(req, 415, "UnsupportedMediaType",
       "Content-Type '" .. tostring(ct or "") .. "' is not supported; send application/json.")
   end
+  if req.prejson ~= nil then
+    -- a $batch item whose body came decoded with the (already checked) envelope
+    req.json = req.prejson
+    return nil
+  end
   if not util.valid_utf8(b) then
     return errors.graph(req, 400, "BadRequest", "The request body is not valid UTF-8.")
   end
@@ -332,6 +337,10 @@ function M.process(req)
   log.finish(entry, resp, principal)
   if resp.committed_status then entry.committed_status = resp.committed_status end
   return resp
+end
+
+function M.json_content_type(resp)
+  return (resp.entra or resp.admin) and "application/json; charset=utf-8" or GRAPH_CT
 end
 
 function M.body_text(resp)
