@@ -15,9 +15,10 @@
 -- of successful requests, and halves (once per round trip) when Graph answers 429 or 503.
 -- Throttled batch items are retried one by one after their Retry-After.
 --
--- Journal (optional, opts.journal): before a request carrying writes goes out, an "intent"
--- record naming its rows is appended and fsynced; each finished row gets a "done" record,
--- fsynced per round of completions. Run again with the same journal after a crash (even
+-- Journal (optional, opts.journal): no create goes out before an "intent" record naming its
+-- row is fsynced (one fsync covers the round about to go out and the creates queued behind
+-- it); each finished row gets a "done" record, written at once and fsynced with the next
+-- intents, at least once a second, and at the end. Run again with the same journal after a crash (even
 -- SIGKILL) and rows already done are skipped (their outcomes are copied into the new results
 -- file), rows with an intent but no outcome are reconciled by a GET on their
 -- externalCourseActivityId before anything is re-sent: no row lost, no duplicate created.
@@ -294,6 +295,7 @@ function M.import(c, source, opts)
   local max_attempts = opts.max_attempts or M.defaults.max_attempts
   local popts = { mode = mode, provider = provider, type = opts.type }
 
+  local t_start = now()
   local next_row, fmt, close_source = open_source(source, opts)
   if not next_row then return nil, fmt end
 
@@ -425,7 +427,7 @@ function M.import(c, source, opts)
   local source_done = false
   local window = math.min(max_window, 4)
   local seq, last_cut = 0, 0
-  local lookahead = max_window * batch_size * 2 + 20
+  local lookahead = max_window * batch_size * 2 + 256
   local batch_lookup = batch_size > 1  -- lookups inside $batch (turned off if the client refuses)
 
   local function push(op)
@@ -738,6 +740,10 @@ function M.import(c, source, opts)
       end
       delayed = keep
     end
+    -- group commit: with a journal, a round goes out when half the window is free (or nothing
+    -- is in flight), so one fsync covers several requests
+    local free = math.floor(window) - ninflight
+    if jr and ninflight > 0 and free < math.max(1, math.floor(window / 2)) then return end
     local planned = {}
     while ninflight + #planned < math.floor(window) do
       local ops, single = take_batch()
@@ -745,21 +751,42 @@ function M.import(c, source, opts)
       planned[#planned + 1] = { ops = ops, single = single }
     end
     if #planned == 0 then return end
-    -- intents for every write about to go out. Creates are the one thing that must never be
-    -- sent twice, so a round carrying creates is fsynced (one fsync for the round) before it
-    -- goes out; updates and deletes are idempotent and only written (flushed).
+    -- Intents. Creates are the one thing that must never be sent twice: before a create goes
+    -- out, an intent naming its row is fsynced. One fsync covers the creates about to go out
+    -- and every create queued behind them (intent ahead), so most rounds need none; a row
+    -- with an intent that was never sent costs one GET when resumed. Updates and deletes are
+    -- idempotent: their intents are written (flushed), not fsynced.
     if jr then
       local need_sync = false
       for _, p in ipairs(planned) do
-        local r, x, o = {}, {}, {}
         for _, op in ipairs(p.ops) do
-          if op.op ~= "lookup" then
-            r[#r + 1] = op.row.n; x[#x + 1] = op.row.ext or false; o[#o + 1] = op.op
-            if op.op == "create" then need_sync = true end
-          end
+          if op.op == "create" and not op.row.intended then need_sync = true end
         end
-        if #r > 0 then jr:append({ k = "intent", r = r, x = x, o = o }) end
       end
+      local r, x, o = {}, {}, {}
+      local function note(op)
+        if op.op == "create" then
+          if need_sync and not op.row.intended then
+            op.row.intended = true
+            r[#r + 1] = op.row.n; x[#x + 1] = op.row.ext or false; o[#o + 1] = "create"
+          end
+        elseif op.op ~= "lookup" then
+          r[#r + 1] = op.row.n; x[#x + 1] = op.row.ext or false; o[#o + 1] = op.op
+        end
+      end
+      for _, p in ipairs(planned) do
+        for _, op in ipairs(p.ops) do note(op) end
+      end
+      if need_sync then
+        for i = rhead, rtail do
+          local op = ready[i]
+          if op and op.op == "create" and not op.row.final then note(op) end
+        end
+        for _, op in ipairs(delayed) do
+          if op.op == "create" and not op.row.final then note(op) end
+        end
+      end
+      if #r > 0 then jr:append({ k = "intent", r = r, x = x, o = o }) end
       if #pending_done > 0 then
         jr:append({ k = "done", o = pending_done })
         pending_done = {}
@@ -893,7 +920,8 @@ function M.import(c, source, opts)
   if prog then prog:finish(summary.read, summary.failed) end
   if not ok then return nil, loop_err end
   if summary.fatal then return nil, summary.fatal, summary end
-  summary.elapsed = prog and (now() - prog.start) or nil
+  summary.elapsed = now() - t_start
+  summary.window = window
   return summary
 end
 
