@@ -154,3 +154,42 @@ describe("emulator paging test aids", function()
     assert.equal(emu.graph_url_http .. USER_COLL .. "?$skip=2", r2.json["@odata.nextLink"])
   end)
 end)
+
+describe("emulator lists after many deletes", function()
+  it("keep creation order and lose exactly the deleted ones", function()
+    emu.reset()
+    -- 150 creates and 100 deletes in a few $batch calls (the store compacts its lists on the way)
+    local ids = {}
+    for b = 0, 7 do
+      local reqs = {}
+      for i = 1, 20 do
+        local n = b * 20 + i
+        if n <= 150 then
+          reqs[#reqs + 1] = { id = tostring(n), method = "POST", url = COLL, headers = { ["Content-Type"] = "application/json" },
+            body = emu.assignment{ externalcourseActivityId = string.format("many-%03d", n) } }
+        end
+      end
+      local res = emu.graph("POST", "/$batch", { json = { requests = reqs } })
+      for _, r in ipairs(res.json.responses) do ids[tonumber(r.id)] = r.body.id end
+    end
+    local keep = {}
+    for b = 0, 4 do
+      local reqs = {}
+      for i = 1, 20 do
+        local n = b * 30 + i          -- deletes 1-20, 31-50, 61-80, 91-110, 121-140
+        reqs[#reqs + 1] = { id = tostring(i), method = "DELETE", url = COLL .. "/" .. ids[n] }
+      end
+      local res = emu.graph("POST", "/$batch", { json = { requests = reqs } })
+      for _, r in ipairs(res.json.responses) do assert.equal(204, r.status) end
+    end
+    for n = 1, 150 do
+      local m = (n - 1) % 30
+      if m >= 20 or n > 140 then keep[#keep + 1] = ids[n] end
+    end
+    local _, items = follow(emu.graph_url_http .. USER_COLL .. "?$select=id", emu.token("importer"))
+    assert.equal(#keep, #items)
+    for i, v in ipairs(items) do assert.equal(keep[i], v.id) end
+    local c = emu.graph("GET", USER_COLL .. "/$count")
+    assert.equal(tostring(#keep), c.body)
+  end)
+end)

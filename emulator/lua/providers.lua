@@ -133,10 +133,12 @@ function M.delete(req, principal, key)
   if not p then return err end
   local s = state.s
   -- Contained navigations go with it.
-  for _, aid in ipairs(util.copy(s.activity_list)) do
-    local a = s.activities[aid]
-    if a and a._provider == p.id then state.remove_activity(a) end
+  local doomed = {}
+  for i = 1, #s.activity_list do
+    local a = s.activities[s.activity_list[i]]
+    if a and a._provider == p.id then doomed[#doomed + 1] = a end
   end
+  for _, a in ipairs(doomed) do state.remove_activity(a) end
   for _, cid in ipairs(s.contents_by_provider[p.id].list) do s.contents[cid] = nil end
   s.contents_by_provider[p.id] = nil
   s.activities_by_provider[p.id] = nil
