@@ -275,9 +275,16 @@ describe("emulator admin API", function()
         providers = { { id = P, displayName = "Only", isCourseActivitySyncEnabled = true,
           squareLogoWebUrlForDarkTheme = "x", longLogoWebUrlForDarkTheme = "x", squareLogoWebUrlForLightTheme = "x", longLogoWebUrlForLightTheme = "x" } },
         contents = { { provider = P, id = emu.CONTENT, externalId = "ONLY-1", title = "t", contentWebUrl = "u", languageTag = "en" } },
+        activities = { { id = "act-1", ["@odata.type"] = "#microsoft.graph.learningSelfInitiatedCourse",
+          learningProviderId = P, learnerUserId = emu.LEARNER, learningContentId = emu.CONTENT,
+          externalcourseActivityId = "seeded-1", status = "completed", completionPercentage = 100 } },
         settings = { page_size = 1 },
       }
       emu.reset(seed)
+      local act = emu.graph("GET", COLL .. "(externalcourseActivityId='seeded-1')")
+      assert.equal(200, act.status, act.body)
+      assert.equal("act-1", act.json.id)
+      assert.equal("#microsoft.graph.learningSelfInitiatedCourse", act.json["@odata.type"])
       local r = emu.graph("GET", "/employeeExperience/learningProviders/" .. P .. "/learningContents")
       assert.equal(1, #r.json.value)
       assert.equal(1, emu.get_settings().page_size)
@@ -285,6 +292,8 @@ describe("emulator admin API", function()
       emu.reset()
       assert.equal(20, #emu.graph("GET", "/employeeExperience/learningProviders/" .. P .. "/learningContents").json.value)
       assert.equal(400, http.post(emu.http .. "/_emulator/reset", { json = { apps = { { name = "no id" } } } }).status)
+      assert.equal(400, http.post(emu.http .. "/_emulator/reset", { json = { activities = { { id = "x", learningProviderId = "nope" } } } }).status)
+      assert.equal(200, emu.graph("GET", "/employeeExperience/learningProviders/" .. P .. "/learningContents").status)  -- still the old state
     end)
 
     it("settings reject unknown names and wrong types; reset clears overrides", function()

@@ -137,15 +137,23 @@ function M.load(seed)
     if v ~= json.null then settings[k] = v end
   end
   s.settings = settings
+  local old_s, old_settings = M.s, M.settings
   M.s = s
   M.settings = settings
-  for _, a in ipairs(seed.activities or {}) do
-    if type(a) == "table" and type(a.id) == "string" then
-      a._kind = (tostring(a["@odata.type"] or "")):find("SelfInitiated") and "self_initiated" or "assignment"
-      a["@odata.type"] = nil
-      a._provider = a.learningProviderId
-      M.add_activity(a)
+  for _, sa in ipairs(seed.activities or {}) do
+    if type(sa) ~= "table" or type(sa.id) ~= "string" or not s.providers[sa.learningProviderId or ""] then
+      M.s, M.settings = old_s, old_settings
+      return nil, "activity without id or with an unknown learningProviderId"
     end
+    local a = util.copy(sa)   -- the seed table itself stays as it was, for the next reset
+    a._kind = (tostring(a["@odata.type"] or "")):find("SelfInitiated") and "self_initiated" or "assignment"
+    a["@odata.type"] = nil
+    if a.externalCourseActivityId ~= nil and a.externalcourseActivityId == nil then
+      a.externalcourseActivityId = a.externalCourseActivityId
+    end
+    a.externalCourseActivityId = nil
+    a._provider = a.learningProviderId
+    M.add_activity(a)
   end
   -- Rate-limit settings in the seed.
   M.rate_limits = {}
