@@ -499,17 +499,16 @@ static void push_complex(lua_State *L, const vl_field *f, int sidx) {
 
 /* ------------------------------------------------------------------ field conversion */
 
-/* Validates the value at vidx for field f and pushes the form to store. Returns 1, or
- * reports (raising, or appending to the sink and returning 0 with nothing pushed). */
+/* Validates the value at vidx (absolute index) for field f. Returns 2 when that value is to
+ * be stored as it is (nothing pushed), 1 after pushing the form to store, or reports
+ * (raising, or appending to the sink and returning 0 with nothing pushed). */
 static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx) {
-    vidx = lua_absindex(L, vidx);
     int t = lua_type(L, vidx);
     const char *fname = f->name;
     if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, vidx) == NULL) {
         if (mode == MODE_STRICT && !(f->flags & VF_NULLABLE))
             return report(L, S, fname, "non-null value expected (field is not nullable)", vidx, 1);
-        lua_pushvalue(L, vidx);
-        return 1;
+        return 2;
     }
     switch (f->type) {
     case VT_STRING:
@@ -531,13 +530,13 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
                 return report(L, S, fname, "non-empty string expected", vidx, 1);
             if (!ok) return report_rule(L, S, fname, f, vidx);
         }
-        lua_pushvalue(L, vidx);
-        return 1;
+        return 2;
     }
     case VT_INT32: {
         lua_Integer i;
         if (t != LUA_TNUMBER) return report_rule(L, S, fname, f, vidx);
-        if (lua_isinteger(L, vidx)) {
+        int isint = lua_isinteger(L, vidx);
+        if (isint) {
             i = lua_tointeger(L, vidx);
         } else {
             lua_Number d = lua_tonumber(L, vidx);
@@ -547,13 +546,13 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
         if (i < -2147483647L - 1 || i > 2147483647L ||
             (mode == MODE_STRICT && (i < f->min || i > f->max)))
             return report_rule(L, S, fname, f, vidx);
+        if (isint) return 2;
         lua_pushinteger(L, i);
         return 1;
     }
     case VT_BOOL:
         if (t != LUA_TBOOLEAN) return report_rule(L, S, fname, f, vidx);
-        lua_pushvalue(L, vidx);
-        return 1;
+        return 2;
     case VT_DTTZ:
     case VT_BODY:
         return convert_complex(L, S, mode, f, fname, vidx);
@@ -596,6 +595,14 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
         break;
     }
     return report_rule(L, S, fname, f, vidx);
+}
+
+/* convert, always pushing the value to store on success */
+static int convert_push(lua_State *L, sink *S, int mode, const vl_field *f, int vidx) {
+    vidx = lua_absindex(L, vidx);
+    int r = convert(L, S, mode, f, vidx);
+    if (r == 2) lua_pushvalue(L, vidx);
+    return r != 0;
 }
 
 /* Pushes the Lua value of field fi of the model at ud (fresh tables for complex types). */
@@ -645,27 +652,31 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
     vl_model *m = (vl_model *)lua_touserdata(L, ud);
     const vl_kind *k = &vl_kinds[m->kind];
     luaL_checkstack(L, 10, "model");
+    int vidx = lua_gettop(L) + 2;                 /* the value of each key during the walk */
     lua_pushnil(L);
     while (lua_next(L, tidx)) {
+        lua_pushvalue(L, -2);
+        int fi = -2;
+        if (lua_rawget(L, names) == LUA_TNUMBER) fi = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (fi >= 0) {                            /* a schema field: the hot path */
+            int r = convert(L, S, mode, &k->fields[fi], vidx);
+            if (r == 2) {
+                lua_setiuservalue(L, ud, UV_FIELD(fi));       /* pops the value itself */
+                continue;
+            }
+            if (r) lua_setiuservalue(L, ud, UV_FIELD(fi));
+            lua_pop(L, 1);
+            continue;
+        }
         if (lua_type(L, -2) != LUA_TSTRING) {
             report(L, S, "?", "field names must be strings", -2, 1);
             lua_pop(L, 1);
             continue;
         }
-        lua_pushvalue(L, -2);
-        if (lua_rawget(L, names) == LUA_TNUMBER) {
-            int fi = (int)lua_tointeger(L, -1);
-            lua_pop(L, 1);
-            if (convert(L, S, mode, &k->fields[fi], -1)) {
-                lua_setiuservalue(L, ud, UV_FIELD(fi));
-            }
-            lua_pop(L, 1);
-            continue;
-        }
-        lua_pop(L, 1);
         size_t kn;
         const char *key = lua_tolstring(L, -2, &kn);
-        if (strcmp(key, "@odata.type") == 0) {
+        if (fi == -1) {                           /* @odata.type */
             size_t n = 0;
             const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
             const char *want = k->odata_type;
@@ -1149,7 +1160,7 @@ static int m_index(lua_State *L) {
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
     int t = lua_rawget(L, lua_upvalueindex(1));
-    if (t == LUA_TNUMBER) {
+    if (t == LUA_TNUMBER && lua_tointeger(L, -1) >= 0) {
         int fi = (int)lua_tointeger(L, -1);
         push_field(L, 1, &vl_kinds[m->kind].fields[fi], fi);
         return 1;
@@ -1189,6 +1200,8 @@ static int m_newindex(lua_State *L) {
     lua_settop(L, 3);
     lua_pushvalue(L, 2);
     int t = lua_rawget(L, lua_upvalueindex(1));
+    if (t == LUA_TNUMBER && lua_tointeger(L, -1) < 0)
+        return luaL_error(L, "@odata.type: is given by the model type (%s), not assignable", k->type_name);
     if (t == LUA_TNUMBER) {
         int fi = (int)lua_tointeger(L, -1);
         const vl_field *f = &k->fields[fi];
@@ -1200,7 +1213,7 @@ static int m_newindex(lua_State *L) {
             return 0;
         }
         sink S = { 0, 0 };
-        convert(L, &S, MODE_STRICT, f, 3);                 /* raises on error */
+        convert_push(L, &S, MODE_STRICT, f, 3);            /* raises on error */
         lua_getiuservalue(L, 1, UV_FIELD(fi));             /* 5: old */
         if (!deep_equal(L, 4, 5, 0)) m->dirty |= BIT(fi);
         lua_pop(L, 1);
@@ -1417,6 +1430,8 @@ void vl_model_open(lua_State *L) {
             if (f->wire) { lua_pushinteger(L, i); lua_setfield(L, names, f->wire); }
             if (f->alias) { lua_pushinteger(L, i); lua_setfield(L, names, f->alias); }
         }
+        lua_pushinteger(L, -1);
+        lua_setfield(L, names, "@odata.type");
         lua_pushvalue(L, names);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_names_keys[kind]);
         lua_pushvalue(L, names);
