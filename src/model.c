@@ -29,9 +29,11 @@ typedef struct vl_model {
 static const char vl_model_tag = 't';                 /* metatable[&tag] = kind index */
 static const char vl_mt_keys[VL_NKINDS] = { 0 };      /* registry[&vl_mt_keys[k]] = metatable */
 static const char vl_names_keys[VL_NKINDS] = { 0 };   /* registry[&vl_names_keys[k]] = names */
+static const char vl_guess_key = 'g';                 /* registry[&guess] = property -> family */
 
 #define MODE_LENIENT 0   /* reading server data: keep unknown enum members, odd formats */
 #define MODE_STRICT  1   /* constructors, assignment, viva.check */
+#define MODE_ADOPT   2   /* lenient, and the input table is ours (fresh from cjson): no copies */
 
 #define UV_EXTRAS 1
 #define UV_FIELD(i) ((i) + 2)
@@ -280,6 +282,46 @@ static int copy_json(lua_State *L, sink *S, const char *field, int idx, int dept
     return report(L, S, field, "JSON value expected", idx, 1);
 }
 
+/* Validates like copy_json without copying (for tables nobody else holds). Returns 1, or
+ * reports and returns 0. */
+static int check_json(lua_State *L, sink *S, const char *field, int idx, int depth) {
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        if (!copy_json(L, S, field, idx, depth)) return 0;
+        lua_pop(L, 1);
+        return 1;
+    }
+    if (depth >= VL_JSON_MAX_DEPTH)
+        return report(L, S, field, "JSON value nested too deeply expected less", 0, 0);
+    luaL_checkstack(L, 4, "check");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int kt = lua_type(L, -2);
+        size_t n;
+        const char *s = kt == LUA_TSTRING ? lua_tolstring(L, -2, &n) : NULL;
+        if ((kt != LUA_TSTRING && kt != LUA_TNUMBER) || (s && !vl_utf8_valid(s, n))) {
+            lua_pop(L, 2);
+            return report(L, S, field, "table with string (UTF-8) or number keys expected", idx, 1);
+        }
+        if (!check_json(L, S, field, -1, depth + 1)) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* copy_json, or for MODE_ADOPT tables check_json and push the table itself. */
+static int take_json(lua_State *L, sink *S, int mode, const char *field, int idx, int depth) {
+    if (mode == MODE_ADOPT && lua_type(L, idx) == LUA_TTABLE) {
+        if (!check_json(L, S, field, idx, depth)) return 0;
+        lua_pushvalue(L, idx);
+        return 1;
+    }
+    return copy_json(L, S, field, idx, depth);
+}
+
 /* Deep equality of plain values (tables compared by content). */
 static int deep_equal(lua_State *L, int a, int b, int depth) {
     a = lua_absindex(L, a);
@@ -474,7 +516,7 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
     }
     /* table form: a validated copy */
     lua_pop(L, 2);
-    return copy_json(L, S, fname, vidx, 1);
+    return take_json(L, S, mode, fname, vidx, 1);
 }
 
 /* Pushes the Lua table form of a stored complex value at sidx (string or table). */
@@ -569,7 +611,8 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
             }
         }
         if (count != n) return report_rule(L, S, fname, f, vidx);
-        lua_createtable(L, (int)n, 0);
+        int adopt = mode == MODE_ADOPT;
+        if (!adopt) lua_createtable(L, (int)n, 0);
         int before = S->n;
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, vidx, i);
@@ -583,13 +626,14 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
                 snprintf(path, sizeof path, "%s[%lld]", fname, (long long)i);
                 report(L, S, path, problem, -1, 1);
             }
-            lua_rawseti(L, -2, i);
+            if (adopt) lua_pop(L, 1);
+            else lua_rawseti(L, -2, i);
         }
         if (S->n != before) {
-            lua_pop(L, 1);
+            if (!adopt) lua_pop(L, 1);
             return 0;
         }
-        return 1;
+        return adopt ? 2 : 1;
     }
     default:
         break;
@@ -707,7 +751,7 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
             lua_pop(L, 1);
             continue;
         }
-        if (copy_json(L, S, key, -1, 1)) {
+        if (take_json(L, S, mode, key, -1, 1)) {
             lua_pushvalue(L, -3);
             lua_insert(L, -2);
             set_extra(L, ud);
@@ -746,17 +790,45 @@ static int has_key(lua_State *L, int tidx, const char *key) {
     return t != LUA_TNIL;
 }
 
-/* Family of a table without @odata.type, from its properties; NULL if none fits. */
+/* Properties that tell the family of a table without @odata.type. */
+static const char *const guess_props[][2] = {
+    { "learnerUserId", "activity" }, { "learningContentId", "activity" },
+    { "completionPercentage", "activity" }, { "externalcourseActivityId", "activity" },
+    { "externalCourseActivityId", "activity" }, { "status", "activity" },
+    { "completedDateTime", "activity" }, { "learningProviderId", "activity" },
+    { "displayName", "provider" }, { "squareLogoWebUrlForDarkTheme", "provider" },
+    { "longLogoWebUrlForDarkTheme", "provider" }, { "squareLogoWebUrlForLightTheme", "provider" },
+    { "longLogoWebUrlForLightTheme", "provider" }, { "isCourseActivitySyncEnabled", "provider" },
+    { "loginWebUrl", "provider" },
+    { "externalId", "content" }, { "contentWebUrl", "content" }, { "languageTag", "content" },
+    { "title", "content" }, { "skillTags", "content" }, { "duration", "content" },
+};
+
+static const char *family_of_context(const char *ctx);
+
+/* Family of a table without @odata.type: from @odata.context, else from its properties
+ * (one walk over its keys); NULL if none fits. */
 static const char *guess_family(lua_State *L, int tidx) {
-    static const char *const act[] = { "learnerUserId", "learningContentId", "completionPercentage",
-                                       "externalcourseActivityId", "externalCourseActivityId", "status", NULL };
-    static const char *const prov[] = { "displayName", "squareLogoWebUrlForDarkTheme", "longLogoWebUrlForDarkTheme",
-                                        "isCourseActivitySyncEnabled", "loginWebUrl", NULL };
-    static const char *const cont[] = { "externalId", "contentWebUrl", "languageTag", "title", NULL };
-    for (int i = 0; act[i]; i++) if (has_key(L, tidx, act[i])) return "activity";
-    for (int i = 0; cont[i]; i++) if (has_key(L, tidx, cont[i])) return "content";
-    for (int i = 0; prov[i]; i++) if (has_key(L, tidx, prov[i])) return "provider";
-    return NULL;
+    const char *found = NULL;
+    lua_getfield(L, tidx, "@odata.context");
+    found = family_of_context(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (found) return found;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &vl_guess_key);
+    int g = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, tidx)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, g) == LUA_TLIGHTUSERDATA) {
+            found = (const char *)lua_touserdata(L, -1);   /* a constant string */
+            lua_pop(L, 2);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return found;
 }
 
 static const char *family_of_context(const char *ctx) {
@@ -768,7 +840,7 @@ static const char *family_of_context(const char *ctx) {
 }
 
 /* Lenient model from the table at tidx (raises on invalid data; run protected). */
-static void from_table(lua_State *L, int tidx, const char *family) {
+static void from_table(lua_State *L, int tidx, const char *family, int mode) {
     tidx = lua_absindex(L, tidx);
     if (lua_type(L, tidx) != LUA_TTABLE) {
         lua_pushfstring(L, "JSON object expected for a model, got %s", luaL_typename(L, tidx));
@@ -777,11 +849,6 @@ static void from_table(lua_State *L, int tidx, const char *family) {
     lua_getfield(L, tidx, "@odata.type");
     const char *ot = lua_tostring(L, -1);
     int kind = kind_of_odata(ot);
-    if (!family && kind < 0) {
-        lua_getfield(L, tidx, "@odata.context");
-        family = family_of_context(lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
     if (kind < 0) {
         if (!family) family = guess_family(L, tidx);
         if (!family && ot && strncmp(ot, "#microsoft.graph.learning", 25) == 0) family = "activity";
@@ -798,12 +865,12 @@ static void from_table(lua_State *L, int tidx, const char *family) {
     int names = lua_gettop(L);
     push_new(L, kind);
     sink S = { 0, 0 };
-    fill(L, names + 1, names, tidx, MODE_LENIENT, &S);
+    fill(L, names + 1, names, tidx, mode, &S);
     lua_remove(L, names);
 }
 
 static int from_table_protected(lua_State *L) {
-    from_table(L, 1, lua_tostring(L, 2));
+    from_table(L, 1, lua_tostring(L, 2), lua_toboolean(L, 3) ? MODE_ADOPT : MODE_LENIENT);
     return 1;
 }
 
@@ -824,6 +891,7 @@ int vl_model_from_table(lua_State *L, int tidx, const char *family) {
 /* viva.decode(json_or_table [, family]) protected body: arg 1 is a table. */
 static int decode_protected(lua_State *L) {
     const char *family = lua_tostring(L, 2);
+    int adopt = lua_toboolean(L, 3);
     lua_settop(L, 2);
     if (lua_type(L, 1) != LUA_TTABLE) luaL_error(L, "JSON object expected, got %s", luaL_typename(L, 1));
     if (lua_getfield(L, 1, "value") == LUA_TTABLE && !has_key(L, 1, "id")) {
@@ -844,7 +912,7 @@ static int decode_protected(lua_State *L) {
             size_t kn = 0;
             const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kn) : NULL;
             if (!key || !vl_utf8_valid(key, kn)) luaL_error(L, "property names in valid UTF-8 expected");
-            copy_json(L, &S, key, -1, 1);
+            take_json(L, &S, adopt ? MODE_ADOPT : MODE_LENIENT, key, -1, 1);
             lua_pushvalue(L, -3);
             lua_insert(L, -2);
             lua_rawset(L, 4);
@@ -853,20 +921,22 @@ static int decode_protected(lua_State *L) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
         lua_createtable(L, (int)n, 0);                    /* 5: models */
         for (lua_Integer i = 1; i <= n; i++) {
+            lua_pushcfunction(L, from_table_protected);
             lua_rawgeti(L, 3, i);
-            int ok = vl_model_from_table(L, -1, family);
-            if (!ok) {
+            if (family) lua_pushstring(L, family);
+            else lua_pushnil(L);
+            lua_pushboolean(L, adopt);
+            if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
                 lua_pushfstring(L, "value[%I]: %s", (LUAI_UACINT)i, lua_tostring(L, -1));
                 lua_error(L);
             }
             lua_rawseti(L, 5, i);
-            lua_pop(L, 1);
         }
         lua_setfield(L, 4, "value");
         return 1;
     }
     lua_pop(L, 1);
-    from_table(L, 1, family);
+    from_table(L, 1, family, adopt ? MODE_ADOPT : MODE_LENIENT);
     return 1;
 }
 
@@ -888,7 +958,8 @@ static int m_decode(lua_State *L) {
         lua_pushvalue(L, 1);
     }
     lua_pushvalue(L, 2);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lua_pushboolean(L, t == LUA_TSTRING);          /* a fresh table from cjson: adopt it */
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
         return 2;
@@ -1449,6 +1520,12 @@ void vl_model_open(lua_State *L) {
         lua_pop(L, 1);                                /* names */
         lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_mt_keys[kind]);   /* pops mt */
     }
+    lua_createtable(L, 0, (int)(sizeof guess_props / sizeof guess_props[0]));
+    for (size_t i = 0; i < sizeof guess_props / sizeof guess_props[0]; i++) {
+        lua_pushlightuserdata(L, (void *)guess_props[i][1]);
+        lua_setfield(L, -2, guess_props[i][0]);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_guess_key);
     static const int ctor_kinds[] = { VL_K_ASSIGNMENT, VL_K_SELF, VL_K_PROVIDER, VL_K_CONTENT };
     for (int i = 0; i < 4; i++) {
         lua_pushinteger(L, ctor_kinds[i]);
