@@ -88,8 +88,18 @@ local function ours(file, batch)
   p:close()
   local read, created, secs, hwm, failed = line:match("(%d+) (%d+) ([%d.]+) (%d+) (%d+)")
   assert(read, "child failed: " .. line)
+  -- reliability L4: the emulator saw one create per row, no duplicates
+  local pc = io.popen("curl -s " .. env.VIVA_EMU_HTTP .. "/_emulator/counters")
+  local counters = require("cjson").decode(pc:read("a"))
+  pc:close()
+  local distinct, dups = 0, 0
+  for _, n in pairs((counters.creates or {})[PROVIDER] or {}) do
+    distinct = distinct + 1
+    if n > 1 then dups = dups + 1 end
+  end
   return { read = tonumber(read), created = tonumber(created), secs = tonumber(secs),
-           rate = tonumber(read) / tonumber(secs), hwm_kb = tonumber(hwm), failed = tonumber(failed) }
+           rate = tonumber(read) / tonumber(secs), hwm_kb = tonumber(hwm), failed = tonumber(failed),
+           distinct = distinct, dups = dups }
 end
 
 local function peer(file, batch)
@@ -115,10 +125,11 @@ sample.write(jsonfile, N, { prefix = "bench-" })
 
 local r_batch = ours(csvfile, 20)
 local r_single = ours(csvfile, 1)
-print(("  ours  $batch(20): %7.0f rows/s  (%d created, %d failed, %.1f s, peak RSS %.1f MB)"):format(
-  r_batch.rate, r_batch.created, r_batch.failed, r_batch.secs, r_batch.hwm_kb / 1024))
-print(("  ours  single    : %7.0f rows/s  (%d created, %d failed, %.1f s, peak RSS %.1f MB)"):format(
-  r_single.rate, r_single.created, r_single.failed, r_single.secs, r_single.hwm_kb / 1024))
+for _, r in ipairs { { "$batch(20)", r_batch }, { "single    ", r_single } } do
+  local x = r[2]
+  print(("  ours  %s: %7.0f rows/s  (%d created, %d failed, %.1f s, peak RSS %.1f MB; emulator: %d distinct creates, %d duplicated)")
+    :format(r[1], x.rate, x.created, x.failed, x.secs, x.hwm_kb / 1024, x.distinct, x.dups))
+end
 
 if os.getenv("BENCH_SKIP_PEER") ~= "1" then
   local have = io.open("bench/peer/node_modules/@microsoft/microsoft-graph-client/package.json")

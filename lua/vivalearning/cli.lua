@@ -165,7 +165,7 @@ end
 local function say(io_, ...) io_:write(...) end
 
 local function fmt_err(err)
-  return tostring(err)
+  return (tostring(err):gsub("^vivalearning: ", ""))
 end
 
 local function summary_text(s)
