@@ -106,6 +106,29 @@ describe("vivalearning command", function()
       os.remove(src); os.remove(res)
     end)
 
+    it("draws the progress bar on a terminal, and nothing on stderr otherwise", function()
+      local src = os.tmpname() .. ".csv"
+      sample.write(src, 300, { prefix = "tty-" })
+      local code, _, err = vl({ "import", src, "--provider", PROVIDER, "-q" })
+      assert.equal(0, code)
+      assert.equal("", err)                       -- not a terminal: silent
+      emu.reset()
+      -- under a pseudo-terminal (util-linux script), stderr is a tty: the bar appears
+      local out = os.tmpname()
+      local inner = ("env VIVA_TENANT_ID=%s VIVA_CLIENT_ID=%s VIVA_CLIENT_SECRET=%s VIVA_GRAPH_URL=%s " ..
+                     "VIVA_AUTHORITY_URL=%s VIVA_CA_FILE=%s %s bin/vivalearning import %s --provider %s -q"):format(
+        emu.TENANT, emu.APPS.importer.client_id, emu.APPS.importer.client_secret, emu.graph_url,
+        emu.authority_url, emu.ca, LUA, src, PROVIDER)
+      local ok = os.execute("script -qec " .. q(inner) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
+      assert.is_true(ok == true)
+      local tty = slurp(out)
+      assert.matches("\r", tty, 1, true)
+      assert.matches("create %[[#.]+%]", tty)
+      assert.matches("300/300 100%%", tty)
+      assert.matches("rows/s", tty)
+      os.remove(out); os.remove(src)
+    end)
+
     it("exits 1 when some rows failed", function()
       local src = os.tmpname() .. ".csv"
       sample.write(src, 40, { prefix = "clibad-", invalid = 3 })
