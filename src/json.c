@@ -137,14 +137,25 @@ int vl_utf8_valid(const char *str, size_t n) {
     size_t i = 0;
     /* ASCII fast path: OR the words together, test once */
     unsigned long long acc = 0;
-    for (; i + 8 <= n; i += 8) {
-        unsigned long long w;
-        memcpy(&w, s + i, 8);
-        acc |= w;
+    if (n >= 8) {
+        for (; i + 16 <= n; i += 16) {
+            unsigned long long w1, w2;
+            memcpy(&w1, s + i, 8);
+            memcpy(&w2, s + i + 8, 8);
+            acc |= w1 | w2;
+        }
+        if (i + 8 <= n) {
+            unsigned long long w;
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        unsigned long long last;                      /* the tail, overlapping */
+        memcpy(&last, s + n - 8, 8);
+        acc |= last;
+    } else {
+        for (; i < n; i++) acc |= s[i];
     }
-    unsigned char tail = 0;
-    for (size_t j = i; j < n; j++) tail |= s[j];
-    if (!(acc & 0x8080808080808080ULL) && !(tail & 0x80)) return 1;
+    if (!(acc & 0x8080808080808080ULL)) return 1;
     i = 0;
     while (i < n) {
         if (s[i] < 0x80) { i++; continue; }
