@@ -377,8 +377,8 @@ static void sub_report(lua_State *L, sink *S, const vl_field *f, const char *fna
     report(L, S, path, problem, vidx, with_value);
 }
 
-static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const char *fname, int which, int vidx) {
-    int t = lua_type(L, vidx);
+static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const char *fname, int which, int vidx,
+                     int t, const char **sp, size_t *np) {
     int required = (f->type == VT_DTTZ && which == 0);
     if (t == LUA_TNIL) {
         if (mode == MODE_STRICT && required) {
@@ -387,7 +387,7 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
         }
         return SUB_ABSENT;
     }
-    if (ISNULL(L, vidx)) {
+    if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, vidx) == NULL) {
         if (mode == MODE_STRICT && required) {
             sub_report(L, S, f, fname, which, "non-null string expected", vidx, 1);
             return -1;
@@ -420,6 +420,8 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
             return -1;
         }
     }
+    *sp = s;
+    *np = n;
     return SUB_STRING;
 }
 
@@ -443,12 +445,14 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
     }
     if (lua_type(L, vidx) != LUA_TTABLE) return report_rule(L, S, fname, f, vidx);
     luaL_checkstack(L, 8, "complex");
-    lua_getfield(L, vidx, sub_a(f));
-    lua_getfield(L, vidx, sub_b(f));
-    int ia = lua_absindex(L, -2), ib = lua_absindex(L, -1);
+    int ta = lua_getfield(L, vidx, sub_a(f));
+    int tb = lua_getfield(L, vidx, sub_b(f));
+    int ib = lua_gettop(L), ia = ib - 1;
     int before = S->n;
-    int as = check_sub(L, S, mode, f, fname, 0, ia);
-    int bs = check_sub(L, S, mode, f, fname, 1, ib);
+    const char *a = NULL, *bb = NULL;
+    size_t an = 0, bn = 0;
+    int as = check_sub(L, S, mode, f, fname, 0, ia, ta, &a, &an);
+    int bs = check_sub(L, S, mode, f, fname, 1, ib, tb, &bb, &bn);
     if (as < 0 || bs < 0) {
         lua_pop(L, 2);
         return 0;
@@ -489,11 +493,7 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
         lua_pop(L, 2);
         return 0;
     }
-    size_t an = 0;
-    const char *a = as == SUB_STRING ? lua_tolstring(L, ia, &an) : NULL;
     if (!extra && !(a && memchr(a, '\0', an))) {
-        size_t bn = 0;
-        const char *bb = bs == SUB_STRING ? lua_tolstring(L, ib, &bn) : NULL;
         char small[256];
         if (an + bn + 2 <= sizeof small) {
             small[0] = (char)(as | (bs << 2));
