@@ -143,6 +143,51 @@ describe("bulk import crash and resume", function()
     trial(1, 8, 5, 600, 2)
   end)
 
+  it("survives SIGKILL during an upsert (updates and creates mixed)", function()
+    local n = 800
+    local v1, v2, jr, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv", os.tmpname() .. ".journal", os.tmpname() .. ".csv"
+    os.remove(jr)
+    -- the first half exists already; the upsert file changes every 3rd row and adds the second half
+    sample.write(v1, n // 2, { prefix = "ups-" })
+    local c = viva.client { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
+                            client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
+                            ca_file = emu.ca }
+    assert.equal(n // 2, assert(viva.bulk.import(c, v1, { provider = PROVIDER })).created)
+    sample.write(v2, n, { prefix = "ups-", changed = function(i) return i % 3 == 0 end })
+    emu.fault({ method = "POST", path = "/v1.0/%$batch", delay = 0.03 })
+    local cmd = child_cmd(script, v2, jr, res, 20, 4, "upsert")
+    local killed_mid = 0
+    for _ = 1, 4 do
+      if run_and_kill(cmd, 0.1 + math.random() * 0.5) then killed_mid = killed_mid + 1 end
+      journal_parses(jr)
+    end
+    assert.is_true(killed_mid > 0, "no kill landed while the import was running")
+    emu.clear_faults()
+    local s = run_to_end(cmd)
+    assert.equal(n, s.read)
+    assert.equal(n // 2, s.created)
+    assert.equal(0, s.failed)
+    local seen, lines = {}, 0
+    for r in results.read(res) do
+      lines = lines + 1
+      assert.is_nil(seen[r.row]); seen[r.row] = r.outcome
+    end
+    assert.equal(n, lines)
+    local creates = emu.counters().creates[PROVIDER] or {}
+    for i = 1, n do
+      local ext = ("ups-%06d"):format(i)
+      assert.equal(1, creates[ext] or 0, ext)
+      if i > n // 2 then assert.equal("created", seen[i]) end
+    end
+    -- every changed row of the first half now reads back completed
+    for i = 3, n // 2, 3 do
+      local a = assert(c:get_by_external_id(PROVIDER, ("ups-%06d"):format(i)))
+      assert.equal("completed", a.status, "row " .. i)
+      assert.is_true(seen[i] == "updated" or seen[i] == "unchanged")
+    end
+    os.remove(v1); os.remove(v2); os.remove(jr); os.remove(res)
+  end)
+
   it("refuses a journal of another import, and a source that changed under it", function()
     local src, jr = os.tmpname() .. ".csv", os.tmpname() .. ".journal"
     os.remove(jr)
