@@ -135,8 +135,9 @@ describe("bulk import crash and resume", function()
     return killed_mid
   end
 
+  -- VIVA_RESUME_KILLS / VIVA_RESUME_ROWS scale this up to reliability F9 (20 kills, 10,000 rows)
   it("survives SIGKILL at random points with $batch (zero lost, zero duplicates)", function()
-    trial(20, 4, 6, 1500, 4)
+    trial(20, 4, tonumber(os.getenv("VIVA_RESUME_KILLS")) or 6, tonumber(os.getenv("VIVA_RESUME_ROWS")) or 1500, 4)
   end)
 
   it("survives SIGKILL at random points with single requests", function()
