@@ -87,6 +87,17 @@ describe("bulk import under throttling and faults", function()
     os.remove(src); os.remove(res)
   end)
 
+  it("handles Graph's other answer to a throttled item: a 424 envelope (F6)", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 200, { prefix = "e424-" })
+    emu.settings({ batch_throttled_status = 424 })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 429, retry_after = "0.2", share = 0.2 })
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
+    check_exactly_once(200, "e424-", res, s)
+    assert.equal(0, emu.counters().conflicts)
+    os.remove(src); os.remove(res)
+  end)
+
   it("retries a throttled or failed $batch envelope", function()
     local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
     sample.write(src, 120, { prefix = "env-" })

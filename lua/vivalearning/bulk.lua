@@ -839,6 +839,14 @@ function M.import(c, source, opts)
     ninflight = ninflight - 1
     local a, b = req:result()
     if entry.batch then
+      if not a and err_status(b) == 424 then
+        -- Graph's other answer to a throttled item (graph-api.md section 6 #22): the whole
+        -- envelope is 424. Some items may have been applied, so every item is retried alone,
+        -- and creates are looked up by external id first.
+        throttled_event(entry)
+        for _, op in ipairs(entry.ops) do retry(op, b, true) end
+        return
+      end
       if not a then
         -- the whole $batch failed
         local cls = classify(b)
