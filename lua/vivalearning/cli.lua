@@ -303,6 +303,7 @@ function M.run(args, out, errout)
     say(errout, "vivalearning ", a.command, ": ", cerr, "\n")
     return M.EXIT_USAGE
   end
+  if a.command == "import" and a.concurrency then cfg.max_concurrency = a.concurrency end
   local okc, c = pcall(viva.client, cfg)
   if not okc or not c then
     say(errout, "vivalearning ", a.command, ": cannot create the client: ", tostring(c), "\n")
