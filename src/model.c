@@ -611,9 +611,9 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
             }
         }
         if (count != n) return report_rule(L, S, fname, f, vidx);
-        int adopt = mode == MODE_ADOPT;
-        if (!adopt) lua_createtable(L, (int)n, 0);
-        int before = S->n;
+        int before = S->n, nul = 0;
+        char small[512];
+        size_t used = 0;                             /* packed into small while it fits */
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, vidx, i);
             size_t sn;
@@ -625,15 +625,41 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
                 char path[160];
                 snprintf(path, sizeof path, "%s[%lld]", fname, (long long)i);
                 report(L, S, path, problem, -1, 1);
+            } else if (memchr(s, '\0', sn)) {
+                nul = 1;
+            } else if (used + sn + 1 <= sizeof small) {
+                small[used++] = i == 1 ? '\1' : '\0';
+                memcpy(small + used, s, sn);
+                used += sn;
+            } else {
+                used = sizeof small + 1;             /* does not fit: luaL_Buffer below */
             }
-            if (adopt) lua_pop(L, 1);
-            else lua_rawseti(L, -2, i);
+            lua_pop(L, 1);
         }
-        if (S->n != before) {
-            if (!adopt) lua_pop(L, 1);
-            return 0;
+        if (S->n != before) return 0;
+        if (!nul && used <= sizeof small) {
+            lua_pushlstring(L, small, used);
+            return 1;
         }
-        return adopt ? 2 : 1;
+        if (nul) {                                   /* server data with NUL bytes: a table */
+            if (mode == MODE_ADOPT) return 2;
+            lua_createtable(L, (int)n, 0);
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(L, vidx, i);
+                lua_rawseti(L, -2, i);
+            }
+            return 1;
+        }
+        /* packed: "" for [], else "\1" a "\0" b "\0" c (short ones are interned and shared) */
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (lua_Integer i = 1; i <= n; i++) {
+            luaL_addchar(&b, i == 1 ? '\1' : '\0');
+            lua_rawgeti(L, vidx, i);
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        return 1;
     }
     default:
         break;
@@ -650,10 +676,30 @@ static int convert_push(lua_State *L, sink *S, int mode, const vl_field *f, int 
 }
 
 /* Pushes the Lua value of field fi of the model at ud (fresh tables for complex types). */
+/* Pushes a new array from a packed string list at sidx. */
+static void push_strlist(lua_State *L, int sidx) {
+    size_t n;
+    const char *s = lua_tolstring(L, sidx, &n);
+    lua_newtable(L);
+    if (n == 0) return;
+    const char *p = s + 1, *e = s + n;
+    lua_Integer i = 0;
+    for (;;) {
+        const char *q = memchr(p, '\0', (size_t)(e - p));
+        lua_pushlstring(L, p, (size_t)((q ? q : e) - p));
+        lua_rawseti(L, -2, ++i);
+        if (!q) break;
+        p = q + 1;
+    }
+}
+
 static void push_field(lua_State *L, int ud, const vl_field *f, int fi) {
     int t = lua_getiuservalue(L, ud, UV_FIELD(fi));
     if (t == LUA_TNIL || t == LUA_TLIGHTUSERDATA) return;
-    if (f->type == VT_DTTZ || f->type == VT_BODY) {
+    if (f->type == VT_STRLIST && t == LUA_TSTRING) {
+        push_strlist(L, lua_gettop(L));
+        lua_remove(L, -2);
+    } else if (f->type == VT_DTTZ || f->type == VT_BODY) {
         push_complex(L, f, lua_gettop(L));
         lua_remove(L, -2);
     } else if (t == LUA_TTABLE) {
@@ -697,6 +743,7 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
     const vl_kind *k = &vl_kinds[m->kind];
     luaL_checkstack(L, 10, "model");
     int vidx = lua_gettop(L) + 2;                 /* the value of each key during the walk */
+    int longs[8], nlongs = 0;                     /* slots holding long strings (> 40 bytes) */
     lua_pushnil(L);
     while (lua_next(L, tidx)) {
         lua_pushvalue(L, -2);
@@ -706,6 +753,20 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
         if (fi >= 0) {                            /* a schema field: the hot path */
             int r = convert(L, S, mode, &k->fields[fi], vidx);
             if (r == 2) {
+                if (k->fields[fi].type == VT_STRING && lua_type(L, vidx) == LUA_TSTRING &&
+                    lua_rawlen(L, vidx) > 40) {
+                    /* equal long strings (e.g. the same logo URL for several themes) are
+                     * separate objects in cjson's output: keep one */
+                    for (int j = 0; j < nlongs; j++) {
+                        lua_getiuservalue(L, ud, longs[j]);
+                        if (lua_rawequal(L, -1, vidx)) {
+                            lua_replace(L, vidx);
+                            break;
+                        }
+                        lua_pop(L, 1);
+                    }
+                    if (nlongs < 8) longs[nlongs++] = UV_FIELD(fi);
+                }
                 lua_setiuservalue(L, ud, UV_FIELD(fi));       /* pops the value itself */
                 continue;
             }
@@ -1109,15 +1170,30 @@ void vl_model_put_json(vl_buf *b, int idx, int changes_only) {
             case VT_DTTZ:
             case VT_BODY: put_complex(b, f, lua_gettop(L)); break;
             case VT_STRLIST: {
-                lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
                 vl_buf_addc(b, '[');
-                for (lua_Integer j = 1; j <= n; j++) {
+                if (t == LUA_TSTRING) {
                     size_t sn;
-                    if (j > 1) vl_buf_addc(b, ',');
-                    lua_rawgeti(L, -1, j);
                     const char *s = lua_tolstring(L, -1, &sn);
-                    vl_json_put_string(b, s, sn, 0);
-                    lua_pop(L, 1);
+                    if (sn) {
+                        const char *p = s + 1, *e = s + sn;
+                        for (;;) {
+                            const char *q = memchr(p, '\0', (size_t)(e - p));
+                            vl_json_put_string(b, p, (size_t)((q ? q : e) - p), 0);
+                            if (!q) break;
+                            vl_buf_addc(b, ',');
+                            p = q + 1;
+                        }
+                    }
+                } else {
+                    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+                    for (lua_Integer j = 1; j <= n; j++) {
+                        size_t sn;
+                        if (j > 1) vl_buf_addc(b, ',');
+                        lua_rawgeti(L, -1, j);
+                        const char *s = lua_tolstring(L, -1, &sn);
+                        vl_json_put_string(b, s, sn, 0);
+                        lua_pop(L, 1);
+                    }
                 }
                 vl_buf_addc(b, ']');
                 break;
