@@ -418,25 +418,30 @@ describe("model JSON: encoding", function()
   end)
 
   it("json_encode: numbers are written the same under a comma-decimal locale", function()
-    -- a child process with a generated de_DE locale (LC_NUMERIC uses ',')
+    -- a de_DE locale (LC_NUMERIC uses ',') generated into a temporary directory; a child
+    -- process (same interpreter, same cpath) finds it through LOCPATH and switches to it
     local dir = os.tmpname()
     os.remove(dir)
-    local ok = os.execute("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir ..
-                          "/de_DE.UTF-8 >/dev/null 2>&1")
-    if not ok then
+    local built = os.execute("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir ..
+                             "/de_DE.UTF-8 >/dev/null 2>&1")
+    if not built then
+      os.execute("rm -rf " .. dir)
       pending("localedef could not build de_DE.UTF-8 here")
       return
     end
-    local script = [[package.cpath = "./?.so;" .. package.cpath
-      assert(os.setlocale("de_DE.UTF-8", "numeric"), "setlocale")
-      assert(string.format("%.1f", 1.5) == "1,5", "locale not in effect")
+    local function q(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
+    local script = string.format([[package.cpath = %q
+      assert(os.setlocale("de_DE.UTF-8", "numeric"), "setlocale failed")
+      assert(string.format("%%.1f", 1.5) == "1,5", "locale not in effect")
       local core = require "vivalearning.core"
-      io.write(core.json_encode { 1.5, 0.1, -2.25e-7 })]]
-    local p = io.popen("LOCPATH=" .. dir .. " lua5.4 -e '" .. script:gsub("'", "'\\''") .. "' 2>&1")
+      local c = core.decode('{"title":"t","extra":0.25}')
+      io.write(core.json_encode { 1.5, 0.1, -2.25e-7 }, " ", c:tojson())]], package.cpath)
+    local interpreter = (arg and arg[-1]) or "lua5.4"
+    local p = io.popen("LOCPATH=" .. q(dir) .. " " .. q(interpreter) .. " -e " .. q(script) .. " 2>&1")
     local out = p:read("a")
     p:close()
     os.execute("rm -rf " .. dir)
-    assert.are.equal("[1.5,0.1,-2.25e-07]", out)
+    assert.are.equal('[1.5,0.1,-2.25e-07] {"title":"t","extra":0.25}', out)
   end)
 end)
 
