@@ -521,7 +521,10 @@ function M.import(c, source, opts)
       wait = math.min(30, 0.2 * 2 ^ row.attempts) * (0.5 + math.random() * 0.5)
     end
     local nop = { row = row, op = op.op, single = true, not_before = now() + wait }
-    if ambiguous and op.op == "create" then nop.op = "lookup"; row.reconcile = true end
+    if ambiguous and op.op == "create" then
+      -- it may have been applied: look it up before sending it again (found = created by us)
+      nop.op = "lookup"; row.reconcile = true; row.intent_op = "create"
+    end
     if ambiguous and op.op == "delete" then row.delete_retried = true end
     delayed[#delayed + 1] = nop
   end
