@@ -98,6 +98,24 @@ describe("bulk import under throttling and faults", function()
     os.remove(src); os.remove(res)
   end)
 
+  it("upserts through ambiguous create failures: new rows end created, exactly once", function()
+    local v1, v2, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(v1, 100, { prefix = "uamb-" })
+    assert.equal(100, assert(viva.bulk.import(c, v1, { provider = PROVIDER })).created)
+    sample.write(v2, 200, { prefix = "uamb-" })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 500, after = true, share = 0.3 })
+    local s = assert(viva.bulk.import(c, v2, { provider = PROVIDER, mode = "upsert", results = res }))
+    assert.equal(200, s.read)
+    assert.equal(100, s.created)
+    assert.equal(100, s.unchanged)
+    local creates = emu.counters().creates[PROVIDER] or {}
+    for i = 1, 200 do assert.equal(1, creates[("uamb-%06d"):format(i)], i) end
+    for r in results.read(res) do
+      assert.equal(r.row > 100 and "created" or "unchanged", r.outcome, "row " .. r.row)
+    end
+    os.remove(v1); os.remove(v2); os.remove(res)
+  end)
+
   it("retries a throttled or failed $batch envelope", function()
     local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
     sample.write(src, 120, { prefix = "env-" })
