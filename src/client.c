@@ -704,6 +704,7 @@ static void drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double ti
             if (c->token_h && !c->tok.fetching && c->tok.retry_at - now < wait) wait = c->tok.retry_at - now;
         }
         if (wait < 0) wait = 0;
+        if (wait > 3600) wait = 3600;      /* the loop comes back here anyway */
         if (wait > 0 || c->nactive > 0)
             curl_multi_poll(c->multi, NULL, 0, (int)(wait * 1000.0 + 0.999), NULL);
     }
