@@ -494,6 +494,15 @@ describe("model JSON: decoding", function()
     end
   end)
 
+  it("rejects non-string keys in complex values, also from a Lua table", function()
+    local v, err = viva.decode({ ["@odata.type"] = "#microsoft.graph.learningAssignment",
+                                 dueDateTime = { dateTime = "2022-09-22T16:05:00", [1] = "x" } })
+    assert.is_nil(v)
+    assert.matches("dueDateTime: table with string keys expected", err)
+    local ok = viva.decode({ title = "t", extra = { [1] = "a", [3] = "c" } })
+    assert.are.same({ ["1"] = "a", ["3"] = "c" }, cjson.decode(ok:tojson()).extra)
+  end)
+
   it("rejects invalid UTF-8 in server data (fields, unknown properties, keys)", function()
     for _, doc in ipairs { '{"title":"\xff"}', '{"title":"t","x":"\xc0\xaf"}', '{"title":"t","\xed\xa0\x80":1}',
                            '{"title":"t","x":{"y":["\xf5"]}}' } do

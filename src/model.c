@@ -481,7 +481,7 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
                 lua_pop(L, 1);
                 continue;
             }
-        } else if (mode == MODE_STRICT) {
+        } else {
             report(L, S, fname, "table with string keys expected", vidx, 1);
             lua_pop(L, 1);
             continue;
