@@ -18,10 +18,15 @@ local function fnv1a(s)
 end
 M.checksum = fnv1a
 
--- fsync(fh): the best way this Lua has. luaposix when it is built for this Lua, the core's
--- fsync when it has one, else coreutils `sync FILE` (which fsyncs that one file).
+-- fsync(fh): the best way this Lua has. vivalearning.sys (the project's small OS-glue module),
+-- else luaposix when it is built for this Lua, else coreutils `sync FILE` (which fsyncs that
+-- one file, at the price of a process per call).
 local fsync_impl
 local function find_fsync()
+  local oks, sys = pcall(require, "vivalearning.sys")
+  if oks and type(sys) == "table" and sys.fsync then
+    return function(fh) return sys.fsync(fh) end, "vivalearning.sys"
+  end
   local okp, unistd = pcall(require, "posix.unistd")
   local okst, stdio = pcall(require, "posix.stdio")
   if okp and okst and unistd.fsync and stdio.fileno then
@@ -31,10 +36,6 @@ local function find_fsync()
       if ok == nil then return nil, err end
       return true
     end, "posix"
-  end
-  local okc, core = pcall(require, "vivalearning.core")
-  if okc and type(core) == "table" and core.fsync then
-    return function(fh) return core.fsync(fh) end, "core"
   end
   return function(_, path)
     local ok = os.execute("sync -- '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")

@@ -7,19 +7,25 @@
 --           elapsed = seconds, final = bool }
 local M = {}
 
+-- vivalearning.sys (built with the core) has isatty and a monotonic clock; lua-term and
+-- lua-system are used when it is missing (a copy of the Lua files without the C parts).
+local oksys, sys = pcall(require, "vivalearning.sys")
+if not (oksys and type(sys) == "table") then oksys, sys = false, nil end
 local okterm, term = pcall(require, "term")
-local oksys, system = pcall(require, "system")
+local oksystem, system = pcall(require, "system")
 
 local function now()
-  if oksys and system.monotime then return system.monotime() end
-  return os.clock()
+  if oksys then return sys.monotime() end
+  if oksystem and system.monotime then return system.monotime() end
+  return os.time()
 end
 M.now = now
 
 --- True when the file handle is a terminal.
 function M.isatty(fh)
-  if okterm and term.isatty then
-    local ok, r = pcall(term.isatty, fh)
+  local f = (oksys and sys.isatty) or (okterm and term.isatty)
+  if f then
+    local ok, r = pcall(f, fh)
     return ok and r == true
   end
   return false
