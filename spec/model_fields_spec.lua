@@ -286,6 +286,16 @@ describe("model field rules: across fields", function()
                       "learningContentId", "notes.contentType", "status", "statuss" }, fields)
   end)
 
+  it("keeps error messages valid UTF-8 and short, whatever the value", function()
+    local msg = tostring(select(2, pcall(function() viva.content { title = "ok \xff\xfe é" } end)))
+    assert.is_truthy(msg:find('got "ok \\xff\\xfe é"', 1, true), msg)
+    assert.is_truthy(utf8.len(msg), msg)
+    msg = tostring(select(2, pcall(function() viva.content { title = string.rep("é", 100) .. "\0" } end)))
+    assert.is_truthy(utf8.len(msg), msg)
+    assert.is_truthy(msg:find("(201 bytes)", 1, true), msg)
+    assert.is_true(#msg < 250)
+  end)
+
   it("suggests the nearest field name for a typo (constructor, read, write, check)", function()
     raises(function() viva.assignment { completionPercent = 5 } end,
            "completionPercent: unknown field of learningAssignment (did you mean completionPercentage?)")

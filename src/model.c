@@ -126,13 +126,22 @@ static void push_repr(lua_State *L, int idx) {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
         luaL_addchar(&b, '"');
-        for (size_t i = 0; i < n && i < 60; i++) {
-            if (s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\') {
+        /* printable ASCII and valid UTF-8 as they are, anything else as \xNN, so that the
+         * message itself is always valid UTF-8 (it may end up in a JSON results file) */
+        for (size_t i = 0; i < n && i < 60;) {
+            size_t k = 1;
+            if (s[i] >= 0x80) {
+                k = s[i] >= 0xF0 ? 4 : s[i] >= 0xE0 ? 3 : 2;
+                if (i + k > n || !vl_utf8_valid((const char *)s + i, k)) k = 0;
+            }
+            if (k == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\') {
                 char e[8];
                 snprintf(e, sizeof e, "\\x%02x", s[i]);
                 luaL_addstring(&b, e);
+                i++;
             } else {
-                luaL_addchar(&b, (char)s[i]);
+                luaL_addlstring(&b, (const char *)s + i, k);
+                i += k;
             }
         }
         if (n > 60) luaL_addstring(&b, "...");
