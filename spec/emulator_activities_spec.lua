@@ -110,6 +110,8 @@ describe("emulator activities", function()
       { "unknown learner", { learnerUserId = "b0000000-0000-4000-8000-000000000999" }, "Input field learnerUserId is invalid" },
       { "unknown content", { learningContentId = "no-such-content" }, "Input field learningContentId is invalid" },
       { "other provider id in body", { learningProviderId = emu.PROVIDER_FABRIKAM }, "Input field learningProviderId is invalid" },
+      { "registrationId (doc table, not in the CSDL)", { registrationId = emu.PROVIDER }, "Input field registrationId is invalid" },
+      { "both key spellings, different values", { externalCourseActivityId = "other" }, "Input field externalCourseActivityId is invalid" },
     }
     for _, c in ipairs(cases) do
       it(c[1], function()

@@ -201,7 +201,10 @@ function M.check(kind, body, mode, opts)
       if not spec.readonly then
         local nv, ek, ef = check_value(spec, v, k)
         if nv == nil then return nil, ek, ef end
-        if out[name] ~= nil and out[name] ~= nv then return nil, "invalid", k end
+        if out[name] ~= nil and out[name] ~= nv then
+          -- both spellings of the alternate key with different values: name one, always the same
+          return nil, "invalid", name == "externalcourseActivityId" and "externalCourseActivityId" or k
+        end
         out[name] = nv
       end
     end
