@@ -247,7 +247,11 @@ function M.update(req, principal, akey, provider_key)
   local fields, ek, ef = validate.check(a._kind, body, "update")
   if not fields then return validation_error(req, ek, ef) end
   local schema = validate.TYPES[a._kind]
-  for k, v in pairs(fields) do
+  local names = {}
+  for k in pairs(fields) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = fields[k]
     if not schema[k].upd then
       local cur = a[k]
       if cur == nil then cur = json.null end

@@ -189,8 +189,15 @@ function M.check(kind, body, mode, opts)
   opts = opts or {}
   local schema = M.TYPES[kind]
   local out = {}
-  for k, v in pairs(body) do
+  -- keys in sorted order, so that with several bad fields the same one is always named
+  local keys = {}
+  for k in pairs(body) do
     if type(k) ~= "string" then return nil, "invalid", tostring(k) end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local v = body[k]
     if k:find("@", 1, true) then
       -- instance and property annotations (@odata.type, @odata.context, x@odata.type) are not data
     else
