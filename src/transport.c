@@ -116,13 +116,41 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+/* Options that never change for a client's handles: set once per easy handle, which is then
+ * reused from the pool without curl_easy_reset (the per-request options are always set). */
+static int static_options(vl_client *c, CURL *e) {
+    int rc = 0;
+#define SET(opt, val) do { if (rc == 0) rc = (int)curl_easy_setopt(e, opt, val); } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->ca_file) SET(CURLOPT_CAINFO, c->ca_file);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_PIPEWAIT, 1L);
+    SET(CURLOPT_MAXLIFETIME_CONN, 600L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    if (c->user_agent) SET(CURLOPT_USERAGENT, c->user_agent);
+#undef SET
+    return rc;
+}
+
 static CURL *get_easy(vl_client *c) {
-    if (c->npool > 0) {
-        CURL *e = c->pool[--c->npool];
-        curl_easy_reset(e);
-        return e;
+    CURL *e;
+    if (c->npool > 0) return c->pool[--c->npool];
+    e = curl_easy_init();
+    if (e && static_options(c, e) != 0) {
+        curl_easy_cleanup(e);
+        e = NULL;
     }
-    return curl_easy_init();
+    return e;
 }
 
 static void zero_slist(struct curl_slist *h) {
@@ -147,29 +175,13 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
 #define SET(opt, val) do { if (rc == 0) rc = (int)curl_easy_setopt(e, opt, val); } while (0)
     SET(CURLOPT_URL, r->url);
     SET(CURLOPT_PRIVATE, (void *)r);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (c->ca_file) SET(CURLOPT_CAINFO, c->ca_file);
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    SET(CURLOPT_PIPEWAIT, 1L);
-    SET(CURLOPT_MAXLIFETIME_CONN, 600L);
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_ACCEPT_ENCODING, "");
-    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
     remaining_ms = (long)((r->deadline - now) * 1000.0);
     if (remaining_ms < 1) remaining_ms = 1;
     SET(CURLOPT_TIMEOUT_MS, remaining_ms < c->attempt_ms ? remaining_ms : c->attempt_ms);
-    SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_WRITEDATA, (void *)r);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)r);
     SET(CURLOPT_ERRORBUFFER, r->errbuf);
-    if (c->user_agent) SET(CURLOPT_USERAGENT, c->user_agent);
+    SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
     switch (r->method) {
     case VL_POST:
         SET(CURLOPT_POST, 1L);
@@ -182,6 +194,7 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
         SET(CURLOPT_POSTFIELDS, r->body ? r->body : "");
         break;
     case VL_DELETE:
+        SET(CURLOPT_HTTPGET, 1L);
         SET(CURLOPT_CUSTOMREQUEST, "DELETE");
         break;
     default:
