@@ -8,18 +8,34 @@ local journal = require "vivalearning.journal"
 local emu = require "support.emulator"
 
 local PROVIDER = emu.PROVIDER
-local LUA = os.getenv("LUA") or "lua5.4"
 local okS, system = pcall(require, "system")
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
+-- its module paths, so they test the same build as the spec itself.
+local function this_lua()
+  local f = io.open("/proc/self/stat")
+  local pid = f and f:read("n")
+  if f then f:close() end
+  if pid then
+    local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
+    local exe = p:read("l")
+    p:close()
+    if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
+      return exe
+    end
+  end
+  return os.getenv("LUA") or "lua5.4"
+end
+local LUA = this_lua()
+local LUA_ENV = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
 local function sleep(s)
   if okS then system.sleep(s) else os.execute("sleep " .. s) end
 end
 
 -- The child: one import with a journal; prints "read created failed resumed" at the end.
 local CHILD = [[
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-package.cpath = "./?.so;" .. package.cpath
 local viva = require "vivalearning"
 local a = { ... }
 local c = viva.client { graph_url = a[1], authority_url = a[2], tenant = a[3], client_id = a[4],
@@ -33,7 +49,7 @@ print(("%d %d %d %d %d %d"):format(s.read, s.created, s.failed, s.resumed, s.upd
 local function child_cmd(script, src, jr, res, batch, conc, mode)
   local args = { emu.graph_url, emu.authority_url, emu.TENANT, emu.APPS.importer.client_id,
                  emu.APPS.importer.client_secret, emu.ca, src, PROVIDER, jr, res, batch, conc, mode or "create" }
-  local parts = { LUA, q(script) }
+  local parts = { LUA_ENV, LUA, q(script) }
   for _, v in ipairs(args) do parts[#parts + 1] = q(v) end
   return table.concat(parts, " ")
 end

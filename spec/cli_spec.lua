@@ -5,10 +5,28 @@ local results = require "vivalearning.results"
 local jsonl = require "vivalearning.jsonl"
 local emu = require "support.emulator"
 
-local LUA = os.getenv("LUA") or "lua5.4"
 local PROVIDER = emu.PROVIDER
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
+-- its module paths, so they test the same build as the spec itself.
+local function this_lua()
+  local f = io.open("/proc/self/stat")
+  local pid = f and f:read("n")
+  if f then f:close() end
+  if pid then
+    local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
+    local exe = p:read("l")
+    p:close()
+    if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
+      return exe
+    end
+  end
+  return os.getenv("LUA") or "lua5.4"
+end
+local LUA = this_lua()
+local LUA_ENV = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
 
 local function slurp(path)
   local f = io.open(path, "rb")
@@ -34,6 +52,8 @@ local function vl(args, env)
   for k, v in pairs(e) do
     if v ~= false then parts[#parts + 1] = q(k .. "=" .. v) end
   end
+  parts[#parts + 1] = q("LUA_PATH=" .. package.path)
+  parts[#parts + 1] = q("LUA_CPATH=" .. package.cpath)
   parts[#parts + 1] = LUA
   parts[#parts + 1] = "bin/vivalearning"
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
@@ -115,7 +135,7 @@ describe("vivalearning command", function()
       emu.reset()
       -- under a pseudo-terminal (util-linux script), stderr is a tty: the bar appears
       local out = os.tmpname()
-      local inner = ("env VIVA_TENANT_ID=%s VIVA_CLIENT_ID=%s VIVA_CLIENT_SECRET=%s VIVA_GRAPH_URL=%s " ..
+      local inner = ("env " .. LUA_ENV .. " VIVA_TENANT_ID=%s VIVA_CLIENT_ID=%s VIVA_CLIENT_SECRET=%s VIVA_GRAPH_URL=%s " ..
                      "VIVA_AUTHORITY_URL=%s VIVA_CA_FILE=%s %s bin/vivalearning import %s --provider %s -q"):format(
         emu.TENANT, emu.APPS.importer.client_id, emu.APPS.importer.client_secret, emu.graph_url,
         emu.authority_url, emu.ca, LUA, src, PROVIDER)
