@@ -8,15 +8,7 @@ local jsonl = require "vivalearning.jsonl"
 local emu = require "support.emulator"
 local PROVIDER = sample.provider
 
-local function client(opts)
-  local cfg = {
-    graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-    client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-    ca_file = emu.ca,
-  }
-  for k, v in pairs(opts or {}) do cfg[k] = v end
-  return viva.client(cfg)
-end
+local client = require("support.lualayer").client
 
 local function creates()
   return emu.counters().creates[PROVIDER] or {}

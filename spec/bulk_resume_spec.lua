@@ -10,26 +10,10 @@ local emu = require "support.emulator"
 local PROVIDER = emu.PROVIDER
 local okS, system = pcall(require, "system")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local support = require "support.lualayer"
+local q = support.q
 
--- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
--- its module paths, so they test the same build as the spec itself.
-local function this_lua()
-  local f = io.open("/proc/self/stat")
-  local pid = f and f:read("n")
-  if f then f:close() end
-  if pid then
-    local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
-    local exe = p:read("l")
-    p:close()
-    if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
-      return exe
-    end
-  end
-  return os.getenv("LUA") or "lua5.4"
-end
-local LUA = this_lua()
-local LUA_ENV = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
+local LUA, LUA_ENV = support.LUA, support.LUA_ENV
 local function sleep(s)
   if okS then system.sleep(s) else os.execute("sleep " .. s) end
 end
@@ -166,9 +150,7 @@ describe("bulk import crash and resume", function()
     os.remove(jr)
     -- the first half exists already; the upsert file changes every 3rd row and adds the second half
     sample.write(v1, n // 2, { prefix = "ups-" })
-    local c = viva.client { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-                            client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-                            ca_file = emu.ca }
+    local c = support.client()
     assert.equal(n // 2, assert(viva.bulk.import(c, v1, { provider = PROVIDER })).created)
     sample.write(v2, n, { prefix = "ups-", changed = function(i) return i % 3 == 0 end })
     emu.fault({ method = "POST", path = "/v1.0/%$batch", delay = 0.03 })
@@ -209,9 +191,7 @@ describe("bulk import crash and resume", function()
     local src, jr = os.tmpname() .. ".csv", os.tmpname() .. ".journal"
     os.remove(jr)
     sample.write(src, 40, { prefix = "j-" })
-    local c = viva.client { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-                            client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-                            ca_file = emu.ca }
+    local c = support.client()
     assert(viva.bulk.import(c, src, { provider = PROVIDER, journal = jr }))
     local s, err = viva.bulk.import(c, src, { provider = PROVIDER, journal = jr, mode = "upsert" })
     assert.is_nil(s); assert.matches("belongs to a create import", err)

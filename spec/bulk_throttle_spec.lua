@@ -8,11 +8,7 @@ local emu = require "support.emulator"
 local PROVIDER = emu.PROVIDER
 local ITEM_PATH = "/v1.0/employeeExperience/learningProviders/.*/learningCourseActivities$"
 
-local function client()
-  return viva.client { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-                       client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-                       ca_file = emu.ca }
-end
+local client = require("support.lualayer").client
 
 -- every row of the file created exactly once, one outcome line per row, all "created"
 local function check_exactly_once(n, prefix, res, s)

@@ -7,32 +7,12 @@ local emu = require "support.emulator"
 
 local PROVIDER = emu.PROVIDER
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local support = require "support.lualayer"
+local q = support.q
 
--- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
--- its module paths, so they test the same build as the spec itself.
-local function this_lua()
-  local f = io.open("/proc/self/stat")
-  local pid = f and f:read("n")
-  if f then f:close() end
-  if pid then
-    local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
-    local exe = p:read("l")
-    p:close()
-    if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
-      return exe
-    end
-  end
-  return os.getenv("LUA") or "lua5.4"
-end
-local LUA = this_lua()
-local LUA_ENV = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
+local LUA, LUA_ENV = support.LUA, support.LUA_ENV
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a"); f:close(); return s
-end
+local slurp = support.slurp
 
 -- run bin/vivalearning with args (array) and an environment (table, false = unset);
 -- returns exit code, stdout, stderr

@@ -5,13 +5,7 @@ local emu = require "support.emulator"
 
 local PROVIDER = emu.PROVIDER
 
-local function client(app, extra)
-  local a = emu.APPS[app or "importer"]
-  local cfg = { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-                client_id = a.client_id, client_secret = a.client_secret, ca_file = emu.ca }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
-  return viva.client(cfg)
-end
+local client = require("support.lualayer").client
 
 -- n activities for one learner (through the bulk importer), external ids pg-000001..
 local function seed_learner(c, learner, n)
@@ -202,9 +196,7 @@ describe("pager", function()
     local pages = 0
     for p in c:content_pages { provider = PROVIDER } do assert.truthy(p); pages = pages + 1 end
     assert.equal(3, pages)
-    local user = viva.client { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-                               client_id = emu.APPS.console.client_id, client_secret = emu.APPS.console.client_secret,
-                               username = emu.ADELE.upn, password = emu.ADELE.password, ca_file = emu.ca }
+    local user = client("console", { username = emu.ADELE.upn, password = emu.ADELE.password })
     local names = {}
     for p, err in user:providers {} do
       assert.truthy(p, tostring(err))

@@ -5,9 +5,11 @@
 -- file); CRLF and LF line ends are both accepted; a UTF-8 byte-order mark at the start is
 -- skipped. Malformed input (a stray quote inside an unquoted field, text after a closing quote,
 -- a quote left open at end of file) is reported with its line number, never guessed at.
+local stream = require "vivalearning.stream"
+
 local M = {}
 
-local Reader = {}
+local Reader = stream.methods({})
 Reader.__index = Reader
 
 --- Open a reader on a path or an open file handle.
@@ -15,13 +17,8 @@ Reader.__index = Reader
 -- records as arrays and reader.columns holds the names.
 function M.reader(src, opts)
   opts = opts or {}
-  local fh, owned = src, false
-  if type(src) == "string" then
-    local err
-    fh, err = io.open(src, "rb")
-    if not fh then return nil, err end
-    owned = true
-  end
+  local fh, owned = stream.open(src, "rb")
+  if not fh then return nil, owned end
   local r = setmetatable({ fh = fh, owned = owned, line = 0, record = 0, first = true }, Reader)
   if opts.header ~= false then
     local cols, err = r:read()
@@ -126,24 +123,14 @@ function Reader:records()
   end
 end
 
-function Reader:close()
-  if self.owned and self.fh then self.fh:close() end
-  self.fh = nil
-end
-
-local Writer = {}
+local Writer = stream.methods({})
 Writer.__index = Writer
 
 --- Writer on a path or file handle. opts.eol defaults to "\r\n" (RFC 4180).
 function M.writer(dst, opts)
   opts = opts or {}
-  local fh, owned = dst, false
-  if type(dst) == "string" then
-    local err
-    fh, err = io.open(dst, opts.append and "ab" or "wb")
-    if not fh then return nil, err end
-    owned = true
-  end
+  local fh, owned = stream.open(dst, opts.append and "ab" or "wb")
+  if not fh then return nil, owned end
   return setmetatable({ fh = fh, owned = owned, eol = opts.eol or "\r\n" }, Writer)
 end
 
@@ -165,15 +152,6 @@ function Writer:write(fields, n)
   local ok, err = self.fh:write(table.concat(out, ","), self.eol)
   if not ok then return nil, err end
   return true
-end
-
-function Writer:flush() return self.fh:flush() end
-
-function Writer:close()
-  if self.fh then
-    if self.owned then self.fh:close() else self.fh:flush() end
-  end
-  self.fh = nil
 end
 
 return M

@@ -1,6 +1,7 @@
 -- vivalearning.jsonl: JSON Lines (one JSON value per line) reader and writer, streamed.
 -- Decoding and encoding go through lua-cjson (safe mode); blank lines are skipped.
 local cjson = require "cjson.safe"
+local stream = require "vivalearning.stream"
 
 local M = {}
 
@@ -11,18 +12,13 @@ codec.encode_invalid_numbers(false)
 codec.decode_invalid_numbers(false)
 M.null = codec.null
 
-local Reader = {}
+local Reader = stream.methods({})
 Reader.__index = Reader
 
 --- Reader on a path or open file handle.
 function M.reader(src)
-  local fh, owned = src, false
-  if type(src) == "string" then
-    local err
-    fh, err = io.open(src, "rb")
-    if not fh then return nil, err end
-    owned = true
-  end
+  local fh, owned = stream.open(src, "rb")
+  if not fh then return nil, owned end
   return setmetatable({ fh = fh, owned = owned, line = 0 }, Reader)
 end
 
@@ -44,23 +40,13 @@ function Reader:read()
   end
 end
 
-function Reader:close()
-  if self.owned and self.fh then self.fh:close() end
-  self.fh = nil
-end
-
-local Writer = {}
+local Writer = stream.methods({})
 Writer.__index = Writer
 
 function M.writer(dst, opts)
   opts = opts or {}
-  local fh, owned = dst, false
-  if type(dst) == "string" then
-    local err
-    fh, err = io.open(dst, opts.append and "ab" or "wb")
-    if not fh then return nil, err end
-    owned = true
-  end
+  local fh, owned = stream.open(dst, opts.append and "ab" or "wb")
+  if not fh then return nil, owned end
   return setmetatable({ fh = fh, owned = owned }, Writer)
 end
 
@@ -79,15 +65,6 @@ function Writer:write(v)
   local ok, werr = self.fh:write(s, "\n")
   if not ok then return nil, werr end
   return true
-end
-
-function Writer:flush() return self.fh:flush() end
-
-function Writer:close()
-  if self.fh then
-    if self.owned then self.fh:close() else self.fh:flush() end
-  end
-  self.fh = nil
 end
 
 return M

@@ -1,0 +1,48 @@
+-- Shared by the Lua layer's specs (spec/bulk_*, spec/pager_*, spec/cli_*; owned by the
+-- lua-layer helper): clients for the seed's apps, shell quoting, and how to start a child
+-- Lua process that tests the same build as the spec itself.
+local viva = require "vivalearning"
+local emu = require "support.emulator"
+
+local M = {}
+
+function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function M.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- A client of one of the seed's apps (default the importer), over HTTPS/h2 with the CA.
+function M.client(app, extra)
+  local a = emu.APPS[app or "importer"]
+  local cfg = { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
+                client_id = a.client_id, client_secret = a.client_secret, ca_file = emu.ca }
+  for k, v in pairs(extra or {}) do cfg[k] = v end
+  return viva.client(cfg)
+end
+
+-- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
+-- its module paths, so they test the same build as the spec itself. Under valgrind the
+-- interpreter is valgrind's tool, so children fall back to $LUA or lua5.4.
+local function this_lua()
+  local f = io.open("/proc/self/stat")
+  local pid = f and f:read("n")
+  if f then f:close() end
+  if pid then
+    local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
+    local exe = p:read("l")
+    p:close()
+    if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
+      return exe
+    end
+  end
+  return os.getenv("LUA") or "lua5.4"
+end
+M.LUA = this_lua()
+M.LUA_ENV = "LUA_PATH=" .. M.q(package.path) .. " LUA_CPATH=" .. M.q(package.cpath)
+
+return M
