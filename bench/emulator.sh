@@ -59,7 +59,7 @@ echo "$OUT" | grep -E "Non-2xx|Socket errors" || true
 
 curl -s -X POST "$HTTP/_emulator/reset" >/dev/null
 C0=$(cpu)
-OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -s bench/emulator_batch.lua "$HTTP/v1.0/\$batch" -- "$TOKEN" "$PROVIDER")
+OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -s bench/emulator_post.lua "$HTTP/v1.0/\$batch" -- "$TOKEN" "$PROVIDER")
 C1=$(cpu)
 B=$(echo "$OUT" | rps)
 echo "POST \$batch (20 creates): $B requests/s = $(awk -v b="$B" 'BEGIN{printf "%.0f", b*20}') creates/s (avg latency $(echo "$OUT" | lat); worker CPU $(per_req "$C0" "$C1" "$(echo "$OUT" | reqs)") us/batch)"

@@ -1,4 +1,6 @@
--- wrk script for bench/emulator.sh: POST creates with a unique external id per request.
+-- wrk script for bench/emulator.sh: POST creates with a unique external id per activity.
+--   wrk ... -s bench/emulator_post.lua URL -- TOKEN            one create per request (URL = the collection)
+--   wrk ... -s bench/emulator_post.lua URL -- TOKEN PROVIDER   a $batch of 20 creates per request (URL = .../$batch)
 local counter = 0
 local threads = 0
 
@@ -8,25 +10,27 @@ function setup(thread)
 end
 
 function init(args)
-  token = args[1]
   wrk.method = "POST"
-  wrk.headers["Authorization"] = "Bearer " .. token
+  wrk.headers["Authorization"] = "Bearer " .. args[1]
   wrk.headers["Content-Type"] = "application/json"
-  bad = 0
+  provider = args[2]
+end
+
+local function activity()
+  counter = counter + 1
+  return string.format('{"@odata.type":"#microsoft.graph.learningAssignment","assignmentType":"required",' ..
+    '"learnerUserId":"b0000000-0000-4000-8000-000000000002","learningContentId":"d0000000-0000-4000-8000-000001000001",' ..
+    '"status":"notStarted","externalcourseActivityId":"bench-%d-%d"}', tid, counter)
 end
 
 request = function()
-  counter = counter + 1
-  local body = string.format('{"@odata.type":"#microsoft.graph.learningAssignment","assignmentType":"required",' ..
-    '"learnerUserId":"b0000000-0000-4000-8000-000000000002","learningContentId":"d0000000-0000-4000-8000-000001000001",' ..
-    '"status":"notStarted","externalcourseActivityId":"bench-%d-%d"}', tid, counter)
-  return wrk.format(nil, nil, nil, body)
-end
-
-response = function(status)
-  if status ~= 201 then bad = bad + 1 end
-end
-
-function done(summary, latency, requests)
-  -- per-thread counters are not visible here; wrk prints Non-2xx itself
+  if not provider then
+    return wrk.format(nil, nil, nil, activity())
+  end
+  local items = {}
+  for i = 1, 20 do
+    items[i] = string.format('{"id":"%d","method":"POST","url":"/employeeExperience/learningProviders/%s/learningCourseActivities",' ..
+      '"headers":{"Content-Type":"application/json"},"body":%s}', i, provider, activity())
+  end
+  return wrk.format(nil, nil, nil, '{"requests":[' .. table.concat(items, ",") .. ']}')
 end

@@ -10,17 +10,7 @@ local function run(cmd)
   return code, out
 end
 
-local function read_env(dir)
-  local env = {}
-  local f = io.open(dir .. "/env")
-  if not f then return nil end
-  for line in f:lines() do
-    local k, v = line:match("^([%w_]+)=(.*)$")
-    if k then env[k] = v end
-  end
-  f:close()
-  return env
-end
+local read_env = emu.read_env
 
 local function pid_alive(pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true

@@ -7,6 +7,7 @@ local auth = require("auth")
 local errors = require("errors")
 local validate = require("validate")
 local paging = require("paging")
+local common = require("common")
 
 local M = {}
 
@@ -81,13 +82,7 @@ local function reply_entity(req, a, status, select)
   return { status = status, json = body, headers = headers }
 end
 
--- Provider of the path, in the caller's tenant; nil + 400 when unknown.
-local function provider_for(req, principal, pkey)
-  if not pkey or pkey.alt then return nil, errors.unknown_registration(req) end
-  local p = state.s.providers[pkey.id]
-  if not p or p.tenant ~= principal.tenant then return nil, errors.unknown_registration(req) end
-  return p
-end
+local provider_for = common.provider_for
 
 -- Finds the activity named by akey ({id=} or {alt=, value=}) within scope.
 local function find(req, principal, akey, provider)
@@ -122,27 +117,13 @@ local function find(req, principal, akey, provider)
   return a
 end
 
-local function validation_error(req, ek, field)
-  if ek == "required" then return errors.required(req, field) end
-  if ek == "empty" then return errors.empty(req, field) end
-  return errors.invalid(req, field)
-end
-
-local function need_object(req)
-  local body = req.json
-  if type(body) ~= "table" or json.is_array(body) then
-    return nil, errors.bad_request(req, "The request body must be a JSON object.")
-  end
-  return body
-end
-
 -- A1: POST .../learningProviders/{id}/learningCourseActivities (and the tenant-wide form).
 function M.create(req, principal, pkey)
   if principal.kind == "user" or not (auth.can_write_activity(principal, "assignment") or
       auth.can_write_activity(principal, "self_initiated")) then
     return errors.forbidden(req)
   end
-  local body, berr = need_object(req)
+  local body, berr = common.body_object(req)
   if not body then return berr end
   if not pkey then
     -- tenant-wide POST /employeeExperience/learningCourseActivities: the provider comes from the body
@@ -161,7 +142,7 @@ function M.create(req, principal, pkey)
   if not auth.can_write_activity(principal, kind) then return errors.forbidden(req) end
   if not provider.isCourseActivitySyncEnabled then return errors.provider_not_enabled(req) end
   local fields, ek, ef = validate.check(kind, body, "create")
-  if not fields then return validation_error(req, ek, ef) end
+  if not fields then return common.validation_error(req, ek, ef) end
   if fields.learningProviderId and fields.learningProviderId ~= json.null and fields.learningProviderId ~= provider.id then
     return errors.invalid(req, "learningProviderId")
   end
@@ -240,12 +221,12 @@ end
 function M.update(req, principal, akey, provider_key)
   local a, err = writable(req, principal, akey, provider_key)
   if not a then return err end
-  local body, berr = need_object(req)
+  local body, berr = common.body_object(req)
   if not body then return berr end
   local otype = body["@odata.type"]
   if otype ~= nil and validate.activity_kind(otype) ~= a._kind then return errors.invalid(req, "@odata.type") end
   local fields, ek, ef = validate.check(a._kind, body, "update")
-  if not fields then return validation_error(req, ek, ef) end
+  if not fields then return common.validation_error(req, ek, ef) end
   local schema = validate.TYPES[a._kind]
   local names = {}
   for k in pairs(fields) do names[#names + 1] = k end

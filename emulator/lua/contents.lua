@@ -6,22 +6,14 @@ local auth = require("auth")
 local errors = require("errors")
 local validate = require("validate")
 local paging = require("paging")
+local common = require("common")
 
 local M = {}
 
-local FIELDS = {}
-for k in pairs(validate.TYPES.content) do FIELDS[k] = true end
+local FIELDS = common.selectable("content")
 
 function M.render(c, select)
-  local out = { id = c.id }
-  for _, f in ipairs(validate.FIELDS.content) do
-    if f ~= "id" and (not select or select[f]) then
-      local v = c[f]
-      if v == nil then v = json.null end
-      out[f] = v
-    end
-  end
-  return out
+  return common.render("content", c, select)
 end
 
 local function context(req, pid, entity)
@@ -33,44 +25,37 @@ local function not_found(req)
   return errors.not_found(req, "The requested learning content doesn't exist.")
 end
 
-local function provider_for(req, principal, pkey)
-  if not pkey or pkey.alt then return nil, errors.unknown_registration(req) end
-  local p = state.s.providers[pkey.id]
-  if not p or p.tenant ~= principal.tenant then return nil, errors.unknown_registration(req) end
+local function conflict(req, ext)
+  return errors.conflict(req, "A learningContent with externalId '" .. ext .. "' already exists for this provider.")
+end
+
+-- Permission, provider and key checks every content operation starts with.
+-- perm: auth.P.content_read or content_write; ckey may be nil (collection).
+local function prelude(req, principal, perm, pkey, ckey)
+  if not auth.allowed(principal, perm) then return nil, errors.forbidden(req) end
+  local p, perr = common.provider_for(req, principal, pkey)
+  if not p then return nil, perr end
+  if ckey and ckey.alt and ckey.alt ~= "externalId" then
+    return nil, errors.graph(req, 400, "BadRequest",
+      "The key property '" .. ckey.alt .. "' is not an alternate key of 'microsoft.graph.learningContent'.")
+  end
   return p
 end
 
-local function check_key(req, ckey)
-  if ckey and ckey.alt and ckey.alt ~= "externalId" then
-    return errors.graph(req, 400, "BadRequest",
-      "The key property '" .. ckey.alt .. "' is not an alternate key of 'microsoft.graph.learningContent'.")
-  end
-end
-
-local function find(req, p, ckey)
+local function find(p, ckey)
   local s = state.s
-  local idx = s.contents_by_provider[p.id]
-  local c
   if ckey.alt then
-    local id = idx.by_ext[ckey.value]
-    c = id and s.contents[id]
-  else
-    c = s.contents[ckey.id]
-    if c and c._provider ~= p.id then c = nil end
+    local id = s.contents_by_provider[p.id].by_ext[ckey.value]
+    return id and s.contents[id]
   end
+  local c = s.contents[ckey.id]
+  if c and c._provider ~= p.id then c = nil end
   return c
 end
 
-local function validation_error(req, ek, field)
-  if ek == "required" then return errors.required(req, field) end
-  if ek == "empty" then return errors.empty(req, field) end
-  return errors.invalid(req, field)
-end
-
 function M.list(req, principal, pkey)
-  if not auth.allowed(principal, auth.P.content_read) then return errors.forbidden(req) end
-  local p, perr = provider_for(req, principal, pkey)
-  if not p then return perr end
+  local p, err = prelude(req, principal, auth.P.content_read, pkey)
+  if not p then return err end
   local items = {}
   for _, id in ipairs(state.s.contents_by_provider[p.id].list) do
     items[#items + 1] = state.s.contents[id]
@@ -82,39 +67,27 @@ function M.list(req, principal, pkey)
 end
 
 function M.get(req, principal, pkey, ckey)
-  if not auth.allowed(principal, auth.P.content_read) then return errors.forbidden(req) end
-  local p, perr = provider_for(req, principal, pkey)
-  if not p then return perr end
-  local kerr = check_key(req, ckey)
-  if kerr then return kerr end
+  local p, err = prelude(req, principal, auth.P.content_read, pkey, ckey)
+  if not p then return err end
   local eerr = paging.check_entity_options(req)
   if eerr then return eerr end
   local select, serr = paging.parse_select(req, FIELDS, "learningContent")
   if select == nil then return serr end
-  local c = find(req, p, ckey)
+  local c = find(p, ckey)
   if not c then return not_found(req) end
-  local out = M.render(c, select)
-  out["@odata.context"] = context(req, p.id, true)
-  return { status = 200, json = out }
+  return common.entity(200, M.render(c, select), context(req, p.id, true))
 end
 
-local function body_object(req)
-  local body = req.json
-  if type(body) ~= "table" or json.is_array(body) then
-    return nil, errors.bad_request(req, "The request body must be a JSON object.")
-  end
-  return body
-end
-
+-- Stores c (validated fields) as provider p's content, replacing `existing` when given.
 local function store(p, c, existing)
   local s = state.s
   local idx = s.contents_by_provider[p.id]
   for _, k in ipairs({ "additionalTags", "contributors", "skillTags" }) do
     if c[k] == nil or c[k] == json.null then c[k] = json.array({}) end
   end
-  if c.isActive == nil or c.isActive == json.null then c.isActive = true end
-  if c.isPremium == nil or c.isPremium == json.null then c.isPremium = false end
-  if c.isSearchable == nil or c.isSearchable == json.null then c.isSearchable = true end
+  for k, default in pairs({ isActive = true, isPremium = false, isSearchable = true }) do
+    if c[k] == nil or c[k] == json.null then c[k] = default end
+  end
   c._provider = p.id
   if existing then
     if existing.externalId and idx.by_ext[existing.externalId] == existing.id then idx.by_ext[existing.externalId] = nil end
@@ -125,65 +98,54 @@ local function store(p, c, existing)
   idx.by_ext[c.externalId] = c.id
 end
 
+-- Validated fields of a full content body (upsert replaces, so the required fields are always needed).
+local function fields_of(req, except)
+  local body, berr = common.body_object(req)
+  if not body then return nil, berr end
+  local fields, ek, ef = validate.check("content", body, "create", { except = except })
+  if not fields then return nil, common.validation_error(req, ek, ef) end
+  return fields
+end
+
 -- C3: PATCH .../learningContents/{id} or (externalId='...') = upsert, 202 + entity.
 function M.upsert(req, principal, pkey, ckey)
-  if not auth.allowed(principal, auth.P.content_write) then return errors.forbidden(req) end
-  local p, perr = provider_for(req, principal, pkey)
-  if not p then return perr end
-  local kerr = check_key(req, ckey)
-  if kerr then return kerr end
-  local body, berr = body_object(req)
-  if not body then return berr end
-  local fields, ek, ef = validate.check("content", body, "create",
-    { except = ckey.alt and { externalId = true } or nil })
-  if not fields then return validation_error(req, ek, ef) end
+  local p, err = prelude(req, principal, auth.P.content_write, pkey, ckey)
+  if not p then return err end
+  local fields, ferr = fields_of(req, ckey.alt and { externalId = true } or nil)
+  if not fields then return ferr end
   if ckey.alt then
     if fields.externalId and fields.externalId ~= ckey.value then return errors.invalid(req, "externalId") end
     fields.externalId = ckey.value
   end
-  local existing = find(req, p, ckey)
+  local existing = find(p, ckey)
   if not ckey.alt and not existing and state.s.contents[ckey.id] then
     -- an id of another provider's content
     return errors.provider_content_mismatch(req)
   end
   local clash = state.s.contents_by_provider[p.id].by_ext[fields.externalId]
-  if clash and (not existing or clash ~= existing.id) then
-    return errors.conflict(req, "A learningContent with externalId '" .. fields.externalId .. "' already exists for this provider.")
-  end
+  if clash and (not existing or clash ~= existing.id) then return conflict(req, fields.externalId) end
   fields.id = existing and existing.id or (ckey.alt and util.uuid() or ckey.id)
   store(p, fields, existing)
-  local out = M.render(fields)
-  out["@odata.context"] = context(req, p.id, true)
-  return { status = 202, json = out }
+  return common.entity(202, M.render(fields), context(req, p.id, true))
 end
 
 -- POST .../learningContents (OpenAPI only): create, 201; 409 when the externalId exists.
 function M.create(req, principal, pkey)
-  if not auth.allowed(principal, auth.P.content_write) then return errors.forbidden(req) end
-  local p, perr = provider_for(req, principal, pkey)
-  if not p then return perr end
-  local body, berr = body_object(req)
-  if not body then return berr end
-  local fields, ek, ef = validate.check("content", body, "create")
-  if not fields then return validation_error(req, ek, ef) end
-  if state.s.contents_by_provider[p.id].by_ext[fields.externalId] then
-    return errors.conflict(req, "A learningContent with externalId '" .. fields.externalId .. "' already exists for this provider.")
-  end
+  local p, err = prelude(req, principal, auth.P.content_write, pkey)
+  if not p then return err end
+  local fields, ferr = fields_of(req)
+  if not fields then return ferr end
+  if state.s.contents_by_provider[p.id].by_ext[fields.externalId] then return conflict(req, fields.externalId) end
   fields.id = util.uuid()
   store(p, fields, nil)
-  local out = M.render(fields)
-  out["@odata.context"] = context(req, p.id, true)
-  return { status = 201, json = out }
+  return common.entity(201, M.render(fields), context(req, p.id, true))
 end
 
 -- C4: DELETE (with or without /$ref) -> 204
 function M.delete(req, principal, pkey, ckey)
-  if not auth.allowed(principal, auth.P.content_write) then return errors.forbidden(req) end
-  local p, perr = provider_for(req, principal, pkey)
-  if not p then return perr end
-  local kerr = check_key(req, ckey)
-  if kerr then return kerr end
-  local c = find(req, p, ckey)
+  local p, err = prelude(req, principal, auth.P.content_write, pkey, ckey)
+  if not p then return err end
+  local c = find(p, ckey)
   if not c then return not_found(req) end
   local s = state.s
   local idx = s.contents_by_provider[p.id]

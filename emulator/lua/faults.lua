@@ -23,91 +23,85 @@ function M.reset()
 end
 
 local function num(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+local function int_string(v) return (v % 1 == 0) and string.format("%d", v) or tostring(v) end
+
+-- Field checks of a rule: each returns the stored value, or nil and the message.
+local function boolean(name)
+  return function(v)
+    if type(v) ~= "boolean" then return nil, name .. " must be a boolean" end
+    return v or nil
+  end
+end
+local function number_in(name, lo, hi, what)
+  return function(v)
+    if not num(v) or v < lo or v > hi then return nil, name .. " must be " .. what end
+    return v
+  end
+end
+local FIELDS = {
+  path = function(v)
+    if type(v) ~= "string" then return nil, "path (a Lua pattern) is required" end
+    if not pcall(string.find, "/v1.0/x", v) then return nil, "path is not a valid Lua pattern" end
+    return v
+  end,
+  method = function(v)
+    if type(v) ~= "string" then return nil, "method must be a string" end
+    return v:upper()
+  end,
+  status = function(v)
+    if not num(v) or v < 400 or v > 599 or v % 1 ~= 0 then
+      return nil, "status must be an HTTP error status (429, 500, 503, 504, ...)"
+    end
+    return v
+  end,
+  retry_after = function(v)
+    if type(v) == "string" then return v end
+    if num(v) then return int_string(v) end
+    return nil, "retry_after must be a string (sent verbatim) or a number of seconds"
+  end,
+  retry_after_ms = function(v)
+    if type(v) == "string" then return v end
+    if num(v) then return int_string(v) end
+    return nil, "retry_after_ms must be a number"
+  end,
+  retry_after_date = number_in("retry_after_date", -1e9, 1e9, "a number of seconds ahead"),
+  body_minutes = number_in("body_minutes", 0, 1e6, "a number"),
+  delay = number_in("delay", 0, 600, "0..600 seconds"),
+  stall = number_in("stall", 0, 600, "0..600 seconds"),
+  share = number_in("share", 0, 1, "0..1"),
+  count = function(v)
+    if not num(v) or v < 1 or v % 1 ~= 0 then return nil, "count must be a positive integer" end
+    return v
+  end,
+  drop = boolean("drop"), truncate = boolean("truncate"), after = boolean("after"),
+  headers = function(v)
+    if type(v) ~= "table" or json.is_array(v) then return nil, "headers must be an object" end
+    for k, hv in pairs(v) do
+      if type(hv) ~= "string" then return nil, "header values must be strings" end
+      if tostring(k):find("[\r\n:]") or hv:find("[\r\n]") then return nil, "invalid header" end
+    end
+    return v
+  end,
+  body = function(v)
+    if type(v) ~= "string" then return nil, "body must be a string (sent verbatim)" end
+    return v
+  end,
+}
 
 -- Validates and adds a rule; returns the rule or nil, message.
 function M.add(spec)
   if type(spec) ~= "table" or json.is_array(spec) then return nil, "a fault rule must be a JSON object" end
-  local known = {
-    method = true, path = true, status = true, retry_after = true, retry_after_ms = true,
-    retry_after_date = true, body_minutes = true, delay = true, drop = true, after = true,
-    count = true, share = true, headers = true, body = true, truncate = true, stall = true,
-  }
   for k in pairs(spec) do
-    if not known[k] then return nil, "unknown fault field '" .. tostring(k) .. "'" end
+    if not FIELDS[k] then return nil, "unknown fault field '" .. tostring(k) .. "'" end
   end
+  if spec.path == nil then return nil, "path (a Lua pattern) is required" end
   local r = { id = M.next_id, hits = 0, seen = 0 }
-  if spec.path == nil or type(spec.path) ~= "string" then return nil, "path (a Lua pattern) is required" end
-  local ok = pcall(string.find, "/v1.0/x", spec.path)
-  if not ok then return nil, "path is not a valid Lua pattern" end
-  r.path = spec.path
-  if spec.method ~= nil then
-    if type(spec.method) ~= "string" then return nil, "method must be a string" end
-    r.method = spec.method:upper()
+  for k, v in pairs(spec) do
+    local value, err = FIELDS[k](v)
+    if err then return nil, err end
+    r[k] = value
   end
-  if spec.status ~= nil then
-    if not num(spec.status) or spec.status < 400 or spec.status > 599 or spec.status % 1 ~= 0 then
-      return nil, "status must be an HTTP error status (429, 500, 503, 504, ...)"
-    end
-    r.status = spec.status
-  end
-  if spec.retry_after ~= nil then
-    if type(spec.retry_after) == "string" then r.retry_after = spec.retry_after
-    elseif num(spec.retry_after) then r.retry_after = (spec.retry_after % 1 == 0) and string.format("%d", spec.retry_after) or tostring(spec.retry_after)
-    else return nil, "retry_after must be a string (sent verbatim) or a number of seconds" end
-  end
-  if spec.retry_after_date ~= nil then
-    if not num(spec.retry_after_date) then return nil, "retry_after_date must be a number of seconds ahead" end
-    r.retry_after_date = spec.retry_after_date
-  end
-  if spec.retry_after_ms ~= nil then
-    if type(spec.retry_after_ms) ~= "string" and not num(spec.retry_after_ms) then return nil, "retry_after_ms must be a number" end
-    r.retry_after_ms = type(spec.retry_after_ms) == "number" and string.format("%d", spec.retry_after_ms) or spec.retry_after_ms
-  end
-  if spec.body_minutes ~= nil then
-    if not num(spec.body_minutes) then return nil, "body_minutes must be a number" end
-    r.body_minutes = spec.body_minutes
-  end
-  if spec.delay ~= nil then
-    if not num(spec.delay) or spec.delay < 0 or spec.delay > 600 then return nil, "delay must be 0..600 seconds" end
-    r.delay = spec.delay
-  end
-  if spec.drop ~= nil then
-    if type(spec.drop) ~= "boolean" then return nil, "drop must be a boolean" end
-    r.drop = spec.drop or nil
-  end
-  if spec.truncate ~= nil then
-    if type(spec.truncate) ~= "boolean" then return nil, "truncate must be a boolean" end
-    r.truncate = spec.truncate or nil
-  end
-  if spec.stall ~= nil then
-    if not num(spec.stall) or spec.stall < 0 or spec.stall > 600 then return nil, "stall must be 0..600 seconds" end
-    r.stall = spec.stall
-  end
-  if spec.after ~= nil then
-    if type(spec.after) ~= "boolean" then return nil, "after must be a boolean" end
-    r.after = spec.after or nil
-  end
-  if spec.count ~= nil then
-    if not num(spec.count) or spec.count < 1 or spec.count % 1 ~= 0 then return nil, "count must be a positive integer" end
-    r.count = spec.count
-    r.remaining = spec.count
-  end
-  if spec.share ~= nil then
-    if not num(spec.share) or spec.share < 0 or spec.share > 1 then return nil, "share must be 0..1" end
-    r.share = spec.share
-  end
-  if spec.headers ~= nil then
-    if type(spec.headers) ~= "table" or json.is_array(spec.headers) then return nil, "headers must be an object" end
-    for k, v in pairs(spec.headers) do
-      if type(v) ~= "string" then return nil, "header values must be strings" end
-      if tostring(k):find("[\r\n:]") or v:find("[\r\n]") then return nil, "invalid header" end
-    end
-    r.headers = spec.headers
-  end
-  if spec.body ~= nil then
-    if type(spec.body) ~= "string" then return nil, "body must be a string (sent verbatim)" end
-    r.body = spec.body
-  end
+  r.remaining = r.count
   if not (r.status or r.delay or r.drop or r.truncate or r.stall) then
     return nil, "a fault needs status, delay, drop, truncate or stall"
   end
@@ -141,9 +135,7 @@ function M.match(req)
 end
 
 function M.list()
-  local out = {}
-  for _, r in ipairs(M.rules) do out[#out + 1] = r end
-  return json.array(out)
+  return json.array(util.values(M.rules))
 end
 
 -- The response a status rule answers with.

@@ -91,27 +91,16 @@ function M.collection(req, items, opts)
     end
   end
   local q = req.qmap
-  local top, skip = nil, 0
-  if q["$top"] then
-    top = nonneg_int(q["$top"])
-    if not top then
-      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q["$top"] .. "' for query option '$top'.")
-    end
+  local function invalid(name)
+    return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q[name] .. "' for query option '" .. name .. "'.")
   end
-  if q["$skip"] then
-    skip = nonneg_int(q["$skip"])
-    if not skip then
-      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q["$skip"] .. "' for query option '$skip'.")
-    end
-  end
-  local count = false
-  if q["$count"] then
-    local c = q["$count"]:lower()
-    if c == "true" then count = true
-    elseif c ~= "false" then
-      return errors.graph(req, 400, "BadRequest", "Invalid value '" .. q["$count"] .. "' for query option '$count'.")
-    end
-  end
+  local top = q["$top"] and nonneg_int(q["$top"])
+  if q["$top"] and not top then return invalid("$top") end
+  local skip = q["$skip"] and nonneg_int(q["$skip"]) or 0
+  if q["$skip"] and not nonneg_int(q["$skip"]) then return invalid("$skip") end
+  local c = q["$count"] and q["$count"]:lower()
+  if c and c ~= "true" and c ~= "false" then return invalid("$count") end
+  local count = c == "true"
   local select, serr = M.parse_select(req, opts.allowed, opts.type_name)
   if select == nil then return serr end
 

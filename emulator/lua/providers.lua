@@ -6,23 +6,15 @@ local auth = require("auth")
 local errors = require("errors")
 local validate = require("validate")
 local paging = require("paging")
+local common = require("common")
 
 local M = {}
 
-local FIELDS = {}
-for k in pairs(validate.TYPES.provider) do FIELDS[k] = true end
+local FIELDS = common.selectable("provider")
 local ADMIN_ROLES = { ["Knowledge Administrator"] = true, ["Global Administrator"] = true }
 
 function M.render(p, select)
-  local out = { id = p.id }
-  for _, f in ipairs(validate.FIELDS.provider) do
-    if f ~= "id" and (not select or select[f]) then
-      local v = p[f]
-      if v == nil then v = json.null end
-      out[f] = v
-    end
-  end
-  return out
+  return common.render("provider", p, select)
 end
 
 local function context(req, entity)
@@ -38,20 +30,6 @@ local function lookup(req, principal, key)
   local p = state.s.providers[key.id]
   if not p or p.tenant ~= principal.tenant then return nil, not_found(req) end
   return p
-end
-
-local function validation_error(req, ek, field)
-  if ek == "required" then return errors.required(req, field) end
-  if ek == "empty" then return errors.empty(req, field) end
-  return errors.invalid(req, field)
-end
-
-local function body_object(req)
-  local body = req.json
-  if type(body) ~= "table" or json.is_array(body) then
-    return nil, errors.bad_request(req, "The request body must be a JSON object.")
-  end
-  return body
 end
 
 function M.list(req, principal)
@@ -75,9 +53,7 @@ function M.get(req, principal, key)
   if select == nil then return serr end
   local p, err = lookup(req, principal, key)
   if not p then return err end
-  local body = M.render(p, select)
-  body["@odata.context"] = context(req, true)
-  return { status = 200, json = body }
+  return common.entity(200, M.render(p, select), context(req, true))
 end
 
 function M.create(req, principal)
@@ -89,10 +65,10 @@ function M.create(req, principal)
   local is_admin = false
   for _, r in ipairs(user.directoryRoles or {}) do if ADMIN_ROLES[r] then is_admin = true end end
   if not is_admin then return errors.forbidden(req) end
-  local body, berr = body_object(req)
+  local body, berr = common.body_object(req)
   if not body then return berr end
   local fields, ek, ef = validate.check("provider", body, "create")
-  if not fields then return validation_error(req, ek, ef) end
+  if not fields then return common.validation_error(req, ek, ef) end
   local p = fields
   p.id = util.uuid()
   p.tenant = principal.tenant
@@ -104,23 +80,21 @@ function M.create(req, principal)
   s.provider_list[#s.provider_list + 1] = p.id
   s.contents_by_provider[p.id] = { list = {}, by_ext = {} }
   s.activities_by_provider[p.id] = { by_ext = {} }
-  local out = M.render(p)
-  out["@odata.context"] = context(req, true)
   local headers = {}
   if state.settings.location_header then
     headers.Location = req.base .. "/" .. req.version .. "/employeeExperience/learningProviders/" .. util.pct_encode(p.id)
   end
-  return { status = 201, json = out, headers = headers }
+  return common.entity(201, M.render(p), context(req, true), headers)
 end
 
 function M.update(req, principal, key)
   if not auth.allowed(principal, auth.P.provider_write) then return errors.forbidden(req) end
   local p, err = lookup(req, principal, key)
   if not p then return err end
-  local body, berr = body_object(req)
+  local body, berr = common.body_object(req)
   if not body then return berr end
   local fields, ek, ef = validate.check("provider", body, "update")
-  if not fields then return validation_error(req, ek, ef) end
+  if not fields then return common.validation_error(req, ek, ef) end
   for k, v in pairs(fields) do
     if v == json.null then p[k] = (k == "isCourseActivitySyncEnabled") and false or nil else p[k] = v end
   end

@@ -1,6 +1,7 @@
 -- Per-app rate limit (token bucket): POST /_emulator/rate_limit {per_second, burst?, app?}.
 -- A rule without app applies to every app (each app has its own bucket).
 local errors = require("errors")
+local util = require("util")
 
 local M = {}
 M.rules = {}
@@ -27,9 +28,7 @@ function M.set(spec)
 end
 
 function M.list()
-  local out = {}
-  for _, r in pairs(M.rules) do out[#out + 1] = r end
-  return out
+  return util.values(M.rules)
 end
 
 -- nil when the request may go on, else seconds to wait.

@@ -108,6 +108,17 @@ function M.b64url_decode(s)
   return ngx.decode_base64(s)
 end
 
+-- The values of a table as an array (array order for arrays).
+function M.values(t)
+  local out = {}
+  if #t > 0 then
+    for i = 1, #t do out[i] = t[i] end
+  else
+    for _, v in pairs(t) do out[#out + 1] = v end
+  end
+  return out
+end
+
 function M.copy(t)
   if type(t) ~= "table" then return t end
   local r = {}

@@ -94,6 +94,15 @@ local DTO = [[^[0-9]{4,}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0
 local DURATION = [[^-?P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+([.][0-9]+)?S)?)?$]]
 local LOCAL_DT = [[^[0-9]{4}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,7})?)?(Z|[+-][0-9][0-9]:[0-9][0-9])?$]]
 
+-- Nil when every key of the complex value v is allowed (annotations aside), else the dotted field name.
+local function unknown_member(v, allowed, field)
+  for k in pairs(v) do
+    if not allowed[k] and not tostring(k):find("@", 1, true) then return field .. "." .. tostring(k) end
+  end
+end
+local DTTZ_KEYS = { dateTime = true, timeZone = true }
+local ITEMBODY_KEYS = { content = true, contentType = true }
+
 local function re_ok(s, pat)
   return ngx.re.find(s, pat, "jo") ~= nil
 end
@@ -143,11 +152,8 @@ local function check_value(spec, v, field)
     return json.array(v)
   elseif t == "dttz" then
     if type(v) ~= "table" or json.is_array(v) then return nil, "invalid", field end
-    for k in pairs(v) do
-      if k ~= "dateTime" and k ~= "timeZone" and not tostring(k):find("@", 1, true) then
-        return nil, "invalid", field .. "." .. tostring(k)
-      end
-    end
+    local bad = unknown_member(v, DTTZ_KEYS, field)
+    if bad then return nil, "invalid", bad end
     local dt = v.dateTime
     if dt == nil then return nil, "required", field .. ".dateTime" end
     if dt == json.null or dt == "" then return nil, "empty", field .. ".dateTime" end
@@ -157,11 +163,8 @@ local function check_value(spec, v, field)
     return { dateTime = dt, timeZone = tz == nil and json.null or tz }
   elseif t == "itembody" then
     if type(v) ~= "table" or json.is_array(v) then return nil, "invalid", field end
-    for k in pairs(v) do
-      if k ~= "content" and k ~= "contentType" and not tostring(k):find("@", 1, true) then
-        return nil, "invalid", field .. "." .. tostring(k)
-      end
-    end
+    local bad = unknown_member(v, ITEMBODY_KEYS, field)
+    if bad then return nil, "invalid", bad end
     local c, ct = v.content, v.contentType
     if c ~= nil and c ~= json.null and type(c) ~= "string" then return nil, "invalid", field .. ".content" end
     if ct ~= nil and ct ~= json.null and not (type(ct) == "string" and M.ENUMS.bodyType[ct]) then

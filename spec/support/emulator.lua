@@ -36,7 +36,8 @@ function M.content(p, n) return string.format("d0000000-0000-4000-8000-%06d%06d"
 function M.content_ext(p, n) return string.format("%s-%02d", ({ "CA", "FL", "DL" })[p], n) end
 M.CONTENT = M.content(1, 1)
 
-local function read_env(dir)
+-- The KEY=value lines of DIR/env as a table (nil when there is none).
+function M.read_env(dir)
   local f = io.open(dir .. "/env", "r")
   if not f then return nil end
   local env = {}
@@ -51,7 +52,7 @@ end
 -- Loads the URLs of the instance in dir (default: the one spec/helper.lua chose).
 function M.load(dir)
   dir = dir or rawget(_G, "VIVA_EMU_ACTIVE_DIR") or os.getenv("VIVA_EMU_DIR") or "emulator/.run"
-  local env = read_env(dir)
+  local env = M.read_env(dir)
   if not env then return nil, "no emulator env in " .. dir end
   M.dir = dir
   M.http = env.VIVA_EMU_HTTP

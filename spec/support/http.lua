@@ -19,6 +19,7 @@ local function tmpname()
   return n
 end
 
+-- The whole content of a file ("" when it cannot be read).
 local function read_all(path)
   local f = io.open(path, "rb")
   if not f then return "" end
@@ -26,6 +27,7 @@ local function read_all(path)
   f:close()
   return s
 end
+M.read_file = read_all
 
 local function form_encode(t)
   local keys = {}
