@@ -71,27 +71,19 @@ describe("csv reader", function()
   end)
 
   it("reports malformed input with its line number", function()
-    write(path, 'h1,h2\nok,1\nbad"quote,2\n')
-    local r = assert(csv.reader(path))
-    assert(r:read())
-    local rec, err = r:read()
-    assert.is_nil(rec)
-    assert.matches("line 3: quote inside an unquoted field", err)
-    r:close()
-
-    write(path, 'h\n"open\n')
-    r = assert(csv.reader(path))
-    rec, err = r:read()
-    assert.is_nil(rec)
-    assert.matches("line 2: quoted field not closed", err)
-    r:close()
-
-    write(path, 'h,i\n"a"b,c\n')
-    r = assert(csv.reader(path))
-    rec, err = r:read()
-    assert.is_nil(rec)
-    assert.matches("unexpected character after closing quote", err)
-    r:close()
+    for _, case in ipairs {
+      { 'h1,h2\nok,1\nbad"quote,2\n', 2, "line 3: quote inside an unquoted field" },
+      { 'h\n"open\n', 1, "line 2: quoted field not closed" },
+      { 'h,i\n"a"b,c\n', 1, "unexpected character after closing quote" },
+    } do
+      write(path, case[1])
+      local r = assert(csv.reader(path))
+      for _ = 1, case[2] - 1 do assert(r:read()) end
+      local rec, err = r:read()
+      assert.is_nil(rec)
+      assert.matches(case[3], err, 1, true)
+      r:close()
+    end
   end)
 
   it("fails cleanly on an empty file or a missing one", function()

@@ -258,6 +258,9 @@ end
 -- The import
 ---------------------------------------------------------------------------------------------
 
+-- outcome and status of a write that succeeded
+local WRITE_OUTCOME = { create = { "created", 201 }, update = { "updated", 204 }, delete = { "deleted", 204 } }
+
 local function check_opts(c, source, opts)
   if c == nil then error("bad argument #1 to 'import' (client expected)", 3) end
   if source == nil then error("bad argument #2 to 'import' (source expected)", 3) end
@@ -565,26 +568,15 @@ function M.import(c, source, opts)
       end
     end
     local o = op.op
-    if o == "create" then
+    local done = WRITE_OUTCOME[o]
+    if done then
       if ok then
-        row.id = type(value) == "userdata" and value.id or (type(value) == "table" and value.id) or row.id
-        finish(row, "created", { id = row.id, status = 201 })
+        if o == "create" and (type(value) == "userdata" or type(value) == "table") then
+          row.id = value.id or row.id
+        end
+        finish(row, done[1], { id = row.id, status = done[2] })
         release(row)
-      else
-        fail(row, err_fields(err))
-      end
-    elseif o == "update" then
-      if ok then
-        finish(row, "updated", { id = row.id, status = 204 })
-        release(row)
-      else
-        fail(row, err_fields(err))
-      end
-    elseif o == "delete" then
-      if ok then
-        finish(row, "deleted", { id = row.id, status = 204 })
-        release(row)
-      elseif err_status(err) == 404 and (row.reconcile or row.delete_retried) then
+      elseif o == "delete" and err_status(err) == 404 and (row.reconcile or row.delete_retried) then
         finish(row, "deleted", { id = row.id, status = 404, code = err.code,
                                  message = "already gone (deleted by an earlier attempt)" })
         release(row)
