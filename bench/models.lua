@@ -8,8 +8,9 @@ local viva = require "vivalearning"
 local cjson = require "cjson"
 
 local quick = os.getenv("BENCH_QUICK") ~= nil
-local N = quick and 20000 or 100000
-local ROUNDS = quick and 3 or 7
+local N = quick and 20000 or 100000        -- objects for the memory figure
+local TN = quick and 10000 or 20000        -- iterations per timed round
+local ROUNDS = quick and 5 or 21           -- short rounds, best of each side: robust to load
 
 -- graph-api.md §1.1 A2 response (an assignment), §1.1 A1 self-initiated response,
 -- §1.3 C2 response (a content), §1.2 P1 response (a provider)
@@ -58,18 +59,18 @@ local function line(label, ratio, target, cmp, extra)
   return ok
 end
 
-print(string.format("models vs lua-cjson %s, %s, %d objects, best of %d rounds", cjson._VERSION,
-                    _VERSION, N, ROUNDS))
+print(string.format("models vs lua-cjson %s, %s: speed best of %d alternating rounds of %d, memory over %d objects",
+                    cjson._VERSION, _VERSION, ROUNDS, TN, N))
 local all_ok = true
 local results = {}
 for _, name in ipairs(order) do
   local doc = docs[name]
   local decode, vdecode = cjson.decode, viva.decode
-  local r_cj, r_vm = best_rates(N, function(n) for _ = 1, n do decode(doc) end end,
+  local r_cj, r_vm = best_rates(TN, function(n) for _ = 1, n do decode(doc) end end,
                                   function(n) for _ = 1, n do vdecode(doc) end end)
   local plain, model = decode(doc), assert(vdecode(doc))
   local encode = cjson.encode
-  local e_cj, e_vm = best_rates(N, function(n) for _ = 1, n do encode(plain) end end,
+  local e_cj, e_vm = best_rates(TN, function(n) for _ = 1, n do encode(plain) end end,
                                   function(n) for _ = 1, n do model:tojson() end end)
   -- memory: each object gets its own id so nothing is shared that would not be in real data
   local id_doc = doc:gsub('"id":"[^"]*"', '"id":"%%s"')
