@@ -129,9 +129,7 @@ Writer.__index = Writer
 --- Writer on a path or file handle. opts.eol defaults to "\r\n" (RFC 4180).
 function M.writer(dst, opts)
   opts = opts or {}
-  local fh, owned = stream.open(dst, opts.append and "ab" or "wb")
-  if not fh then return nil, owned end
-  return setmetatable({ fh = fh, owned = owned, eol = opts.eol or "\r\n" }, Writer)
+  return stream.new(Writer, dst, opts.append and "ab" or "wb", { eol = opts.eol or "\r\n" })
 end
 
 --- Quote one value when it needs it (comma, quote, CR/LF, leading or trailing space).

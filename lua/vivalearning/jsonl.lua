@@ -17,9 +17,7 @@ Reader.__index = Reader
 
 --- Reader on a path or open file handle.
 function M.reader(src)
-  local fh, owned = stream.open(src, "rb")
-  if not fh then return nil, owned end
-  return setmetatable({ fh = fh, owned = owned, line = 0 }, Reader)
+  return stream.new(Reader, src, "rb", { line = 0 })
 end
 
 --- Next value: value; nil at end of file; false, err for a line that is not valid JSON
@@ -45,9 +43,7 @@ Writer.__index = Writer
 
 function M.writer(dst, opts)
   opts = opts or {}
-  local fh, owned = stream.open(dst, opts.append and "ab" or "wb")
-  if not fh then return nil, owned end
-  return setmetatable({ fh = fh, owned = owned }, Writer)
+  return stream.new(Writer, dst, opts.append and "ab" or "wb")
 end
 
 --- Encode one plain Lua value on its own line.

@@ -12,6 +12,15 @@ function M.open(src, mode)
   return src, false
 end
 
+--- A new object of `class` (fields `t` plus fh and owned) on a path or handle; nil, err.
+function M.new(class, src, mode, t)
+  local fh, owned = M.open(src, mode)
+  if not fh then return nil, owned end
+  t = t or {}
+  t.fh, t.owned = fh, owned
+  return setmetatable(t, class)
+end
+
 --- Methods for an object { fh =, owned = }: flush(), and close() that closes an owned
 -- handle (flushes a borrowed one) and forgets it.
 function M.methods(class)

@@ -8,13 +8,7 @@ local M = {}
 
 function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-function M.slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.slurp = require("support.http").read_file
 
 --- A client of one of the seed's apps (default the importer), over HTTPS/h2 with the CA.
 function M.client(app, extra)
