@@ -16,7 +16,7 @@ local slurp = support.slurp
 
 -- run bin/vivalearning with args (array) and an environment (table, false = unset);
 -- returns exit code, stdout, stderr
-local function vl(args, env)
+local function vl(args, env, stdin)
   local out, err = os.tmpname(), os.tmpname()
   local e = {
     VIVA_TENANT_ID = emu.TENANT, VIVA_CLIENT_ID = emu.APPS.importer.client_id,
@@ -37,7 +37,7 @@ local function vl(args, env)
   parts[#parts + 1] = LUA
   parts[#parts + 1] = "bin/vivalearning"
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local ok, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err .. " </dev/null")
+  local ok, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err .. " <" .. q(stdin or "/dev/null"))
   local so, se = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
   return ok and 0 or code, so, se
@@ -99,6 +99,10 @@ describe("vivalearning command", function()
       local n = 0
       for r in results.read(res) do n = n + 1; assert.equal("created", r.outcome) end
       assert.equal(80, n)
+      -- from stdin (-), upsert: all unchanged, still 0
+      local c2, o2 = vl({ "import", "-", "--provider", PROVIDER, "--mode", "upsert" }, nil, src)
+      assert.equal(0, c2)
+      assert.matches("80 unchanged", o2)
       -- upsert of the same file: all unchanged, still 0
       code, out = vl({ "import", src, "--provider", PROVIDER, "--mode", "upsert", "--no-batch" })
       assert.equal(0, code)

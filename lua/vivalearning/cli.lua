@@ -52,7 +52,7 @@ function M.parser()
   p:require_command(true)
 
   local imp = p:command("import", "Import course activities from a CSV or JSON Lines file.")
-  imp:argument("file", "CSV (Graph field names as columns, dotted for complex fields) or .jsonl file.")
+  imp:argument("file", "CSV (Graph field names as columns, dotted for complex fields) or .jsonl file; - for stdin.")
   imp:option("--provider", "Learning provider id the activities belong to."):count(1)
   imp:option("--mode", "create, upsert (by externalCourseActivityId) or delete.")
     :choices({ "create", "upsert", "delete" }):default("create")
@@ -192,7 +192,7 @@ function commands.import(viva, c, a, out, errout)
   end
   local progress = "auto"
   if a.no_progress then progress = false elseif a.progress then progress = "bar" end
-  local s, err = viva.bulk.import(c, a.file, {
+  local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, {
     provider = a.provider, mode = a.mode, type = a.type, format = a.format, batch = batch,
     concurrency = a.concurrency, journal = a.journal, results = a.results, dry_run = a.dry_run,
     progress = progress == "auto" and true or progress,
