@@ -46,6 +46,19 @@ static int sys_monotime(lua_State *L) {
     return 1;
 }
 
+/* sys.sleep(seconds): sleep without a busy loop or a child process (Retry-After waits when
+ * nothing else is in flight). Resumes after a signal for the time that is left. */
+static int sys_sleep(lua_State *L) {
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds 0..86400 expected");
+    struct timespec req, rem;
+    req.tv_sec = (time_t)s;
+    req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR)
+        req = rem;
+    return 0;
+}
+
 int luaopen_vivalearning_sys(lua_State *L);
 
 int luaopen_vivalearning_sys(lua_State *L) {
@@ -53,6 +66,7 @@ int luaopen_vivalearning_sys(lua_State *L) {
         { "fsync", sys_fsync },
         { "isatty", sys_isatty },
         { "monotime", sys_monotime },
+        { "sleep", sys_sleep },
         { NULL, NULL },
     };
     luaL_newlib(L, funcs);
