@@ -30,6 +30,38 @@ static const char vl_model_tag = 't';                 /* metatable[&tag] = kind 
 static const char vl_mt_keys[VL_NKINDS] = { 0 };      /* registry[&vl_mt_keys[k]] = metatable */
 static const char vl_names_keys[VL_NKINDS] = { 0 };   /* registry[&vl_names_keys[k]] = names */
 static const char vl_guess_key = 'g';                 /* registry[&guess] = property -> family */
+static const char vl_ptrmap_key = 'p';                /* names[&ptrmap] = pointer map userdata */
+
+/* Field lookup by the address of an interned key string: Lua interns short strings, so a key
+ * that cjson produced is the very string object the names table holds (and keeps alive).
+ * A miss falls back to the names table, so this is only a shortcut. */
+#define PTRMAP_SLOTS 64
+typedef struct vl_ptrmap {
+    const void *key[PTRMAP_SLOTS];
+    int idx[PTRMAP_SLOTS];
+} vl_ptrmap;
+
+static unsigned ptrmap_slot(const void *p) {
+    unsigned long long v = (unsigned long long)(size_t)p;
+    return (unsigned)(((v >> 3) * 0x9E3779B97F4A7C15ULL) >> 58);   /* 6 bits */
+}
+
+static void ptrmap_put(vl_ptrmap *pm, const void *p, int idx) {
+    unsigned h = ptrmap_slot(p);
+    while (pm->key[h] && pm->key[h] != p) h = (h + 1) % PTRMAP_SLOTS;
+    pm->key[h] = p;
+    pm->idx[h] = idx;
+}
+
+static int ptrmap_get(const vl_ptrmap *pm, const void *p, int *idx) {
+    unsigned h = ptrmap_slot(p);
+    for (int n = 0; n < PTRMAP_SLOTS && pm->key[h]; n++, h = (h + 1) % PTRMAP_SLOTS)
+        if (pm->key[h] == p) {
+            *idx = pm->idx[h];
+            return 1;
+        }
+    return 0;
+}
 
 #define MODE_LENIENT 0   /* reading server data: keep unknown enum members, odd formats */
 #define MODE_STRICT  1   /* constructors, assignment, viva.check */
@@ -753,12 +785,18 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
     luaL_checkstack(L, 10, "model");
     int vidx = lua_gettop(L) + 2;                 /* the value of each key during the walk */
     int longs[8], nlongs = 0;                     /* slots holding long strings (> 40 bytes) */
+    lua_rawgetp(L, names, &vl_ptrmap_key);
+    const vl_ptrmap *pm = (const vl_ptrmap *)lua_touserdata(L, -1);   /* kept alive by names */
+    lua_pop(L, 1);
     lua_pushnil(L);
     while (lua_next(L, tidx)) {
-        lua_pushvalue(L, -2);
         int fi = -2;
-        if (lua_rawget(L, names) == LUA_TNUMBER) fi = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
+        const char *ks = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!pm || !ks || !ptrmap_get(pm, ks, &fi)) {
+            lua_pushvalue(L, -2);
+            if (lua_rawget(L, names) == LUA_TNUMBER) fi = (int)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+        }
         if (fi >= 0) {                            /* a schema field: the hot path */
             int r = convert(L, S, mode, &k->fields[fi], vidx);
             if (r == 2) {
@@ -1588,6 +1626,16 @@ void vl_model_open(lua_State *L) {
         }
         lua_pushinteger(L, -1);
         lua_setfield(L, names, "@odata.type");
+        /* the pointer map of every string key of names that maps to an integer */
+        vl_ptrmap *pm = (vl_ptrmap *)lua_newuserdatauv(L, sizeof(vl_ptrmap), 0);
+        memset(pm, 0, sizeof *pm);
+        lua_pushnil(L);
+        while (lua_next(L, names)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_isinteger(L, -1))
+                ptrmap_put(pm, lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_rawsetp(L, names, &vl_ptrmap_key);
         lua_pushvalue(L, names);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_names_keys[kind]);
         lua_pushvalue(L, names);
