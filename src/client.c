@@ -683,18 +683,24 @@ static int idle(vl_client *c) {
  * timeout seconds passed, or nothing is left to do. */
 static void drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
     double end = vl_now() + timeout;
-    int running;
     for (;;) {
         double now = vl_now(), wait;
         promote(c, now);
         vl_auth_tick(L, c, cidx, now);
         admit(L, c, cidx, now);
-        curl_multi_perform(c->multi, &running);
+        vl_transport_timers(c, vl_now());
         process(L, c, cidx);
         if (until ? until->done : c->ndone > 0) break;
         if (c->closed || idle(c)) break;
         now = vl_now();
-        if (now >= end) break;
+        if (now >= end) {
+            /* out of time: still look at the sockets once, without waiting (poll(0) in a frame loop) */
+            if (c->nsocks > 0) {
+                vl_transport_wait(c, 0);
+                process(L, c, cidx);
+            }
+            break;
+        }
         wait = end - now;
         if (c->ready_h && c->nactive < c->max_concurrency) wait = 0;
         else {
@@ -705,8 +711,11 @@ static void drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double ti
         }
         if (wait < 0) wait = 0;
         if (wait > 3600) wait = 3600;      /* the loop comes back here anyway */
-        if (wait > 0 || c->nactive > 0)
-            curl_multi_poll(c->multi, NULL, 0, (int)(wait * 1000.0 + 0.999), NULL);
+        if (wait > 0 || c->nactive > 0) {
+            vl_transport_wait(c, wait);
+            process(L, c, cidx);
+            if (until ? until->done : c->ndone > 0) break;
+        }
     }
 }
 

@@ -142,6 +142,9 @@ struct vl_client {
     int allow_http, has_log;
     vl_rng rng;
     CURLM *multi;
+    struct vl_sock { curl_socket_t fd; int what; } *socks;   /* sockets libcurl wants watched */
+    int nsocks, socks_cap;
+    double timer_due;           /* libcurl's timer (monotonic), < 0 when none */
     CURL **pool; int npool, pool_cap;
     int nactive;
     int ndone;                  /* finished handles not yet returned by poll */
@@ -156,6 +159,8 @@ struct vl_client {
 /* transport.c */
 int  vl_transport_init(vl_client *c);
 void vl_transport_free(vl_client *c);
+void vl_transport_timers(vl_client *c, double now);    /* runs libcurl's timer when due */
+void vl_transport_wait(vl_client *c, double wait);     /* polls the sockets, hands events to libcurl */
 int  vl_transport_start(vl_client *c, vl_req *r, const char *token);  /* 0 ok, else CURLcode */
 void vl_transport_release(vl_client *c, vl_req *r);   /* remove from the multi, keep easy in pool */
 int  vl_transport_was_sent(vl_req *r, CURLcode rc);

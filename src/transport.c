@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 
 #include "client.h"
 
@@ -20,16 +21,98 @@ const char *vl_method_name(int m) {
     }
 }
 
+/* The multi is driven with curl_multi_socket_action: libcurl tells us which sockets to watch
+ * and when its timer is due, we poll() them and hand over only the sockets that are ready, so a
+ * finished transfer costs no scan over every transfer in flight. Both callbacks are plain C. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
+    vl_client *c = ud;
+    int i;
+    (void)e; (void)sp;
+    for (i = 0; i < c->nsocks; i++)
+        if (c->socks[i].fd == fd) break;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < c->nsocks) c->socks[i] = c->socks[--c->nsocks];
+        return 0;
+    }
+    if (i == c->nsocks) {
+        if (c->nsocks == c->socks_cap) {
+            int nc = c->socks_cap ? c->socks_cap * 2 : 16;
+            struct vl_sock *ns = realloc(c->socks, (size_t)nc * sizeof *ns);
+            if (!ns) return -1;
+            c->socks = ns;
+            c->socks_cap = nc;
+        }
+        c->socks[c->nsocks].fd = fd;
+        c->nsocks++;
+    }
+    c->socks[i].what = what;
+    return 0;
+}
+
+static int on_timer(CURLM *m, long ms, void *ud) {
+    vl_client *c = ud;
+    (void)m;
+    c->timer_due = ms < 0 ? -1 : vl_now() + (double)ms / 1000.0;
+    return 0;
+}
+
 int vl_transport_init(vl_client *c) {
+    c->timer_due = -1;
     c->multi = curl_multi_init();
     if (!c->multi) return 0;
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(c->max_concurrency + 4));
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
     return 1;
+}
+
+void vl_transport_timers(vl_client *c, double now) {
+    int running;
+    if (c->timer_due >= 0 && c->timer_due <= now) {
+        c->timer_due = -1;
+        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+}
+
+void vl_transport_wait(vl_client *c, double wait) {
+    struct pollfd stackfds[64], *fds = stackfds;
+    int n = c->nsocks, i, ready, ms, running;
+    double now = vl_now();
+    if (c->timer_due >= 0 && c->timer_due - now < wait) wait = c->timer_due - now;
+    if (wait < 0) wait = 0;
+    ms = (int)(wait * 1000.0 + 0.999);
+    if (n > 64) {
+        fds = malloc((size_t)n * sizeof *fds);
+        if (!fds) { fds = stackfds; n = 64; }
+    }
+    for (i = 0; i < n; i++) {
+        fds[i].fd = c->socks[i].fd;
+        fds[i].events = (short)(((c->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                                ((c->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+        fds[i].revents = 0;
+    }
+    ready = poll(fds, (nfds_t)n, ms);
+    for (i = 0; ready > 0 && i < n; i++) {
+        int ev = 0;
+        if (!fds[i].revents) continue;
+        ready--;
+        if (fds[i].revents & (POLLIN | POLLHUP)) ev |= CURL_CSELECT_IN;
+        if (fds[i].revents & POLLOUT) ev |= CURL_CSELECT_OUT;
+        if (fds[i].revents & (POLLERR | POLLNVAL)) ev |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(c->multi, fds[i].fd, ev, &running);
+    }
+    if (fds != stackfds) free(fds);
+    vl_transport_timers(c, vl_now());
 }
 
 void vl_transport_free(vl_client *c) {
     int i;
+    free(c->socks);
+    c->socks = NULL;
+    c->nsocks = c->socks_cap = 0;
     for (i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
     free(c->pool);
     c->pool = NULL;
