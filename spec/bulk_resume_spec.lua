@@ -109,6 +109,7 @@ describe("bulk import crash and resume", function()
     for r in results.read(res) do
       lines = lines + 1
       assert.is_nil(seen[r.row], "row " .. r.row .. " twice in the results")
+      assert.equal("integer", math.type(r.row))   -- "5", not "5.0", also for rows copied from the journal
       seen[r.row] = r.outcome
     end
     assert.equal(n, lines)

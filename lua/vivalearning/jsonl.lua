@@ -29,7 +29,7 @@ function Reader:read()
     self.line = self.line + 1
     if self.line == 1 and l:sub(1, 3) == "\239\187\191" then l = l:sub(4) end
     if l:find("%S") then
-      local v, err = codec.decode(l)
+      local v, err = M.decode(l)
       if v == nil then
         return false, ("line %d: invalid JSON: %s"):format(self.line, tostring(err))
       end
@@ -51,8 +51,23 @@ function M.encode(v)
   return codec.encode(v)
 end
 
+-- lua-cjson (Debian's 2.1.0) decodes every number as a float; integral ones become integers
+-- again here, so a row number reads back as 5, not 5.0.
+local function integers(v)
+  if type(v) == "number" then
+    return math.tointeger(v) or v
+  elseif type(v) == "table" then
+    for k, x in pairs(v) do
+      if type(x) == "number" or type(x) == "table" then v[k] = integers(x) end
+    end
+  end
+  return v
+end
+
 function M.decode(s)
-  return codec.decode(s)
+  local v, err = codec.decode(s)
+  if v == nil then return nil, err end
+  return integers(v)
 end
 
 function Writer:write(v)
