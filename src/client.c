@@ -905,7 +905,10 @@ static void p_update_common(lua_State *L, int a, spec *s, int family, const char
         if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); s->immediate = 1; return; }
         s->body = lua_gettop(L);
     } else {
-        int m = check_model(L, ai, family), ok;
+        int m, ok;
+        if (!vl_model_kind(L, ai))
+            luaL_error(L, "vivalearning: update takes a model (its changes are sent), or an id and a changes table");
+        m = check_model(L, ai, family);
         if (!m) { s->immediate = 2; return; }
         s->model = m;
         s->res = VL_RES_UPDATED;
