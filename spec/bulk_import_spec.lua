@@ -207,6 +207,21 @@ describe("bulk import", function()
     os.remove(src); os.remove(res)
   end)
 
+  it("fails the second of two rows with the same external id; Graph's 409 catches one seen before", function()
+    local row = { type = "assignment", externalCourseActivityId = "dup-1", learnerUserId = sample.learner(1),
+                  learningContentId = sample.content(1), status = "notStarted", assignmentType = "required" }
+    local res = tmp(".csv")
+    local s = assert(viva.bulk.import(c, { row, row }, { provider = PROVIDER, results = res }))
+    assert.equal(1, s.created); assert.equal(1, s.failed)
+    local byrow = outcomes(res)
+    assert.equal("duplicateRow", byrow[2].code)
+    assert.equal(1, creates()["dup-1"])
+    s = assert(viva.bulk.import(c, { row }, { provider = PROVIDER, results = res }))
+    assert.equal(1, s.failed)
+    assert.equal(409, outcomes(res)[1].status)
+    os.remove(res)
+  end)
+
   it("fails a row that Graph refuses, with its status, code and request id", function()
     local rows = { { type = "assignment", externalCourseActivityId = "unlic-1",
                      learnerUserId = "b0000000-0000-4000-8000-000000000901", -- unlicensed user
