@@ -6,9 +6,9 @@ local emu = require "support.emulator"
 
 local M = {}
 
-function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-M.slurp = require("support.http").read_file
+local http = require "support.http"
+M.q = http.shell_quote
+M.slurp = http.read_file
 
 --- A client of one of the seed's apps (default the importer), over HTTPS/h2 with the CA.
 function M.client(app, extra)
