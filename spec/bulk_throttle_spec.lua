@@ -112,6 +112,23 @@ describe("bulk import under throttling and faults", function()
     os.remove(v1); os.remove(v2); os.remove(res)
   end)
 
+  it("goes on when every token expires mid-import (the client refreshes it)", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 300, { prefix = "tok-" })
+    local expired, seen = false, 0
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res, batch = 10,
+      on_outcome = function()
+        seen = seen + 1
+        if not expired and seen >= 100 then expired = true; emu.expire_tokens() end
+      end }))
+    assert.is_true(expired)
+    check_exactly_once(300, "tok-", res, s)
+    local n401 = 0
+    for _, e in ipairs(emu.log()) do if e.status == 401 then n401 = n401 + 1 end end
+    assert.is_true(n401 > 0, "no request met the expired token")
+    os.remove(src); os.remove(res)
+  end)
+
   it("retries a throttled or failed $batch envelope", function()
     local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
     sample.write(src, 120, { prefix = "env-" })

@@ -246,6 +246,14 @@ local function classify(err)
   return nil
 end
 
+-- The token endpoint (or the token provider) refused us: a wrong secret, a disabled app.
+-- OAuth error codes are lower_snake_case (invalid_client, unauthorized_client, ...), Graph's
+-- are camelCase (InvalidAuthenticationToken), so a Graph 401 on one request is not this.
+local function token_refused(err)
+  local code = tostring(err.code or "")
+  return err.aadsts ~= nil or code == "" or code:match("^[a-z]+_[a-z_]+$") ~= nil
+end
+
 local function err_fields(err)
   if type(err) ~= "table" then
     return { message = tostring(err) }
@@ -546,6 +554,12 @@ function M.import(c, source, opts)
   local function handle(op, ok, value, err, entry)
     local row = op.row
     if row.final then return end
+    if not ok and type(err) == "table" and err.kind == "auth" and not token_refused(err) then
+      -- Graph refused the token of this item (401 InvalidAuthenticationToken inside a $batch:
+      -- it expired or was revoked): sent again alone, the client refreshes the token first
+      retry(op, err, false)
+      return
+    end
     if not ok and type(err) == "table" and err.kind == "auth" then
       -- no token: nothing else can succeed either. Stop; rows without an outcome stay
       -- unprocessed (not failed), so a run with the same journal does them later.
