@@ -3,7 +3,8 @@
 -- plus the client's CPU time per request (os.clock = user+sys of this process / requests).
 -- Run by `make bench` (bench/run) with lua5.4; needs wrk. Env: BENCH_SECONDS (2), BENCH_ROUNDS (3).
 -- Both tools talk HTTP/1.1 to the emulator's plain port (wrk has no HTTP/2); the client is also
--- measured over HTTPS + HTTP/2 (its normal setup), where wrk would need TLS too.
+-- measured over HTTPS + HTTP/2 (its normal setup), where wrk would need TLS too. wrk sends the same
+-- headers as the client (the emulator logs every header, so they cost it time).
 package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
 package.cpath = "./?.so;" .. package.cpath
 
@@ -106,7 +107,6 @@ function init(args)
   wrk.method = "POST"
   wrk.headers["Authorization"] = "Bearer " .. args[1]
   wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Accept"] = "application/json"
   prefix = args[2]
 end
 request = function()
@@ -120,11 +120,21 @@ end
   f:close()
 end
 
+-- the headers the client sends on every request (Authorization comes separately), so that wrk's
+-- requests cost the emulator what the client's cost (its request log records every header)
+local CLIENT_HEADERS = {
+  "Accept: application/json", "Accept-Encoding: deflate, gzip, br, zstd",
+  "client-request-id: 4b6b1f0e-2d2c-4c11-9a53-8d0e7b0c9f01", "return-client-request-id: true",
+  "User-Agent: lua-vivalearning/" .. viva._VERSION .. " libcurl/" .. viva.core.curl_version(),
+}
 local function wrk(conc, url, post)
   run_id = run_id + 1
-  local threads = conc >= 2 and 2 or 1
-  local cmd = string.format("wrk -t%d -c%d -d%ds -H 'Authorization: Bearer %s' -H 'Accept: application/json' %s %s %s 2>&1",
-    threads, conc, SECONDS, token, post and ("-s " .. WRK_POST) or "", url,
+  local threads = 1          -- one event loop, like the client (wrk -t2 only wins CPU share on a busy machine)
+  local hs = {}
+  for _, h in ipairs(CLIENT_HEADERS) do hs[#hs + 1] = "-H '" .. h .. "'" end
+  if not post then hs[#hs + 1] = "-H 'Prefer: include-unknown-enum-members'" end
+  local cmd = string.format("wrk -t%d -c%d -d%ds -H 'Authorization: Bearer %s' %s %s %s %s 2>&1",
+    threads, conc, SECONDS, token, table.concat(hs, " "), post and ("-s " .. WRK_POST) or "", url,
     post and ("-- " .. token .. " bw-" .. run_id) or "")
   local out = sh(cmd)
   local rps = tonumber(out:match("Requests/sec:%s*([%d%.]+)"))
