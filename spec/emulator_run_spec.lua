@@ -3,17 +3,12 @@ local emu = require("support.emulator")
 local http = require("support.http")
 local q = http.shell_quote
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1", "r")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
+local run = http.run
 
 local read_env = emu.read_env
 
 local function pid_alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  return http.ok("kill -0 " .. pid)
 end
 
 describe("emulator/run and emulator/stop", function()
@@ -24,7 +19,7 @@ describe("emulator/run and emulator/stop", function()
   end)
   after_each(function()
     run("./emulator/stop --dir " .. q(dir) .. " --quiet")
-    os.execute("rm -rf " .. q(dir))
+    http.ok("rm -rf " .. q(dir))
   end)
 
   it("starts, prints and writes the env, answers --status, stops, and leaves no nginx behind", function()
@@ -44,7 +39,7 @@ describe("emulator/run and emulator/stop", function()
     assert.equal(0, scode, sout)
     assert.is_false(pid_alive(pid))
     -- neither the master nor any worker (they share its process group) is left
-    assert.equal("", (io.popen("ps -eo pgid=,pid= | awk '$1 == " .. pid .. "'"):read("a")))
+    assert.equal("", select(2, run("ps -eo pgid=,pid= | awk '$1 == " .. pid .. "'")))
     assert.are_not.equal(0, (run("./emulator/run --dir " .. q(dir) .. " --status")))
   end)
 

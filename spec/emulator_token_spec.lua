@@ -48,7 +48,7 @@ describe("emulator token endpoint", function()
   end)
 
   it("accepts the client credentials as HTTP Basic auth", function()
-    local b64 = io.popen("printf '%s' '" .. emu.APPS.importer.client_id .. ":" .. emu.APPS.importer.client_secret .. "' | base64 -w0"):read("a")
+    local _, b64 = http.run("printf '%s' '" .. emu.APPS.importer.client_id .. ":" .. emu.APPS.importer.client_secret .. "' | base64 -w0")
     local res = http.post(token_url(), { form = { grant_type = "client_credentials", scope = emu.GRAPH_SCOPE },
       headers = { Authorization = "Basic " .. b64 } })
     assert.equal(200, res.status, res.body)
