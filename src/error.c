@@ -19,11 +19,11 @@ static void setstr(lua_State *L, const char *k, const char *v) {
 /* appends s to b on one line, at most max bytes, control characters as spaces */
 static void add_line(luaL_Buffer *b, const char *s, size_t max) {
     size_t i;
-    for (i = 0; s[i] && i < max; i++) {
+    for (i = 0; i < max && s[i]; i++) {
         unsigned char ch = (unsigned char)s[i];
         luaL_addchar(b, ch < 0x20 || ch == 0x7f ? ' ' : (char)ch);
     }
-    if (s[i]) luaL_addstring(b, "...");
+    if (i == max && s[i]) luaL_addstring(b, "...");
 }
 
 static const char *field(lua_State *L, int t, const char *k) {
