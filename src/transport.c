@@ -110,15 +110,20 @@ void vl_transport_wait(vl_client *c, double wait) {
 
 void vl_transport_free(vl_client *c) {
     int i;
-    free(c->socks);
-    c->socks = NULL;
-    c->nsocks = c->socks_cap = 0;
     for (i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
     free(c->pool);
     c->pool = NULL;
     c->npool = c->pool_cap = 0;
-    if (c->multi) curl_multi_cleanup(c->multi);
+    if (c->multi) {
+        /* no callbacks into a client that is going away */
+        curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, (curl_socket_callback)NULL);
+        curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, (curl_multi_timer_callback)NULL);
+        curl_multi_cleanup(c->multi);
+    }
     c->multi = NULL;
+    free(c->socks);
+    c->socks = NULL;
+    c->nsocks = c->socks_cap = 0;
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
