@@ -69,7 +69,7 @@ function M.pages(c, method, opts)
     number = number + 1
     page.number = number
     local link = page.next_link
-    if link == nil or link == false or link == "" then
+    if type(link) ~= "string" or link == "" then     -- absent, null (nil or viva.null), empty
       finished = true
       -- the last page is still returned below; the next call ends the loop
     else
