@@ -397,9 +397,7 @@ end
 function M.handle()
   local uri = ngx.var.request_uri
   local raw_path, raw_query = uri:match("^([^?]*)%??(.*)$")
-  local headers = ngx.req.get_headers(200)
-  local hmap = {}
-  for k, v in pairs(headers) do hmap[k:lower()] = v end
+  local hmap = ngx.req.get_headers(200)   -- names already lower-case
   local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
   local req = {
     method = ngx.req.get_method(),
