@@ -254,6 +254,18 @@ describe("client operations", function()
     assert.equals(5, inner)
   end)
 
+  it("answers a batch whose items all fail validation without sending it", function()
+    local seq = emu.last_seq()
+    local res = assert(c:batch {
+      { op = "get", id = ".." },
+      { op = "create", provider = emu.PROVIDER, model = emu.assignment { completionPercentage = 101 } },
+    })
+    assert.equals(2, #res)
+    assert.is_false(res[1].ok); assert.equals("validation", res[1].err.kind)
+    assert.is_false(res[2].ok); assert.equals("validation", res[2].err.kind)
+    assert.equals(0, #graph_requests(seq))
+  end)
+
   it("refuses a batch of more than 20", function()
     local items = {}
     for i = 1, 21 do items[i] = { op = "get", id = "x" .. i } end

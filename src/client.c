@@ -137,7 +137,7 @@ static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
     lua_setfield(L, -2, "event");
     lua_pushstring(L, r->opname);
     lua_setfield(L, -2, "op");
-    lua_pushstring(L, vl_method_name(r->method));
+    lua_pushstring(L, vl_method_name(r->phase ? VL_GET : r->method));
     lua_setfield(L, -2, "method");
     lua_pushstring(L, r->phase ? r->alt_url : r->url);
     lua_setfield(L, -2, "url");
