@@ -82,6 +82,24 @@ describe("client auth", function()
     c:close()
   end)
 
+  it("keeps using the valid token when a background refresh fails", function()
+    emu.settings { token_lifetime = 4 }
+    local c = client()
+    assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+    emu.fault { path = "/oauth2/v2.0/token$", status = 500 }
+    sleep(2.3)
+    local seq = emu.last_seq()
+    for _ = 1, 3 do assert(c:get_content(emu.PROVIDER, emu.CONTENT)) end
+    local token_calls, graph = 0, {}
+    for _, e in ipairs(emu.log(seq)) do
+      if e.path:find("oauth2", 1, true) then token_calls = token_calls + 1 else graph[#graph + 1] = math.floor(e.status) end
+    end
+    assert.equals(1, token_calls)                  -- one failed refresh, the next try waits 30 s
+    assert.same({ 200, 200, 200 }, graph)
+    emu.clear_faults()
+    c:close()
+  end)
+
   it("answers a 401 with exactly one forced refresh and one replay", function()
     local c = client()
     assert(c:get_content(emu.PROVIDER, emu.CONTENT))
