@@ -235,6 +235,37 @@ describe("client retries", function()
     assert.is_true(c:delete(emu.PROVIDER, act.id))
   end)
 
+  it("sends throttled $batch items again, alone, with { retry = true }", function()
+    local a1, a2 = assignment(), assignment()
+    -- one create inside the batch is throttled once (batch items are logged with their own path)
+    emu.fault { method = "POST", path = "/learningCourseActivities$", status = 429, retry_after = "0.2", count = 1 }
+    local seq = emu.last_seq()
+    local res = assert(c:batch({
+      { op = "get", id = act.id },
+      { op = "create", provider = emu.PROVIDER, model = a1 },
+      { op = "create", provider = emu.PROVIDER, model = a2 },
+    }, { retry = true }))
+    for i = 1, 3 do assert.is_true(res[i].ok, "item " .. i) end
+    assert.equals(1, emu.creates(emu.PROVIDER, a1.externalCourseActivityId))
+    assert.equals(1, emu.creates(emu.PROVIDER, a2.externalCourseActivityId))
+    local outer, items = {}, 0
+    for _, e in ipairs(emu.log(seq)) do
+      if e.path == "/v1.0/$batch" then outer[#outer + 1] = e else items = items + 1 end
+    end
+    assert.equals(2, #outer)                                   -- the first batch, then one with the throttled item
+    assert.equals(4, items)                                    -- 3 items, then 1
+    assert.equals(outer[1].client_request_id, outer[2].client_request_id)
+    assert.is_true(outer[2].time - outer[1].time >= 0.19)
+    -- without the option the 429 comes back as the item's result
+    emu.fault { method = "POST", path = "/learningCourseActivities$", status = 429, retry_after = "0.2", count = 1 }
+    local a3 = assignment()
+    res = assert(c:batch { { op = "create", provider = emu.PROVIDER, model = a3 } })
+    assert.is_false(res[1].ok)
+    assert.equals(429, res[1].status)
+    assert.equals("throttled", res[1].err.kind)
+    assert.is_true(res[1].err.retry_after >= 0.2)
+  end)
+
   it("retries under a rate limit until the emulator lets requests through", function()
     emu.rate_limit { per_second = 5, burst = 1 }
     c:close()

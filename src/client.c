@@ -1281,11 +1281,12 @@ static void p_batch(lua_State *L, int a, spec *s) {
             }
             lua_rawseti(L, pre, i);
         } else {
-            size_t pl, bl;
+            size_t pl, bl, off;
             const char *path = lua_tolstring(L, is.path, &pl);
             char idb[16];
             if (!first) vl_buf_addc(&b, ',');
             first = 0;
+            off = b.n;
             snprintf(idb, sizeof idb, "%d", i);
             vl_buf_addlit(&b, "{\"id\":\"");
             vl_buf_addn(&b, idb, strlen(idb));
@@ -1299,12 +1300,29 @@ static void p_batch(lua_State *L, int a, spec *s) {
                 vl_buf_addn(&b, body, bl);
             }
             vl_buf_addc(&b, '}');
+            /* where this item sits in the body, to send it again alone if it is throttled */
+            lua_rawgeti(L, meta, i);
+            lua_pushinteger(L, (lua_Integer)off);
+            lua_setfield(L, -2, "off");
+            lua_pushinteger(L, (lua_Integer)(b.n - off));
+            lua_setfield(L, -2, "len");
+            lua_pushboolean(L, is.method == VL_POST);
+            lua_setfield(L, -2, "post");
+            lua_pop(L, 1);
         }
         lua_settop(L, it - 1);
     }
     vl_buf_addlit(&b, "]}");
     vl_buf_finish(&b);
     s->body = lua_gettop(L);
+    lua_pushvalue(L, s->body);
+    lua_setfield(L, ctx, "body0");
+    if (lua_type(L, a + 1) == LUA_TTABLE) {
+        lua_getfield(L, a + 1, "retry");
+        lua_setfield(L, ctx, "retry");
+    } else if (!lua_isnoneornil(L, a + 1)) {
+        luaL_error(L, "vivalearning: batch options must be a table ({ retry = true })");
+    }
     lua_pushvalue(L, meta);
     lua_setfield(L, ctx, "items");
     lua_pushvalue(L, pre);
@@ -1320,7 +1338,8 @@ static void p_batch(lua_State *L, int a, spec *s) {
 
 /* maps the $batch response (table at t) back to the items */
 static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
-    int n, i, ctx, items, pre, out, byid, resp;
+    int n, i, ctx, items, pre, out, byid, resp, partial, again, nagain = 0, retry;
+    double maxhint = -1;
     push_handle(L, cidx, r);
     lua_getiuservalue(L, -1, 2);
     lua_remove(L, -2);
@@ -1330,6 +1349,9 @@ static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t)
     lua_getfield(L, ctx, "items"); items = lua_gettop(L);
     lua_getfield(L, ctx, "pre"); pre = lua_gettop(L);
     lua_getfield(L, ctx, "n"); n = (int)lua_tointeger(L, -1); lua_pop(L, 1);
+    lua_getfield(L, ctx, "retry"); retry = lua_toboolean(L, -1); lua_pop(L, 1);
+    lua_getfield(L, ctx, "partial"); partial = lua_gettop(L);
+    lua_newtable(L); again = lua_gettop(L);
     lua_getfield(L, t, "responses");
     if (!lua_istable(L, -1)) {
         lua_settop(L, t - 1);
@@ -1361,6 +1383,11 @@ static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t)
         lua_rawgeti(L, pre, i);
         if (!lua_isnil(L, -1)) { lua_rawseti(L, out, i); continue; }
         lua_pop(L, 1);
+        if (lua_istable(L, partial)) {        /* settled in an earlier round */
+            lua_rawgeti(L, partial, i);
+            if (!lua_isnil(L, -1)) { lua_rawseti(L, out, i); continue; }
+            lua_pop(L, 1);
+        }
         lua_rawgeti(L, items, i); meta = lua_gettop(L);
         lua_createtable(L, 0, 4); it = lua_gettop(L);
         lua_rawgeti(L, byid, i); rtab = lua_gettop(L);
@@ -1439,6 +1466,17 @@ static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t)
             }
             e.retry_after = ra;
             e.method = NULL; e.url = NULL;
+            if (retry && (st == 429 || st == 503 || st == 504)) {
+                int post;
+                lua_getfield(L, meta, "post");
+                post = lua_toboolean(L, -1);
+                lua_pop(L, 1);
+                if (st == 429 || !post) {     /* not processed, or safe to repeat */
+                    lua_pushinteger(L, i);
+                    lua_rawseti(L, again, ++nagain);
+                    if (ra > maxhint) maxhint = ra;
+                }
+            }
             vl_error_push_graph(L, &e, lua_istable(L, body) ? body : 0);
             lua_setfield(L, it, "err");
             lua_pop(L, 1);   /* headers */
@@ -1453,6 +1491,63 @@ static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t)
         lua_rawseti(L, out, i);
         lua_pop(L, 1);        /* meta */
     }
+    if (nagain > 0 && r->retries < c->max_retries) {
+        /* throttled items go again, alone in a new $batch, after the longest Retry-After */
+        double now = vl_now(), wait;
+        if (maxhint >= 0) {
+            double spread = maxhint * 0.25 < 2.0 ? maxhint * 0.25 : 2.0;
+            wait = maxhint + vl_rng_unit(&c->rng) * spread;
+        } else {
+            wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
+        }
+        if (now + wait < r->deadline) {
+            luaL_Buffer b;
+            size_t bl, k;
+            const char *body0;
+            char *nb;
+            for (k = 1; k <= (size_t)nagain; k++) {       /* they are not settled */
+                lua_rawgeti(L, again, (lua_Integer)k);
+                lua_pushnil(L);
+                lua_rawset(L, out);
+            }
+            lua_pushvalue(L, out);
+            lua_setfield(L, ctx, "partial");
+            lua_getfield(L, ctx, "body0");
+            body0 = lua_tolstring(L, -1, &bl);
+            luaL_buffinit(L, &b);
+            luaL_addstring(&b, "{\"requests\":[");
+            for (k = 1; k <= (size_t)nagain; k++) {
+                lua_Integer off, len, idx;
+                lua_rawgeti(L, again, (lua_Integer)k);
+                idx = lua_tointeger(L, -1);
+                lua_pop(L, 1);
+                lua_rawgeti(L, items, idx);
+                lua_getfield(L, -1, "off"); off = lua_tointeger(L, -1); lua_pop(L, 1);
+                lua_getfield(L, -1, "len"); len = lua_tointeger(L, -1); lua_pop(L, 2);
+                if (k > 1) luaL_addchar(&b, ',');
+                if (off >= 0 && len > 0 && (size_t)(off + len) <= bl) luaL_addlstring(&b, body0 + off, (size_t)len);
+            }
+            luaL_addstring(&b, "]}");
+            luaL_pushresult(&b);
+            {
+                size_t nl;
+                const char *ns = lua_tolstring(L, -1, &nl);
+                nb = dupn(ns, nl);
+                if (nb) {
+                    memset(r->body, 0, r->body_len);
+                    free(r->body);
+                    r->body = nb;
+                    r->body_len = nl;
+                    r->retries++;
+                    r->not_before = now + wait;
+                    vl_list_push(c, r, VL_L_BACKOFF);
+                    lua_settop(L, t - 1);
+                    return;
+                }
+            }
+        }
+    }
+    lua_settop(L, out);
     lua_replace(L, t);
     lua_settop(L, t);
     finish(L, c, cidx, r, 1);
