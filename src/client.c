@@ -1481,11 +1481,6 @@ static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t)
             lua_setfield(L, it, "err");
             lua_pop(L, 1);   /* headers */
             lua_pushboolean(L, 0); lua_setfield(L, it, "ok");
-            if (st == 404) {
-                lua_getfield(L, meta, "del");
-                (void)0;
-                lua_pop(L, 1);
-            }
         }
         lua_settop(L, it);
         lua_rawseti(L, out, i);
@@ -1557,7 +1552,8 @@ static void batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t)
 
 typedef struct opdef { const char *name; parser_fn fn; int page_family; } opdef;
 
-static void p_activities_page(lua_State *L, int a, spec *s) { (void)L; (void)a; (void)s; }
+/* pages are built by p_page_common (they need the client for the nextLink check) */
+static void p_page(lua_State *L, int a, spec *s) { (void)L; (void)a; (void)s; }
 
 static const opdef OPS[] = {
     { "create", p_create, -1 },
@@ -1566,9 +1562,9 @@ static const opdef OPS[] = {
     { "get_for_user", p_get_for_user, -1 },
     { "update", p_update, -1 },
     { "delete", p_delete, -1 },
-    { "activities_page", p_activities_page, VL_FAM_ACTIVITY },
-    { "providers_page", p_activities_page, VL_FAM_PROVIDER },
-    { "contents_page", p_activities_page, VL_FAM_CONTENT },
+    { "activities_page", p_page, VL_FAM_ACTIVITY },
+    { "providers_page", p_page, VL_FAM_PROVIDER },
+    { "contents_page", p_page, VL_FAM_CONTENT },
     { "create_provider", p_create_provider, -1 },
     { "get_provider", p_get_provider, -1 },
     { "update_provider", p_update_provider, -1 },
