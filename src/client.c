@@ -473,7 +473,8 @@ static void schedule_retry(lua_State *L, vl_client *c, int cidx, vl_req *r, doub
     if (r->retries >= c->max_retries) {
         lua_pushnil(L);
         if (is_http) push_http_error(L, r, NULL, hint, NULL);
-        else push_transport_error(L, r, rc, "transport failure; retries exhausted");
+        else push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
+                                                                : "transport failure (max_retries = 0)");
         finish(L, c, cidx, r, 2);
         return;
     }
