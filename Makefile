@@ -34,7 +34,7 @@ DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-a
             nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
             gcc make
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
-BENCH_PKGS := wrk nodejs npm
+BENCH_PKGS := wrk
 
 EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
@@ -61,8 +61,14 @@ deps:
 deps-check: deps
 	$(call install_missing,$(CHECK_PKGS))
 
+# Node (for the official JS client in bench/import.lua) only when the commands are missing:
+# a machine may carry another build of nodejs, with npm inside, that Debian's npm conflicts with.
 deps-bench: deps
 	$(call install_missing,$(BENCH_PKGS))
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
 
 build: $(MODULE) $(SYS_MODULE)
 
