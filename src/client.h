@@ -1,5 +1,6 @@
-/* Client half of vivalearning.core: shared declarations of client.c, transport.c, auth.c,
- * retry.c, url.c and error.c. Nothing here is visible to Lua except through client.c. */
+/* Client half of vivalearning.core: shared declarations of client.c (with engine.c, ops.c and
+ * batch.c, see client_internal.h), transport.c, auth.c, retry.c, url.c and error.c.
+ * Nothing here is visible to Lua except through client.c. */
 #ifndef VL_CLIENT_H
 #define VL_CLIENT_H
 
@@ -182,7 +183,7 @@ int  vl_auth_refreshable(vl_client *c);
 void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc);
 void vl_auth_free(vl_client *c);
 
-/* client.c: used by auth.c */
+/* client.c and engine.c: used by auth.c */
 void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx);
 void vl_client_release_waiters(vl_client *c);
 void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx);

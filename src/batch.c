@@ -1,0 +1,364 @@
+/* $batch: builds the batch body from the items and maps the batch response back to them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "client_internal.h"
+#include "json.h"
+#include "model.h"
+
+/* ------------------------------------------------------------------ batch */
+
+/* Builds the $batch body. items at index a. ctx table gets items meta.
+ * Pushes the body string; immediate results per item go to ctx.pre[i]. */
+void vl_p_batch(lua_State *L, int a, spec *s) {
+    int n, i, ctx, pre, meta;
+    vl_buf b;
+    int first = 1;
+    luaL_checktype(L, a, LUA_TTABLE);
+    n = (int)luaL_len(L, a);
+    if (n < 1 || n > 20) luaL_error(L, "vivalearning: batch takes 1 to 20 requests, got %d", n);
+    s->method = VL_POST; s->res = VL_RES_BATCH; s->family = VL_FAM_ACTIVITY;
+    lua_newtable(L);                     /* ctx */
+    ctx = lua_gettop(L);
+    lua_createtable(L, n, 0);            /* pre: immediate results */
+    pre = lua_gettop(L);
+    lua_createtable(L, n, 0);            /* meta */
+    meta = lua_gettop(L);
+    vl_buf_init(L, &b);
+    vl_buf_addlit(&b, "{\"requests\":[");
+    for (i = 1; i <= n; i++) {
+        int it, top, base;
+        const char *op;
+        parser_fn fn = NULL;
+        spec is;
+        memset(&is, 0, sizeof is);
+        lua_rawgeti(L, a, i);
+        it = lua_gettop(L);
+        if (!lua_istable(L, it)) luaL_error(L, "vivalearning: batch item %d must be a table", i);
+        lua_getfield(L, it, "op");
+        op = lua_tostring(L, -1);
+        if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
+        lua_pop(L, 1);               /* op string stays referenced by the item table */
+        base = lua_gettop(L);
+        /* positional arguments from the item's fields */
+        if (strcmp(op, "create") == 0 || strcmp(op, "update") == 0) {
+            lua_getfield(L, it, "provider");
+            lua_getfield(L, it, "model");
+            if (lua_isnil(L, -1) && strcmp(op, "update") == 0) {
+                lua_pop(L, 1);
+                lua_getfield(L, it, "id");
+                lua_getfield(L, it, "changes");
+            }
+        } else if (strcmp(op, "delete") == 0) {
+            lua_getfield(L, it, "provider");
+            lua_getfield(L, it, "id");
+        } else if (strcmp(op, "get") == 0) {
+            lua_getfield(L, it, "id");
+        } else if (strcmp(op, "get_by_external_id") == 0) {
+            lua_getfield(L, it, "provider");
+            lua_getfield(L, it, "external_id");
+        } else if (strcmp(op, "get_for_user") == 0) {
+            lua_getfield(L, it, "user");
+            lua_getfield(L, it, "id");
+        } else if (strcmp(op, "upsert_content") == 0) {
+            lua_getfield(L, it, "provider");
+            lua_getfield(L, it, "model");
+        } else {
+            lua_getfield(L, it, "provider");
+            lua_getfield(L, it, "id");
+            if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, it, "external_id"); if (!lua_isnil(L, -1)) { lua_newtable(L); lua_insert(L, -2); lua_setfield(L, -2, "external_id"); } }
+        }
+        fn(L, base + 1, &is);
+        top = lua_gettop(L);
+        lua_createtable(L, 0, 4);     /* meta[i] */
+        lua_pushstring(L, op);
+        lua_setfield(L, -2, "op");
+        lua_pushinteger(L, is.res);
+        lua_setfield(L, -2, "res");
+        lua_pushinteger(L, is.family);
+        lua_setfield(L, -2, "family");
+        lua_pushboolean(L, (is.flags & VL_F_DEL404OK) != 0);
+        lua_setfield(L, -2, "del");
+        if (is.model) { lua_pushvalue(L, is.model); lua_setfield(L, -2, "model"); }
+        lua_rawseti(L, meta, i);
+        if (is.immediate) {
+            /* not sent: the result is known now */
+            lua_createtable(L, 0, 3);
+            if (is.immediate == 2) {
+                lua_pushboolean(L, 0); lua_setfield(L, -2, "ok");
+                lua_pushvalue(L, top); lua_setfield(L, -2, "err");
+            } else {
+                lua_pushboolean(L, 1); lua_setfield(L, -2, "ok");
+                lua_pushvalue(L, top); lua_setfield(L, -2, "value");
+            }
+            lua_rawseti(L, pre, i);
+        } else {
+            size_t pl, bl, off;
+            const char *path = lua_tolstring(L, is.path, &pl);
+            char idb[16];
+            if (!first) vl_buf_addc(&b, ',');
+            first = 0;
+            off = b.n;
+            snprintf(idb, sizeof idb, "%d", i);
+            vl_buf_addlit(&b, "{\"id\":\"");
+            vl_buf_addn(&b, idb, strlen(idb));
+            vl_buf_addlit(&b, "\",\"method\":\"");
+            vl_buf_addn(&b, vl_method_name(is.method), strlen(vl_method_name(is.method)));
+            vl_buf_addlit(&b, "\",\"url\":");
+            vl_json_put_string(&b, path, pl, 0);
+            if (is.body) {
+                const char *body = lua_tolstring(L, is.body, &bl);
+                vl_buf_addlit(&b, ",\"headers\":{\"Content-Type\":\"application/json\"},\"body\":");
+                vl_buf_addn(&b, body, bl);
+            }
+            vl_buf_addc(&b, '}');
+            /* where this item sits in the body, to send it again alone if it is throttled */
+            lua_rawgeti(L, meta, i);
+            lua_pushinteger(L, (lua_Integer)off);
+            lua_setfield(L, -2, "off");
+            lua_pushinteger(L, (lua_Integer)(b.n - off));
+            lua_setfield(L, -2, "len");
+            lua_pushboolean(L, is.method == VL_POST);
+            lua_setfield(L, -2, "post");
+            lua_pop(L, 1);
+        }
+        lua_settop(L, it - 1);
+    }
+    vl_buf_addlit(&b, "]}");
+    vl_buf_finish(&b);
+    s->body = lua_gettop(L);
+    lua_pushvalue(L, s->body);
+    lua_setfield(L, ctx, "body0");
+    if (lua_type(L, a + 1) == LUA_TTABLE) {
+        lua_getfield(L, a + 1, "retry");
+        lua_setfield(L, ctx, "retry");
+    } else if (!lua_isnoneornil(L, a + 1)) {
+        luaL_error(L, "vivalearning: batch options must be a table ({ retry = true })");
+    }
+    lua_pushvalue(L, meta);
+    lua_setfield(L, ctx, "items");
+    lua_pushvalue(L, pre);
+    lua_setfield(L, ctx, "pre");
+    lua_pushinteger(L, n);
+    lua_setfield(L, ctx, "n");
+    if (first) s->immediate = -1;     /* nothing to send: every item was answered locally */
+    lua_pushliteral(L, "/$batch");
+    s->path = lua_gettop(L);
+    s->model = ctx;                   /* ctx travels as the "model" slot */
+    (void)pre;
+}
+
+/* maps the $batch response (table at t) back to the items */
+void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
+    int n, i, ctx, items, pre, out, byid, resp, partial, again, nagain = 0, retry;
+    double maxhint = -1;
+    vl_push_handle(L, cidx, r);
+    lua_getiuservalue(L, -1, 2);
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "model");     /* the batch ctx */
+    lua_remove(L, -2);
+    ctx = lua_gettop(L);
+    lua_getfield(L, ctx, "items"); items = lua_gettop(L);
+    lua_getfield(L, ctx, "pre"); pre = lua_gettop(L);
+    lua_getfield(L, ctx, "n"); n = (int)lua_tointeger(L, -1); lua_pop(L, 1);
+    lua_getfield(L, ctx, "retry"); retry = lua_toboolean(L, -1); lua_pop(L, 1);
+    lua_getfield(L, ctx, "partial"); partial = lua_gettop(L);
+    lua_newtable(L); again = lua_gettop(L);
+    lua_getfield(L, t, "responses");
+    if (!lua_istable(L, -1)) {
+        lua_settop(L, t - 1);
+        vl_fail_protocol(L, c, cidx, r, "batch response has no responses array");
+        return;
+    }
+    resp = lua_gettop(L);
+    lua_newtable(L); byid = lua_gettop(L);
+    {
+        int k, m = (int)luaL_len(L, resp);
+        for (k = 1; k <= m; k++) {
+            lua_rawgeti(L, resp, k);
+            if (lua_istable(L, -1)) {
+                lua_getfield(L, -1, "id");
+                if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+                    lua_Integer id = (lua_Integer)strtol(lua_tostring(L, -1), NULL, 10);
+                    lua_pop(L, 1);
+                    lua_rawseti(L, byid, id);
+                    continue;
+                }
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_createtable(L, n, 0); out = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+        int it, meta, st, body, rtab;
+        lua_rawgeti(L, pre, i);
+        if (!lua_isnil(L, -1)) { lua_rawseti(L, out, i); continue; }
+        lua_pop(L, 1);
+        if (lua_istable(L, partial)) {        /* settled in an earlier round */
+            lua_rawgeti(L, partial, i);
+            if (!lua_isnil(L, -1)) { lua_rawseti(L, out, i); continue; }
+            lua_pop(L, 1);
+        }
+        lua_rawgeti(L, items, i); meta = lua_gettop(L);
+        lua_createtable(L, 0, 4); it = lua_gettop(L);
+        lua_rawgeti(L, byid, i); rtab = lua_gettop(L);
+        if (!lua_istable(L, rtab)) {
+            vl_errinfo e;
+            vl_fill_errinfo(&e, r, "protocol");
+            e.message = "no response for this batch item";
+            e.status = 0;
+            lua_pushboolean(L, 0); lua_setfield(L, it, "ok");
+            vl_error_push(L, &e); lua_setfield(L, it, "err");
+            lua_settop(L, it);
+            lua_rawseti(L, out, i);
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_getfield(L, rtab, "status");
+        st = (int)lua_tointeger(L, -1);
+        lua_setfield(L, it, "status");
+        lua_getfield(L, rtab, "body"); body = lua_gettop(L);
+        if (st >= 200 && st < 300) {
+            int res, fam;
+            lua_getfield(L, meta, "res"); res = (int)lua_tointeger(L, -1); lua_pop(L, 1);
+            lua_getfield(L, meta, "family"); fam = (int)lua_tointeger(L, -1); lua_pop(L, 1);
+            if ((res == VL_RES_MODEL || res == VL_RES_CREATED) && lua_istable(L, body)) {
+                if (vl_to_model(L, body, fam)) {
+                    lua_remove(L, -2);
+                    if (res == VL_RES_CREATED) {
+                        lua_getfield(L, meta, "model");
+                        if (vl_model_kind(L, -1)) {
+                            vl_model_push_field(L, -2, "id");
+                            if (lua_type(L, -1) == LUA_TSTRING) vl_model_set_id(L, -2, lua_tostring(L, -1));
+                            lua_pop(L, 1);
+                        }
+                        lua_pop(L, 1);
+                    }
+                    lua_pushboolean(L, 1); lua_setfield(L, it, "ok");
+                    lua_setfield(L, it, "value");
+                } else {
+                    vl_errinfo e;
+                    const char *m = lua_tostring(L, -1);
+                    vl_fill_errinfo(&e, r, "protocol");
+                    e.status = st;
+                    e.message = m ? m : "invalid entity in batch response";
+                    vl_error_push(L, &e);
+                    lua_setfield(L, it, "err");
+                    lua_pushboolean(L, 0); lua_setfield(L, it, "ok");
+                }
+            } else {
+                if (res == VL_RES_UPDATED) {
+                    lua_getfield(L, meta, "model");
+                    if (vl_model_kind(L, -1)) vl_model_clean(L, -1);
+                    lua_pop(L, 1);
+                }
+                lua_pushboolean(L, 1); lua_setfield(L, it, "ok");
+                lua_pushboolean(L, 1); lua_setfield(L, it, "value");
+            }
+        } else {
+            vl_errinfo e;
+            const char *kind = st == 429 || st == 503 ? "throttled" : st == 401 ? "auth" : "http";
+            double ra = -1;
+            vl_fill_errinfo(&e, r, kind);
+            e.status = st;
+            e.request_id = NULL; e.date = NULL; e.client_request_id = NULL;
+            lua_getfield(L, rtab, "headers");
+            if (lua_istable(L, -1)) {
+                lua_pushnil(L);
+                while (lua_next(L, -2)) {
+                    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                        const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+                        if (strcasecmp(k, "retry-after") == 0) ra = vl_retry_after_header(v, (double)time(NULL));
+                        else if (strcasecmp(k, "request-id") == 0) e.request_id = v;
+                        else if (strcasecmp(k, "client-request-id") == 0) e.client_request_id = v;
+                    }
+                    lua_pop(L, 1);
+                }
+            }
+            e.retry_after = ra;
+            e.method = NULL; e.url = NULL;
+            if (retry && (st == 429 || st == 503 || st == 504)) {
+                int post;
+                lua_getfield(L, meta, "post");
+                post = lua_toboolean(L, -1);
+                lua_pop(L, 1);
+                if (st == 429 || !post) {     /* not processed, or safe to repeat */
+                    lua_pushinteger(L, i);
+                    lua_rawseti(L, again, ++nagain);
+                    if (ra > maxhint) maxhint = ra;
+                }
+            }
+            vl_error_push_graph(L, &e, lua_istable(L, body) ? body : 0);
+            lua_setfield(L, it, "err");
+            lua_pop(L, 1);   /* headers */
+            lua_pushboolean(L, 0); lua_setfield(L, it, "ok");
+        }
+        lua_settop(L, it);
+        lua_rawseti(L, out, i);
+        lua_pop(L, 1);        /* meta */
+    }
+    if (nagain > 0 && r->retries < c->max_retries) {
+        /* throttled items go again, alone in a new $batch, after the longest Retry-After */
+        double now = vl_now(), wait;
+        if (maxhint >= 0) {
+            double spread = maxhint * 0.25 < 2.0 ? maxhint * 0.25 : 2.0;
+            wait = maxhint + vl_rng_unit(&c->rng) * spread;
+        } else {
+            wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
+        }
+        if (now + wait < r->deadline) {
+            luaL_Buffer b;
+            size_t bl, k;
+            const char *body0;
+            char *nb;
+            for (k = 1; k <= (size_t)nagain; k++) {       /* they are not settled */
+                lua_rawgeti(L, again, (lua_Integer)k);
+                lua_pushnil(L);
+                lua_rawset(L, out);
+            }
+            lua_pushvalue(L, out);
+            lua_setfield(L, ctx, "partial");
+            lua_getfield(L, ctx, "body0");
+            body0 = lua_tolstring(L, -1, &bl);
+            luaL_buffinit(L, &b);
+            luaL_addstring(&b, "{\"requests\":[");
+            for (k = 1; k <= (size_t)nagain; k++) {
+                lua_Integer off, len, idx;
+                lua_rawgeti(L, again, (lua_Integer)k);
+                idx = lua_tointeger(L, -1);
+                lua_pop(L, 1);
+                lua_rawgeti(L, items, idx);
+                lua_getfield(L, -1, "off"); off = lua_tointeger(L, -1); lua_pop(L, 1);
+                lua_getfield(L, -1, "len"); len = lua_tointeger(L, -1); lua_pop(L, 2);
+                if (k > 1) luaL_addchar(&b, ',');
+                if (off >= 0 && len > 0 && (size_t)(off + len) <= bl) luaL_addlstring(&b, body0 + off, (size_t)len);
+            }
+            luaL_addstring(&b, "]}");
+            luaL_pushresult(&b);
+            {
+                size_t nl;
+                const char *ns = lua_tolstring(L, -1, &nl);
+                nb = vl_dupn(ns, nl);
+                if (nb) {
+                    memset(r->body, 0, r->body_len);
+                    free(r->body);
+                    r->body = nb;
+                    r->body_len = nl;
+                    r->retries++;
+                    r->not_before = now + wait;
+                    vl_list_push(c, r, VL_L_BACKOFF);
+                    lua_settop(L, t - 1);
+                    return;
+                }
+            }
+        }
+    }
+    lua_settop(L, out);
+    lua_replace(L, t);
+    lua_settop(L, t);
+    vl_finish(L, c, cidx, r, 1);
+}

@@ -1,0 +1,612 @@
+/* The request engine: finishing requests, results, retry decisions, admission and the drive loop. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_internal.h"
+#include "json.h"
+#include "model.h"
+
+/* ------------------------------------------------------------------ logging */
+
+/* Calls the log hook (if any) with the event table at evidx; errors are swallowed (the hook
+ * is protected and can never unwind through the client). */
+void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx) {
+    evidx = lua_absindex(L, evidx);
+    if (!c->has_log) return;
+    vl_push_refs_field(L, cidx, "log");
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
+    lua_pushvalue(L, evidx);
+    c->in_cb = 1;
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+    c->in_cb = 0;
+}
+
+static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc, double now) {
+    if (!c->has_log) return;
+    lua_createtable(L, 0, 12);
+    lua_pushstring(L, (r->flags & VL_F_INTERNAL) ? "token" : "response");
+    lua_setfield(L, -2, "event");
+    lua_pushstring(L, r->opname);
+    lua_setfield(L, -2, "op");
+    lua_pushstring(L, vl_method_name(r->phase ? VL_GET : r->method));
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, r->phase ? r->alt_url : r->url);
+    lua_setfield(L, -2, "url");
+    lua_pushinteger(L, r->status);
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, r->attempts);
+    lua_setfield(L, -2, "attempt");
+    lua_pushnumber(L, now - r->attempt_start);
+    lua_setfield(L, -2, "elapsed");
+    if (!(r->flags & VL_F_INTERNAL)) {
+        lua_pushstring(L, r->crid);
+        lua_setfield(L, -2, "client_request_id");
+    }
+    if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }
+    if (rc != CURLE_OK) {
+        lua_pushfstring(L, "%s: %s", curl_easy_strerror(rc), r->errbuf[0] ? r->errbuf : "");
+        lua_setfield(L, -2, "error");
+    }
+    /* the request headers we sent, Authorization redacted; the token body is never logged */
+    lua_createtable(L, 0, 6);
+    if (r->flags & VL_F_INTERNAL) {
+        lua_pushliteral(L, "application/x-www-form-urlencoded");
+        lua_setfield(L, -2, "content-type");
+    } else {
+        lua_pushliteral(L, "Bearer <redacted>");
+        lua_setfield(L, -2, "authorization");
+        lua_pushstring(L, r->crid);
+        lua_setfield(L, -2, "client-request-id");
+        if (r->method == VL_POST || r->method == VL_PATCH) {
+            lua_pushliteral(L, "application/json");
+            lua_setfield(L, -2, "content-type");
+        }
+        lua_pushliteral(L, "application/json");
+        lua_setfield(L, -2, "accept");
+    }
+    if (c->user_agent) { lua_pushstring(L, c->user_agent); lua_setfield(L, -2, "user-agent"); }
+    lua_setfield(L, -2, "headers");
+    vl_client_log(L, c, cidx, -1);
+    lua_pop(L, 1);
+}
+
+/* ------------------------------------------------------------------ finishing requests */
+
+/* Stores the nres values on top of the stack as the handle's result (uservalue 1). */
+void vl_handle_set_result(lua_State *L, int hidx, int nres) {
+    int i, base;
+    hidx = lua_absindex(L, hidx);
+    base = lua_gettop(L) - nres;
+    lua_createtable(L, nres, 1);
+    for (i = 1; i <= nres; i++) {
+        lua_pushvalue(L, base + i);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, nres);
+    lua_setfield(L, -2, "n");
+    lua_setiuservalue(L, hidx, 1);
+    lua_settop(L, base);
+}
+
+/* Pushes the handle userdata of r (or nil). */
+void vl_push_handle(lua_State *L, int cidx, vl_req *r) {
+    vl_push_refs_field(L, cidx, "handles");
+    lua_rawgetp(L, -1, r);
+    lua_remove(L, -2);
+}
+
+/* Finishes r with the nres values on top of the stack (they are popped). */
+void vl_finish(lua_State *L, vl_client *c, int cidx, vl_req *r, int nres) {
+    int hidx;
+    vl_list_remove(c, r);
+    if (r->easy) vl_transport_release(c, r);
+    vl_push_handle(L, cidx, r);
+    hidx = lua_gettop(L);
+    if (lua_isnil(L, hidx)) {           /* cannot happen: every public request is registered */
+        lua_settop(L, hidx - 1 - nres);
+        r->done = 1;
+        return;
+    }
+    lua_insert(L, hidx - nres);        /* handle below the results */
+    vl_handle_set_result(L, hidx - nres, nres);
+    /* now the handle is on top */
+    if (!(r->flags & VL_F_SYNC)) {
+        vl_push_refs_field(L, cidx, "done");
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+        lua_pop(L, 1);
+        c->ndone++;
+    }
+    vl_push_refs_field(L, cidx, "handles");
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, r);
+    lua_pop(L, 2);
+    r->done = 1;
+    r->c = NULL;
+}
+
+void vl_fill_errinfo(vl_errinfo *e, vl_req *r, const char *kind) {
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->status = r->status;
+    e->request_id = r->h_request_id;
+    e->client_request_id = r->h_client_request_id[0] ? r->h_client_request_id : r->crid;
+    e->date = r->h_date;
+    e->retry_after = -1;
+    e->attempts = r->attempts;
+    e->method = vl_method_name(r->phase ? VL_GET : r->method);
+    e->url = r->phase ? r->alt_url : r->url;
+}
+
+static int body_is_json(vl_req *r) {
+    return r->resp_len > 0 && (r->resp[0] == '{' || r->resp[0] == '[' ||
+           strstr(r->h_content_type, "json") != NULL);
+}
+
+/* Pushes an error for the HTTP response of r. */
+static void push_http_error(lua_State *L, vl_req *r, const char *kind, double retry_after, const char *extra) {
+    vl_errinfo e;
+    int top = lua_gettop(L);
+    vl_fill_errinfo(&e, r, kind);
+    e.retry_after = retry_after;
+    if (!kind) {
+        if (r->status == 429 || r->status == 503) e.kind = "throttled";
+        else if (r->status == 401) e.kind = "auth";
+        else e.kind = "http";
+    }
+    if (extra) e.message = extra;
+    if (body_is_json(r) && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
+        vl_error_push_graph(L, &e, -1);
+        if (extra) {         /* our note wins over Graph's message */
+            lua_pushstring(L, extra);
+            lua_setfield(L, -2, "message");
+        }
+    } else {
+        lua_settop(L, top);
+        if (!e.message) e.message = r->status ? "HTTP error without a Graph error body" : NULL;
+        vl_error_push(L, &e);
+    }
+    if (lua_gettop(L) > top + 1) {
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
+}
+
+static void push_transport_error(lua_State *L, vl_req *r, CURLcode rc, const char *msg) {
+    vl_errinfo e;
+    char cause[CURL_ERROR_SIZE + 96];
+    vl_fill_errinfo(&e, r, "transport");
+    e.status = 0;
+    snprintf(cause, sizeof cause, "%s (%d): %s", curl_easy_strerror(rc), (int)rc,
+             r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+    e.cause = cause;
+    e.code = NULL;
+    e.message = msg;
+    vl_error_push(L, &e);
+    lua_pushstring(L, "CURLE");
+    lua_setfield(L, -2, "code");
+    lua_pushinteger(L, (lua_Integer)rc);
+    lua_setfield(L, -2, "curl_code");
+}
+
+static void fail_msg(lua_State *L, vl_client *c, int cidx, vl_req *r, const char *kind, const char *msg) {
+    vl_errinfo e;
+    vl_fill_errinfo(&e, r, kind);
+    e.message = msg;
+    lua_pushnil(L);
+    vl_error_push(L, &e);
+    vl_finish(L, c, cidx, r, 2);
+}
+
+/* Waiters of a failed token fetch: each gets a copy of the error at erridx. */
+void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx) {
+    erridx = lua_absindex(L, erridx);
+    while (c->token_h) {
+        vl_req *r = c->token_h;
+        lua_pushnil(L);
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, erridx)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+        lua_pushinteger(L, r->attempts);
+        lua_setfield(L, -2, "attempts");
+        lua_pushstring(L, r->crid);
+        lua_setfield(L, -2, "client_request_id");
+        luaL_setmetatable(L, VL_ERR_MT);
+        vl_finish(L, c, cidx, r, 2);
+    }
+}
+
+void vl_client_release_waiters(vl_client *c) {
+    while (c->token_t) {
+        vl_req *r = c->token_t;
+        vl_list_remove(c, r);
+        vl_list_push_front(c, r, VL_L_READY);
+    }
+}
+
+/* ------------------------------------------------------------------ results */
+
+/* Decodes the JSON body of r; pushes the table or returns 0 after pushing nothing. */
+static int decode_body(lua_State *L, vl_req *r) {
+    if (!r->resp_len) return 0;
+    if (!vl_json_decode(L, r->resp, r->resp_len)) { lua_pop(L, 2); return 0; }
+    if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
+    return 1;
+}
+
+void vl_fail_protocol(lua_State *L, vl_client *c, int cidx, vl_req *r, const char *msg) {
+    lua_pushnil(L);
+    push_http_error(L, r, "protocol", -1, msg);
+    vl_finish(L, c, cidx, r, 2);
+}
+
+/* ctx table of the handle (uservalue 2) field k, pushed */
+static void push_ctx(lua_State *L, int cidx, vl_req *r, const char *k) {
+    vl_push_handle(L, cidx, r);
+    if (lua_isnil(L, -1)) return;
+    lua_getiuservalue(L, -1, 2);
+    lua_remove(L, -2);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, k);
+        lua_remove(L, -2);
+    } else {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
+/* model from the decoded table at tidx; pushes model or nil, msg */
+int vl_to_model(lua_State *L, int tidx, int family) {
+    /* response metadata, not a property: it must never travel back in a body */
+    tidx = lua_absindex(L, tidx);
+    lua_pushnil(L);
+    lua_setfield(L, tidx, "@odata.context");
+    return vl_model_from_table(L, tidx, vl_famname[family]);
+}
+
+static int push_page(lua_State *L, int t, int family) {
+    int i, n, out;
+    t = lua_absindex(L, t);
+    lua_getfield(L, t, "value");
+    if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
+    n = (int)luaL_len(L, -1);
+    lua_createtable(L, 0, 3);
+    out = lua_gettop(L);
+    lua_createtable(L, n, 0);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, out - 1, i);
+        if (!lua_istable(L, -1) || !vl_to_model(L, -1, family)) { lua_settop(L, out - 2); return 0; }
+        lua_rawseti(L, -3, i);
+        lua_pop(L, 1);
+    }
+    lua_setfield(L, out, "value");
+    lua_getfield(L, t, "@odata.nextLink");
+    if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, out, "next_link"); else lua_pop(L, 1);
+    lua_getfield(L, t, "@odata.count");
+    if (lua_type(L, -1) == LUA_TNUMBER) lua_setfield(L, out, "count"); else lua_pop(L, 1);
+    lua_remove(L, out - 1);
+    return 1;
+}
+
+static void succeed(lua_State *L, vl_client *c, int cidx, vl_req *r) {
+    int top = lua_gettop(L);
+    int res = r->phase ? VL_RES_MODEL : r->res;
+    switch (res) {
+    case VL_RES_MODEL:
+    case VL_RES_CREATED:
+        if (!r->resp_len && !r->phase) {       /* 204 on an upsert: the model we sent */
+            push_ctx(L, cidx, r, "model");
+            if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
+            vl_finish(L, c, cidx, r, 1);
+            return;
+        }
+        if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "response body is not a JSON object"); return; }
+        if (!vl_to_model(L, -1, r->family)) {
+            const char *m = lua_tostring(L, -1);
+            char msg[300];
+            snprintf(msg, sizeof msg, "response is not a valid %s: %s", vl_famname[r->family], m ? m : "?");
+            lua_settop(L, top);
+            vl_fail_protocol(L, c, cidx, r, msg);
+            return;
+        }
+        lua_remove(L, -2);
+        if (res == VL_RES_CREATED || r->phase) {
+            /* the caller's model learns its id */
+            push_ctx(L, cidx, r, "model");
+            if (vl_model_kind(L, -1)) {
+                vl_model_push_field(L, -2, "id");
+                if (lua_type(L, -1) == LUA_TSTRING) vl_model_set_id(L, -2, lua_tostring(L, -1));
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    case VL_RES_UPDATED:
+        push_ctx(L, cidx, r, "model");
+        if (vl_model_kind(L, -1)) vl_model_clean(L, -1);
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    case VL_RES_PAGE:
+        if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "response body is not a JSON object"); return; }
+        if (!push_page(L, -1, r->family)) {
+            lua_settop(L, top);
+            vl_fail_protocol(L, c, cidx, r, "response is not a valid collection page");
+            return;
+        }
+        lua_remove(L, -2);
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    case VL_RES_BATCH:
+        if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "batch response is not a JSON object"); return; }
+        vl_batch_result(L, c, cidx, r, lua_gettop(L));
+        return;
+    default:
+        lua_pushboolean(L, 1);
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ retry decisions */
+
+static void schedule_retry(lua_State *L, vl_client *c, int cidx, vl_req *r, double hint, int phase,
+                           CURLcode rc, int is_http) {
+    double now = vl_now(), wait;
+    if (r->retries >= c->max_retries) {
+        lua_pushnil(L);
+        if (is_http) push_http_error(L, r, NULL, hint, NULL);
+        else push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
+                                                                : "transport failure (max_retries = 0)");
+        vl_finish(L, c, cidx, r, 2);
+        return;
+    }
+    if (hint >= 0) {
+        /* never earlier than asked; a little later, at random, so that callers throttled
+         * together do not all come back in the same instant */
+        double spread = hint * 0.25 < 2.0 ? hint * 0.25 : 2.0;
+        wait = hint + vl_rng_unit(&c->rng) * spread;
+    } else {
+        wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
+    }
+    if (now + wait >= r->deadline) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
+                 wait, c->deadline_s);
+        lua_pushnil(L);
+        if (is_http) push_http_error(L, r, NULL, hint, NULL);
+        else push_transport_error(L, r, rc, msg);
+        if (is_http) {
+            lua_pushstring(L, msg);
+            lua_setfield(L, -2, "note");
+        }
+        vl_finish(L, c, cidx, r, 2);
+        return;
+    }
+    r->retries++;
+    r->phase = phase;
+    r->not_before = now + wait;
+    vl_list_push(c, r, VL_L_BACKOFF);
+}
+
+static double hint_of(vl_req *r) {
+    double h = vl_retry_after_ms(r->h_retry_after_ms);
+    if (h < 0) h = vl_retry_after_ms(r->h_x_retry_after_ms);
+    if (h < 0) h = vl_retry_after_header(r->h_retry_after, (double)time(NULL));
+    if (h < 0 && r->resp_len) h = vl_retry_after_body(r->resp, r->resp_len);
+    return h;
+}
+
+static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
+    double now = vl_now();
+    int sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
+    long st = 0, nconn = 0, ver = 0;
+    if (r->easy) {
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
+        if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK) c->st_connects += nconn;
+        if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
+    }
+    c->st_attempts++;
+    r->status = rc == CURLE_OK ? st : 0;
+    vl_list_remove(c, r);
+    vl_transport_release(c, r);
+    r->attempts++;
+    log_attempt(L, c, cidx, r, rc, now);
+    if (r->flags & VL_F_INTERNAL) {
+        vl_auth_token_done(L, c, cidx, r, rc);
+        return;
+    }
+    if (rc != CURLE_OK) {
+        if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
+            r->status = st;
+            lua_pushnil(L);
+            push_http_error(L, r, "protocol", -1, msg);
+            lua_pushstring(L, "body_too_large");
+            lua_setfield(L, -2, "code");
+            vl_finish(L, c, cidx, r, 2);
+            return;
+        }
+        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+            rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
+            /* retrying cannot help */
+            lua_pushnil(L);
+            push_transport_error(L, r, rc, rc == CURLE_PEER_FAILED_VERIFICATION
+                                 ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
+                                 : "transport failure");
+            vl_finish(L, c, cidx, r, 2);
+            return;
+        }
+        if (!sent || r->phase == 1 || r->method != VL_POST) {
+            /* nothing reached the server, or the request is safe to repeat */
+            schedule_retry(L, c, cidx, r, -1, r->phase, rc, 0);
+            return;
+        }
+        if (r->alt_url) {
+            /* an ambiguous create: find out by the alternate key before sending it again */
+            schedule_retry(L, c, cidx, r, -1, 1, rc, 0);
+            return;
+        }
+        lua_pushnil(L);
+        push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
+        vl_finish(L, c, cidx, r, 2);
+        return;
+    }
+    if (r->status == 401 && r->auth_replays == 0 && vl_auth_refreshable(c)) {
+        /* exactly one forced refresh and one replay */
+        r->auth_replays++;
+        vl_auth_invalidate(c, r->token_gen);
+        vl_list_push_front(c, r, VL_L_READY);
+        return;
+    }
+    if (r->phase == 1) {                       /* alternate-key lookup after an ambiguous create */
+        if (r->status == 200) { succeed(L, c, cidx, r); return; }
+        if (r->status == 404) {                /* not there: the create did not happen; send it again */
+            r->phase = 0;
+            vl_list_push_front(c, r, VL_L_READY);
+            return;
+        }
+        if (r->status == 429 || r->status == 503 || r->status == 504) {
+            schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1);
+            return;
+        }
+        lua_pushnil(L);
+        push_http_error(L, r, NULL, -1, NULL);
+        vl_finish(L, c, cidx, r, 2);
+        return;
+    }
+    if (r->status >= 200 && r->status < 300) { succeed(L, c, cidx, r); return; }
+    if (r->status == 404 && (r->flags & VL_F_DEL404OK) && r->retries > 0) {
+        /* a DELETE retried after a failure may find the entity already gone */
+        lua_pushboolean(L, 1);
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    }
+    if (r->status == 429) { schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1); return; }
+    if (r->status == 503 || r->status == 504) {
+        if (r->method == VL_POST && r->alt_url) { schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1); return; }
+        if (r->method == VL_POST && r->status == 504) {
+            lua_pushnil(L);
+            push_http_error(L, r, NULL, -1, NULL);
+            vl_finish(L, c, cidx, r, 2);
+            return;
+        }
+        schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1);
+        return;
+    }
+    lua_pushnil(L);
+    push_http_error(L, r, NULL, -1, NULL);
+    vl_finish(L, c, cidx, r, 2);
+}
+
+/* ------------------------------------------------------------------ the engine */
+
+static void admit(lua_State *L, vl_client *c, int cidx, double now) {
+    while (c->ready_h && c->nactive < c->max_concurrency) {
+        vl_req *r = c->ready_h;
+        int rc;
+        vl_list_remove(c, r);
+        if (now >= r->deadline) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "deadline of %.3gs passed before the request could be sent", c->deadline_s);
+            fail_msg(L, c, cidx, r, "transport", msg);
+            continue;
+        }
+        if (!vl_auth_usable(c, now)) {
+            vl_list_push(c, r, VL_L_TOKEN);
+            continue;
+        }
+        r->token_gen = c->tok.gen;
+        if (r->phase == 1) {
+            char *u = r->url; int m = r->method;
+            r->url = r->alt_url; r->method = VL_GET;
+            rc = vl_transport_start(c, r, c->tok.value);
+            r->url = u; r->method = m;
+        } else {
+            rc = vl_transport_start(c, r, c->tok.value);
+        }
+        if (rc != 0) {
+            fail_msg(L, c, cidx, r, "transport", "could not set up the transfer");
+            continue;
+        }
+        vl_list_push(c, r, VL_L_ACTIVE);
+        if (c->nactive > c->st_max_active) c->st_max_active = c->nactive;
+    }
+}
+
+static void promote(vl_client *c, double now) {
+    vl_req *r = c->backoff_h;
+    while (r) {
+        vl_req *n = r->next;
+        if (r->not_before <= now) {
+            vl_list_remove(c, r);
+            vl_list_push(c, r, VL_L_READY);
+        }
+        r = n;
+    }
+}
+
+static void process(lua_State *L, vl_client *c, int cidx) {
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        vl_req *r = NULL;
+        if (m->msg != CURLMSG_DONE) continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (!r) continue;
+        on_complete(L, c, cidx, r, m->data.result);
+    }
+}
+
+static int idle(vl_client *c) {
+    return !c->active_h && !c->ready_h && !c->backoff_h && !c->token_h && !c->token_req;
+}
+
+/* Drives transfers until `until` is done (sync calls), or something finished (poll), or
+ * timeout seconds passed, or nothing is left to do. */
+void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
+    double end = vl_now() + timeout;
+    for (;;) {
+        double now = vl_now(), wait;
+        promote(c, now);
+        vl_auth_tick(L, c, cidx, now);
+        admit(L, c, cidx, now);
+        vl_transport_timers(c, vl_now());
+        process(L, c, cidx);
+        if (until ? until->done : c->ndone > 0) break;
+        if (c->closed || idle(c)) break;
+        now = vl_now();
+        if (now >= end) {
+            /* out of time: still look at the sockets once, without waiting (poll(0) in a frame loop) */
+            if (c->nsocks > 0) {
+                vl_transport_wait(c, 0);
+                process(L, c, cidx);
+            }
+            break;
+        }
+        wait = end - now;
+        if (c->ready_h && c->nactive < c->max_concurrency) wait = 0;
+        else {
+            vl_req *r;
+            for (r = c->backoff_h; r; r = r->next)
+                if (r->not_before - now < wait) wait = r->not_before - now;
+            if (c->token_h && !c->tok.fetching && c->tok.retry_at - now < wait) wait = c->tok.retry_at - now;
+        }
+        if (wait < 0) wait = 0;
+        if (wait > 3600) wait = 3600;      /* the loop comes back here anyway */
+        if (wait > 0 || c->nactive > 0) {
+            vl_transport_wait(c, wait);
+            process(L, c, cidx);
+            if (until ? until->done : c->ndone > 0) break;
+        }
+    }
+}
+
