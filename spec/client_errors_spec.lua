@@ -2,15 +2,10 @@
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
+local clients = require "support.client"
+
 local function client(app, over)
-  local a = emu.APPS[app or "importer"]
-  local o = {
-    graph_url = emu.graph_url, authority_url = emu.authority_url, ca_file = emu.ca,
-    tenant = emu.TENANT, client_id = a.client_id, client_secret = a.client_secret,
-    max_retries = 0, backoff = { base = 0.01, cap = 0.05 },
-  }
-  for k, v in pairs(over or {}) do o[k] = v end
-  return viva.client(o)
+  return clients.new(app, { max_retries = 0, backoff = { base = 0.01, cap = 0.05 } }, over)
 end
 
 local n = 0

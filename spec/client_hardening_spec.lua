@@ -4,16 +4,10 @@
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
+local clients = require "support.client"
+
 local function client(over)
-  local o = {
-    graph_url = emu.graph_url, authority_url = emu.authority_url, ca_file = emu.ca,
-    tenant = emu.TENANT, client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-    max_retries = 1, backoff = { base = 0.01, cap = 0.02 },
-  }
-  for k, v in pairs(over or {}) do
-    if v == false then o[k] = nil else o[k] = v end
-  end
-  return viva.client(o)
+  return clients.new("importer", { max_retries = 1, backoff = { base = 0.01, cap = 0.02 } }, over)
 end
 
 local function graph_log(seq)

@@ -3,24 +3,14 @@
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
+local clients = require "support.client"
+
 local function app_client(over)
-  local o = {
-    graph_url = emu.graph_url, authority_url = emu.authority_url, ca_file = emu.ca,
-    tenant = emu.TENANT, client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-    backoff = { base = 0.01, cap = 0.05 },
-  }
-  for k, v in pairs(over or {}) do o[k] = v end
-  return viva.client(o)
+  return clients.new("importer", { backoff = { base = 0.01, cap = 0.05 } }, over)
 end
 
 -- adele through the console app (password grant): delegated scopes for /me and providers
-local function user_client()
-  return viva.client {
-    graph_url = emu.graph_url, authority_url = emu.authority_url, ca_file = emu.ca,
-    tenant = emu.TENANT, client_id = emu.APPS.console.client_id, client_secret = emu.APPS.console.client_secret,
-    username = emu.ADELE.upn, password = emu.ADELE.password,
-  }
-end
+local user_client = clients.user
 
 local n = 0
 local function ext() n = n + 1; return string.format("ops-%d-%d", os.time(), n) end

@@ -3,14 +3,10 @@
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
+local clients = require "support.client"
+
 local function client(over)
-  local o = {
-    graph_url = emu.graph_url, authority_url = emu.authority_url, ca_file = emu.ca,
-    tenant = emu.TENANT, client_id = emu.APPS.importer.client_id, client_secret = emu.APPS.importer.client_secret,
-    max_retries = 3, backoff = { base = 0.02, cap = 0.1 },
-  }
-  for k, v in pairs(over or {}) do o[k] = v end
-  return viva.client(o)
+  return clients.new("importer", { max_retries = 3, backoff = { base = 0.02, cap = 0.1 } }, over)
 end
 
 local n = 0

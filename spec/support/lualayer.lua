@@ -1,8 +1,6 @@
 -- Shared by the Lua layer's specs (spec/bulk_*, spec/pager_*, spec/cli_*; owned by the
 -- lua-layer helper): clients for the seed's apps, shell quoting, and how to start a child
 -- Lua process that tests the same build as the spec itself.
-local viva = require "vivalearning"
-local emu = require "support.emulator"
 
 local M = {}
 
@@ -11,13 +9,7 @@ M.q = http.shell_quote
 M.slurp = http.read_file
 
 --- A client of one of the seed's apps (default the importer), over HTTPS/h2 with the CA.
-function M.client(app, extra)
-  local a = emu.APPS[app or "importer"]
-  local cfg = { graph_url = emu.graph_url, authority_url = emu.authority_url, tenant = emu.TENANT,
-                client_id = a.client_id, client_secret = a.client_secret, ca_file = emu.ca }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
-  return viva.client(cfg)
-end
+M.client = require("support.client").new
 
 -- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
 -- its module paths, so they test the same build as the spec itself. Under valgrind the
