@@ -18,8 +18,10 @@ dependencies = {
   "lua >= 5.4",
   "lua-cjson",
 }
+-- Found by its library: Debian keeps curl/curl.h in the multiarch include directory, where
+-- luarocks does not look for headers (the compiler finds it there by itself).
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "make",
