@@ -8,16 +8,7 @@ local function client(app, over)
   return clients.new(app, { max_retries = 0, backoff = { base = 0.01, cap = 0.05 } }, over)
 end
 
-local n = 0
-local function assignment(over)
-  n = n + 1
-  local t = {
-    learningContentId = emu.CONTENT, learnerUserId = emu.LEARNER, assignmentType = "required",
-    status = "notStarted", externalCourseActivityId = string.format("err-%d-%d", os.time(), n),
-  }
-  for k, v in pairs(over or {}) do t[k] = v end
-  return viva.assignment(t)
-end
+local assignment = clients.assignments("err")
 
 local function check_graph_error(err, status, code, message_pattern)
   assert.is_table(err)

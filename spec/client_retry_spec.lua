@@ -9,16 +9,7 @@ local function client(over)
   return clients.new("importer", { max_retries = 3, backoff = { base = 0.02, cap = 0.1 } }, over)
 end
 
-local n = 0
-local function assignment(over)
-  n = n + 1
-  local t = {
-    learningContentId = emu.CONTENT, learnerUserId = emu.LEARNER, assignmentType = "required",
-    status = "notStarted", externalCourseActivityId = string.format("retry-%d-%d", os.time(), n),
-  }
-  for k, v in pairs(over or {}) do t[k] = v end
-  return viva.assignment(t)
-end
+local assignment = clients.assignments("retry")
 
 -- Graph requests (not token, not admin) logged since seq whose path matches pattern
 local function requests(seq, pattern)

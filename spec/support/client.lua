@@ -29,4 +29,19 @@ function M.user(...)
   return M.new("console", { username = emu.ADELE.upn, password = emu.ADELE.password }, ...)
 end
 
+--- A maker of valid assignment models for the seed, each with a fresh external id
+--- "<prefix>-<time>-<n>" (fields can be overridden): local assignment = M.assignments("err").
+function M.assignments(prefix)
+  local n = 0
+  return function(over)
+    n = n + 1
+    local t = {
+      learningContentId = emu.CONTENT, learnerUserId = emu.LEARNER, assignmentType = "required",
+      status = "notStarted", externalCourseActivityId = string.format("%s-%d-%d", prefix, os.time(), n),
+    }
+    for k, v in pairs(over or {}) do t[k] = v end
+    return viva.assignment(t)
+  end
+end
+
 return M
