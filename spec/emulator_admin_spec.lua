@@ -128,6 +128,22 @@ describe("emulator admin API", function()
       assert.is_number(emu.log(since)[1].fault)
     end)
 
+    it("a delayed request still asleep when the emulator is reset never reaches the new state", function()
+      emu.fault{ method = "POST", path = "learningCourseActivities$", delay = 2, count = 1 }
+      local body = emu.assignment{ externalcourseActivityId = "straggler-1" }
+      local r = http.post(emu.graph_url_http .. COLL, { timeout = 0.5, json = body,
+        headers = { Authorization = "Bearer " .. emu.token() } })
+      assert.equal(28, r.curl_exit)  -- the client gave up; the request sleeps on in the emulator
+      emu.reset()
+      -- A later request delayed longer than what is left of the straggler's sleep answers only
+      -- after the straggler woke (one event loop, timers in order).
+      emu.fault{ path = "learningContents", delay = 2.5, count = 1 }
+      assert.equal(200, emu.graph("GET", "/employeeExperience/learningProviders/" .. P .. "/learningContents").status)
+      assert.equal(0, emu.creates(P, "straggler-1"))
+      assert.equal(404, emu.graph("GET", "/employeeExperience/learningProviders/" .. P ..
+        "/learningCourseActivities(externalcourseActivityId='straggler-1')").status)
+    end)
+
     it("truncates a response body", function()
       emu.fault{ path = "learningCourseActivities", truncate = true, count = 1 }
       local r = get()

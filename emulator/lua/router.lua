@@ -308,8 +308,11 @@ function M.process(req)
   local rule = faults.match(req)
   local resp, principal
   if rule and not rule.after then
+    local generation = state.generation
     if rule.delay then ngx.sleep(rule.delay) end
-    if rule.drop then resp = { drop = true }
+    -- Reset (or re-seeded) while this request slept: a straggler, typically one whose client
+    -- gave up long ago, must not change the new state (rate buckets, creates, counters).
+    if rule.drop or state.generation ~= generation then resp = { drop = true }
     elseif rule.truncate or rule.stall then resp = { truncate = true, stall = rule.stall }
     elseif rule.status then resp = faults.response(req, rule) end
     if resp then resp.fault = rule.id end

@@ -160,6 +160,9 @@ function M.load(seed)
   if type(settings.rate_limit) == "table" then
     M.rate_limits[#M.rate_limits + 1] = settings.rate_limit
   end
+  -- Each load starts a new generation of state: a request still sleeping on a delay fault from
+  -- before it must not reach the new state (router.process drops it when it wakes).
+  M.generation = (M.generation or 0) + 1
   return true
 end
 
