@@ -1,6 +1,6 @@
--- Shared by the Lua layer's specs (spec/bulk_*, spec/pager_*, spec/cli_*; owned by the
--- lua-layer helper): clients for the seed's apps, shell quoting, and how to start a child
--- Lua process that tests the same build as the spec itself.
+-- Shared by the Lua layer's specs (spec/bulk_*, spec/pager_*, spec/cli_*): clients for the
+-- seed's apps, shell quoting, and how to start a child Lua process that tests the same build
+-- as the spec itself.
 
 local M = {}
 
