@@ -8,15 +8,13 @@ local journal = require "vivalearning.journal"
 local emu = require "support.emulator"
 
 local PROVIDER = emu.PROVIDER
-local okS, system = pcall(require, "system")
+local sys = require "vivalearning.sys"
 
 local support = require "support.lualayer"
 local q = support.q
 
 local LUA, LUA_ENV = support.LUA, support.LUA_ENV
-local function sleep(s)
-  if okS then system.sleep(s) else os.execute("sleep " .. s) end
-end
+local sleep = sys.sleep
 
 -- The child: one import with a journal; prints "read created failed resumed" at the end.
 local CHILD = [[

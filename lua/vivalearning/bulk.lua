@@ -35,13 +35,11 @@ M.OUTCOMES = { "created", "updated", "unchanged", "deleted", "failed" }
 M.MODES = { create = true, upsert = true, delete = true }
 M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil }
 
-local oksys, system = pcall(require, "system")
+local sys = require "vivalearning.sys"
 local now = progress_mod.now
 -- Only used when every remaining row waits for a Retry-After and nothing is in flight.
 local function sleep(s)
-  if s <= 0 then return end
-  if oksys and system.sleep then system.sleep(s)
-  else os.execute(("sleep %.3f"):format(s)) end
+  if s > 0 then sys.sleep(s) end
 end
 
 local viva -- set by init.lua (the module table: check, assignment, self_initiated, null)

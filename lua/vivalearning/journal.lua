@@ -18,36 +18,8 @@ local function fnv1a(s)
 end
 M.checksum = fnv1a
 
--- fsync(fh): the best way this Lua has. vivalearning.sys (the project's small OS-glue module),
--- else luaposix when it is built for this Lua, else coreutils `sync FILE` (which fsyncs that
--- one file, at the price of a process per call).
-local fsync_impl
-local function find_fsync()
-  local oks, sys = pcall(require, "vivalearning.sys")
-  if oks and type(sys) == "table" and sys.fsync then
-    return function(fh) return sys.fsync(fh) end, "vivalearning.sys"
-  end
-  local okp, unistd = pcall(require, "posix.unistd")
-  local okst, stdio = pcall(require, "posix.stdio")
-  if okp and okst and unistd.fsync and stdio.fileno then
-    return function(fh)
-      local fd = stdio.fileno(fh)
-      local ok, err = unistd.fsync(fd)
-      if ok == nil then return nil, err end
-      return true
-    end, "posix"
-  end
-  return function(_, path)
-    local ok = os.execute("sync -- '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-    if not ok then return nil, "sync failed" end
-    return true
-  end, "sync(1)"
-end
-
-local function get_fsync()
-  if not fsync_impl then fsync_impl, M.fsync_method_name = find_fsync() end
-  return fsync_impl
-end
+-- fsync comes from vivalearning.sys, the small OS-glue module built beside the core.
+local sys = require "vivalearning.sys"
 
 local Journal = {}
 Journal.__index = Journal
@@ -145,7 +117,7 @@ function M.open(path)
         end
         src:close()
         dst:flush()
-        get_fsync()(dst, tmp)
+        sys.fsync(dst)
         dst:close()
         assert(os.rename(tmp, path))
       end
@@ -180,7 +152,7 @@ function Journal:sync()
   if not self.dirty then return true end
   local ok, err = self.fh:flush()
   if not ok then return nil, err end
-  ok, err = get_fsync()(self.fh, self.path)
+  ok, err = sys.fsync(self.fh)
   if not ok then return nil, err end
   self.dirty = false
   self.syncs = self.syncs + 1
@@ -196,9 +168,5 @@ function Journal:close()
   end
 end
 
-function M.fsync_method()
-  get_fsync()
-  return M.fsync_method_name
-end
 
 return M

@@ -17,21 +17,10 @@ local M = {}
 
 M.default_max_pages = 100000
 
-local PagerError = {}
-PagerError.__index = PagerError
-PagerError.__tostring = function(e)
-  return ("%s error (%s): %s"):format(e.kind, e.code, e.message)
-end
-
--- The core's error objects when it has the constructor (same metatable as every other error),
--- else a plain table with the same fields.
-local okcore, core = pcall(require, "vivalearning.core")
+-- Errors are the core's error objects (the same metatable as every other error).
+local core = require "vivalearning.core"
 local function pager_error(code, message)
-  if okcore and type(core) == "table" and type(core.error) == "function" then
-    local ok, e = pcall(core.error, { kind = "protocol", code = code, message = message })
-    if ok and e then return e end
-  end
-  return setmetatable({ kind = "protocol", code = code, message = message }, PagerError)
+  return core.error { kind = "protocol", code = code, message = message }
 end
 M.error = pager_error
 

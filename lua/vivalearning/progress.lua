@@ -7,28 +7,16 @@
 --           elapsed = seconds, final = bool }
 local M = {}
 
--- vivalearning.sys (built with the core) has isatty and a monotonic clock; lua-term and
--- lua-system are used when it is missing (a copy of the Lua files without the C parts).
-local oksys, sys = pcall(require, "vivalearning.sys")
-if not (oksys and type(sys) == "table") then oksys, sys = false, nil end
-local okterm, term = pcall(require, "term")
-local oksystem, system = pcall(require, "system")
+-- isatty and a monotonic clock come from vivalearning.sys, built beside the core.
+local sys = require "vivalearning.sys"
 
-local function now()
-  if oksys then return sys.monotime() end
-  if oksystem and system.monotime then return system.monotime() end
-  return os.time()
-end
+local now = sys.monotime
 M.now = now
 
---- True when the file handle is a terminal.
+--- True when the file handle is a terminal (false for a closed one).
 function M.isatty(fh)
-  local f = (oksys and sys.isatty) or (okterm and term.isatty)
-  if f then
-    local ok, r = pcall(f, fh)
-    return ok and r == true
-  end
-  return false
+  local ok, r = pcall(sys.isatty, fh)
+  return ok and r == true
 end
 
 local Progress = {}
