@@ -114,6 +114,8 @@ struct vl_req {
     long status;
     char *resp; size_t resp_len, resp_cap;
     int too_big;
+    int sends;                  /* times libcurl began sending this attempt (> 1: its own re-send) */
+    int resend_blocked;         /* ... which was stopped: a write is never re-sent behind our back */
     char h_request_id[96], h_client_request_id[96], h_date[64], h_retry_after[64],
          h_retry_after_ms[32], h_x_retry_after_ms[32], h_content_type[96];
 };

@@ -418,6 +418,9 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
     vl_list_remove(c, r);
     vl_transport_release(c, r);
     r->attempts++;
+    if (rc != CURLE_OK && r->resend_blocked)
+        snprintf(r->errbuf, sizeof r->errbuf, "the connection died after the %s was sent; libcurl's own re-send "
+                 "was stopped", vl_method_name(r->method));
     log_attempt(L, c, cidx, r, rc, now);
     if (r->flags & VL_F_INTERNAL) {
         vl_auth_token_done(L, c, cidx, r, rc);

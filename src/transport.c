@@ -204,6 +204,24 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+/* Called each time libcurl is about to send the request on a (new or reused) connection. A
+ * second call within one attempt is libcurl re-sending by itself, because a reused connection
+ * died before any response byte came back (HTTP/1.1 and HTTP/2 alike, with or without a body).
+ * For a write the server may have committed the first copy: stop here, so that our own retry
+ * logic, which knows the request is ambiguous, decides (alternate-key lookup, a counted retry
+ * with Retry-Attempt, or a "may have been processed" error). Reads and the token form (safe to
+ * repeat) keep libcurl's re-send. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+    vl_req *r = ud;
+    (void)ip; (void)local_ip; (void)port; (void)local_port;
+    if (!r) return CURL_PREREQFUNC_OK;
+    if (r->sends++ > 0 && !(r->flags & VL_F_INTERNAL) && r->phase == 0 && r->method != VL_GET) {
+        r->resend_blocked = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 /* Options that never change for a client's handles: set once per easy handle, which is then
  * reused from the pool without curl_easy_reset (the per-request options are always set). */
 static int static_options(vl_client *c, CURL *e) {
@@ -225,6 +243,7 @@ static int static_options(vl_client *c, CURL *e) {
     SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
     if (c->user_agent) SET(CURLOPT_USERAGENT, c->user_agent);
 #undef SET
     return rc;
@@ -260,6 +279,7 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     e = get_easy(c);
     if (!e) return -1;
     vl_transport_reset_response(r);
+    r->sends = r->resend_blocked = 0;
 #define SET(opt, val) do { if (rc == 0) rc = (int)curl_easy_setopt(e, opt, val); } while (0)
     SET(CURLOPT_URL, r->url);
     SET(CURLOPT_PRIVATE, (void *)r);
@@ -268,6 +288,7 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     SET(CURLOPT_TIMEOUT_MS, remaining_ms < c->attempt_ms ? remaining_ms : c->attempt_ms);
     SET(CURLOPT_WRITEDATA, (void *)r);
     SET(CURLOPT_HEADERDATA, (void *)r);
+    SET(CURLOPT_PREREQDATA, (void *)r);
     SET(CURLOPT_ERRORBUFFER, r->errbuf);
     SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
     switch (r->method) {
@@ -365,6 +386,7 @@ void vl_transport_release(vl_client *c, vl_req *r) {
                 curl_easy_setopt(r->easy, CURLOPT_PRIVATE, NULL);
                 curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, NULL);
                 curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, NULL);
+                curl_easy_setopt(r->easy, CURLOPT_PREREQDATA, NULL);
                 c->pool[c->npool++] = r->easy;
                 r->easy = NULL;
             }
@@ -383,6 +405,7 @@ void vl_transport_release(vl_client *c, vl_req *r) {
  * safe to repeat for a POST. */
 int vl_transport_was_sent(vl_req *r, CURLcode rc) {
     long reqsize = 0;
+    if (r->resend_blocked) return 1;        /* the first copy went out on the dead connection */
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:

@@ -1,0 +1,101 @@
+-- The transport's own behaviour under failure: libcurl never re-sends a write by itself, what a
+-- 503 after commit means for a create, the token endpoint's Retry-After, proxies, oversized
+-- uploads. What arrived is read from the emulator's request log and counters.
+local viva = require "vivalearning"
+local emu = require "support.emulator"
+
+local clients = require "support.client"
+
+local assignment = clients.assignments("transport")
+
+-- the same client over each protocol the emulator speaks
+local PROTOCOLS = {
+  { name = "HTTP/1.1", over = function() return { graph_url = emu.graph_url_http, authority_url = emu.authority_url_http, allow_http = true, ca_file = false } end },
+  { name = "HTTP/2", over = function() return {} end },
+}
+
+local function client(proto, over)
+  return clients.new("importer", { max_retries = 3, backoff = { base = 0.02, cap = 0.1 } }, proto and proto.over() or {}, over)
+end
+
+-- Graph requests logged since seq whose path matches the Lua pattern
+local function requests(seq, pattern, method)
+  local out = {}
+  for _, e in ipairs(emu.log(seq)) do
+    if e.path:find(pattern) and (not method or e.method == method) then out[#out + 1] = e end
+  end
+  return out
+end
+
+local function self_initiated()
+  return viva.self_initiated { learningContentId = emu.CONTENT, learnerUserId = emu.LEARNER, status = "inProgress" }
+end
+
+describe("client transport", function()
+  before_each(function() emu.reset() end)
+
+  for _, proto in ipairs(PROTOCOLS) do
+    describe("over " .. proto.name, function()
+      local c, act
+      before_each(function()
+        c = client(proto)
+        -- a kept-alive connection to the emulator, as in any run
+        act = assert(c:create(emu.PROVIDER, assignment()))
+      end)
+      after_each(function() c:close() end)
+
+      it("never lets libcurl re-send a create without an external id after the connection died", function()
+        emu.fault { method = "POST", path = "/learningCourseActivities$", drop = true, after = true, count = 1 }
+        local seq = emu.last_seq()
+        local got, err = c:create(emu.PROVIDER, self_initiated())
+        assert.is_nil(got)
+        assert.equals("transport", err.kind)
+        assert.matches("may have been processed", err.message)
+        assert.equals(1, err.attempts)
+        assert.equals(1, #requests(seq, "/learningCourseActivities$", "POST"))
+      end)
+
+      it("reconciles a create with an external id itself after the connection died (one POST)", function()
+        emu.fault { method = "POST", path = "/learningCourseActivities$", drop = true, after = true, count = 1 }
+        local a = assignment()
+        local seq = emu.last_seq()
+        local got, err = c:create(emu.PROVIDER, a)
+        assert.is_nil(err)
+        assert.equals(a.externalCourseActivityId, got.externalCourseActivityId)
+        assert.equals(1, emu.creates(emu.PROVIDER, a.externalCourseActivityId))
+        local posts = requests(seq, "/learningCourseActivities$", "POST")
+        assert.equals(1, #posts)
+        local gets = requests(seq, "externalcourseActivityId=", "GET")
+        assert.equals(1, #gets)
+        assert.equals("1", gets[1].headers["retry-attempt"])
+      end)
+
+      it("re-sends a PATCH and a DELETE after the connection died only through its own retry", function()
+        emu.fault { method = "PATCH", path = "/learningCourseActivities/", drop = true, after = true, count = 1 }
+        local seq = emu.last_seq()
+        assert.is_true(c:update(emu.PROVIDER, act.id, { completionPercentage = 40 }))
+        local patches = requests(seq, "/learningCourseActivities/", "PATCH")
+        assert.equals(2, #patches)
+        assert.is_nil(patches[1].headers["retry-attempt"])
+        assert.equals("1", patches[2].headers["retry-attempt"])
+        emu.fault { method = "DELETE", path = "/learningCourseActivities/", drop = true, after = true, count = 1 }
+        seq = emu.last_seq()
+        assert.is_true(c:delete(emu.PROVIDER, act.id))
+        local deletes = requests(seq, "/learningCourseActivities/", "DELETE")
+        assert.equals(2, #deletes)
+        assert.is_nil(deletes[1].headers["retry-attempt"])
+        assert.equals("1", deletes[2].headers["retry-attempt"])
+        assert.equals(404, deletes[2].status)
+      end)
+
+      it("never lets libcurl re-send a $batch after the connection died", function()
+        emu.fault { method = "POST", path = "^/v1.0/%$batch$", drop = true, after = true, count = 1 }
+        local seq = emu.last_seq()
+        local res, err = c:batch { { op = "create", provider = emu.PROVIDER, model = self_initiated() } }
+        assert.is_nil(res)
+        assert.equals("transport", err.kind)
+        assert.equals(1, #requests(seq, "^/v1.0/%$batch$", "POST"))
+      end)
+    end)
+  end
+end)
