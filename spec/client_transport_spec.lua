@@ -34,6 +34,48 @@ end
 describe("client transport", function()
   before_each(function() emu.reset() end)
 
+  describe("503 after commit", function()
+    local c
+    before_each(function() c = client() end)
+    after_each(function() c:close() end)
+
+    it("is final for a create without an external id, as 504 is", function()
+      for _, status in ipairs { 503, 504 } do
+        emu.fault { method = "POST", path = "/learningCourseActivities$", status = status, retry_after = "0.1", after = true, count = 1 }
+        local seq = emu.last_seq()
+        local got, err = c:create(emu.PROVIDER, self_initiated())
+        assert.is_nil(got)
+        assert.equals(status, err.status)
+        assert.equals(1, err.attempts)
+        assert.matches("not re%-sent", err.note)
+        local posts = requests(seq, "/learningCourseActivities$", "POST")
+        assert.equals(1, #posts, "status " .. status)
+        assert.equals(201, posts[1].committed_status)
+      end
+    end)
+
+    it("is final for a $batch envelope (its items may have been applied)", function()
+      emu.fault { method = "POST", path = "^/v1.0/%$batch$", status = 503, retry_after = "0.1", after = true, count = 1 }
+      local seq = emu.last_seq()
+      local res, err = c:batch { { op = "create", provider = emu.PROVIDER, model = self_initiated() } }
+      assert.is_nil(res)
+      assert.equals(503, err.status)
+      assert.equals(1, err.attempts)
+      assert.equals(1, #requests(seq, "^/v1.0/%$batch$", "POST"))
+    end)
+
+    it("still leads to a lookup for a create with an external id, and 429 is still retried", function()
+      emu.fault { method = "POST", path = "/learningCourseActivities$", status = 503, retry_after = "0.1", after = true, count = 1 }
+      local a = assignment()
+      local got, err = c:create(emu.PROVIDER, a)
+      assert.is_nil(err)
+      assert.equals(a.externalCourseActivityId, got.externalCourseActivityId)
+      assert.equals(1, emu.creates(emu.PROVIDER, a.externalCourseActivityId))
+      emu.fault { method = "POST", path = "/learningCourseActivities$", status = 429, retry_after = "0.1", count = 1 }
+      assert(c:create(emu.PROVIDER, self_initiated()))
+    end)
+  end)
+
   for _, proto in ipairs(PROTOCOLS) do
     describe("over " .. proto.name, function()
       local c, act

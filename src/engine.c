@@ -496,9 +496,13 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
     if (r->status == 429) { schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1); return; }
     if (r->status == 503 || r->status == 504) {
         if (r->method == VL_POST && r->alt_url) { schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1); return; }
-        if (r->method == VL_POST && r->status == 504) {
+        if (r->method == VL_POST) {
+            /* 503 and 504 may come after the server committed: a POST without an alternate key
+             * (a create without external id, a $batch) is final, whatever the Retry-After */
             lua_pushnil(L);
-            push_http_error(L, r, NULL, -1, NULL);
+            push_http_error(L, r, NULL, hint_of(r), NULL);
+            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
+            lua_setfield(L, -2, "note");
             vl_finish(L, c, cidx, r, 2);
             return;
         }
