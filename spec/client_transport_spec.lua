@@ -76,6 +76,42 @@ describe("client transport", function()
     end)
   end)
 
+  describe("token endpoint transport errors", function()
+    it("carry curl's whole cause, curl_code and the number of token requests", function()
+      -- a closed port on loopback
+      local c = client(nil, { authority_url = "https://127.0.0.1:1", max_retries = 2, backoff = { base = 0.01, cap = 0.01 } })
+      local got, err = c:get(emu.LEARNER)
+      assert.is_nil(got)
+      assert.equals("auth", err.kind)
+      assert.equals("token_request_failed", err.code)
+      assert.matches("^Couldn't connect", err.cause)
+      assert.equals(7, err.curl_code)
+      assert.equals(3, err.attempts)                     -- 1 + max_retries token requests
+      c:close()
+      emu.fault { path = "/oauth2/v2.0/token$", status = 500 }
+      c = client(nil, { max_retries = 1, backoff = { base = 0.01, cap = 0.01 } })
+      got, err = c:get(emu.LEARNER)
+      assert.is_nil(got)
+      assert.equals(500, err.status)
+      assert.equals(2, err.attempts)
+      c:close()
+    end)
+
+    it("do not retry a token endpoint whose certificate is not trusted", function()
+      local other = "/etc/ssl/certs/ca-certificates.crt"
+      local c = client(nil, { ca_file = other })
+      local seq = emu.last_seq()
+      local got, err = c:get(emu.LEARNER)
+      assert.is_nil(got)
+      assert.equals("auth", err.kind)
+      assert.matches("^SSL peer certificate", err.cause)
+      assert.equals(60, err.curl_code)
+      assert.equals(1, err.attempts)
+      assert.equals(0, #requests(seq, "/oauth2/v2.0/token$"))
+      c:close()
+    end)
+  end)
+
   for _, proto in ipairs(PROTOCOLS) do
     describe("over " .. proto.name, function()
       local c, act

@@ -211,20 +211,27 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
     double t0 = r->attempt_start;
     c->token_req = NULL;
     if (rc != CURLE_OK) {
-        char msg[CURL_ERROR_SIZE + 128];
+        char cause[CURL_ERROR_SIZE + 128];
         vl_errinfo e;
-        snprintf(msg, sizeof msg, "token endpoint unreachable: %s (%d): %s", curl_easy_strerror(rc), (int)rc,
-                 r->errbuf[0] ? r->errbuf : "");
+        /* retrying cannot help against an untrusted certificate or a bad URL */
+        int transient = !(rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                          rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_UNSUPPORTED_PROTOCOL ||
+                          rc == CURLE_URL_MALFORMAT);
+        snprintf(cause, sizeof cause, "%s (%d): %s", curl_easy_strerror(rc), (int)rc,
+                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
         memset(&e, 0, sizeof e);
         e.kind = "auth";
         e.code = "token_request_failed";
         e.message = "could not reach the token endpoint";
-        e.cause = msg + 29;
+        e.cause = cause;
         e.retry_after = -1;
-        e.attempts = r->attempts;
+        /* every token request of this fetch, this one included */
+        e.attempts = c->tok.failures + 1;
         vl_error_push(L, &e);
+        lua_pushinteger(L, (lua_Integer)rc);
+        lua_setfield(L, -2, "curl_code");
         vl_req_free(r);
-        token_failed(L, c, cidx, -1, 1, now);
+        token_failed(L, c, cidx, -1, transient, now);
         lua_settop(L, top);
         return;
     }
@@ -248,7 +255,7 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             }
         }
         lua_settop(L, top);
-        push_auth_error(L, r->status, "invalid_token_response", "the token endpoint answered 200 without a usable access_token", r->attempts);
+        push_auth_error(L, r->status, "invalid_token_response", "the token endpoint answered 200 without a usable access_token", c->tok.failures + 1);
         vl_req_free(r);
         token_failed(L, c, cidx, -1, 0, now);
         lua_settop(L, top);
@@ -284,7 +291,7 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             snprintf(msg, sizeof msg, "token request failed with HTTP %ld%s%s", r->status, desc ? ": " : "", desc ? desc : "");
             lua_pushstring(L, msg);
             redact_top(L, c);
-            push_auth_error(L, r->status, err ? err : "token_request_failed", lua_tostring(L, -1), r->attempts);
+            push_auth_error(L, r->status, err ? err : "token_request_failed", lua_tostring(L, -1), c->tok.failures + 1);
             if (err) { lua_pushstring(L, err); lua_setfield(L, -2, "error"); }
             if (aadsts) { lua_pushinteger(L, aadsts); lua_setfield(L, -2, "aadsts"); }
             if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }

@@ -212,8 +212,13 @@ void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx) {
             lua_insert(L, -2);
             lua_rawset(L, -4);
         }
-        lua_pushinteger(L, r->attempts);
-        lua_setfield(L, -2, "attempts");
+        /* the token requests made for it, or its own attempts if it had more (a 401 first) */
+        lua_getfield(L, -1, "attempts");
+        if (lua_tointeger(L, -1) < r->attempts) {
+            lua_pushinteger(L, r->attempts);
+            lua_setfield(L, -3, "attempts");
+        }
+        lua_pop(L, 1);
         lua_pushstring(L, r->crid);
         lua_setfield(L, -2, "client_request_id");
         luaL_setmetatable(L, VL_ERR_MT);
