@@ -74,17 +74,39 @@ static void redact_top(lua_State *L, vl_client *c) {
 }
 
 static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int transient, double now) {
+    double hint = -1;
     erridx = lua_absindex(L, erridx);
     c->tok.fetching = 0;
     c->tok.failures++;
+    /* the token endpoint's Retry-After (set on transient errors only) */
+    lua_getfield(L, erridx, "retry_after");
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) >= 0) hint = lua_tonumber(L, -1);
+    lua_pop(L, 1);
     if (vl_auth_usable(c, now)) {
         /* a background refresh failed: keep the valid token, try again later */
-        c->tok.retry_at = now + BACKGROUND_RETRY;
+        c->tok.retry_at = now + (hint > BACKGROUND_RETRY ? hint : BACKGROUND_RETRY);
         if (c->tok.retry_at > c->tok.expires_at) c->tok.retry_at = c->tok.expires_at;
         return;
     }
     if (transient && c->tok.failures <= c->max_retries) {
-        c->tok.retry_at = now + vl_backoff(&c->rng, c->tok.failures - 1, c->backoff_base, c->backoff_cap);
+        char note[160];
+        double wait;
+        if (hint >= 0) {
+            /* never earlier than asked, a little later at random (as for Graph requests) */
+            double spread = hint * 0.25 < 2.0 ? hint * 0.25 : 2.0;
+            wait = hint + vl_rng_unit(&c->rng) * spread;
+        } else {
+            wait = vl_backoff(&c->rng, c->tok.failures - 1, c->backoff_base, c->backoff_cap);
+        }
+        c->tok.retry_at = now + wait;
+        /* a waiter whose deadline comes first ends now, with the error and its retry_after */
+        snprintf(note, sizeof note, "giving up: the next token request (in %.3gs) would pass the %.3gs deadline",
+                 wait, c->deadline_s);
+        lua_pushstring(L, note);
+        lua_setfield(L, erridx, "note");
+        vl_client_fail_waiters_by(L, c, cidx, erridx, c->tok.retry_at);
+        lua_pushnil(L);
+        lua_setfield(L, erridx, "note");
         return;
     }
     c->tok.failures = 0;

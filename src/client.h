@@ -187,6 +187,7 @@ void vl_auth_free(vl_client *c);
 
 /* client.c and engine.c: used by auth.c */
 void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx);
+void vl_client_fail_waiters_by(lua_State *L, vl_client *c, int cidx, int erridx, double by);
 void vl_client_release_waiters(vl_client *c);
 void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx);
 char *vl_strdup(const char *s);

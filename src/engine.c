@@ -201,9 +201,16 @@ static void fail_msg(lua_State *L, vl_client *c, int cidx, vl_req *r, const char
 
 /* Waiters of a failed token fetch: each gets a copy of the error at erridx. */
 void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx) {
+    vl_client_fail_waiters_by(L, c, cidx, erridx, -1);
+}
+
+/* The same for the waiters whose deadline comes before `by` only (all of them when by < 0). */
+void vl_client_fail_waiters_by(lua_State *L, vl_client *c, int cidx, int erridx, double by) {
+    vl_req *r, *next;
     erridx = lua_absindex(L, erridx);
-    while (c->token_h) {
-        vl_req *r = c->token_h;
+    for (r = c->token_h; r; r = next) {
+        next = r->next;
+        if (by >= 0 && r->deadline > by) continue;
         lua_pushnil(L);
         lua_newtable(L);
         lua_pushnil(L);
