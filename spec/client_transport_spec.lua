@@ -31,6 +31,26 @@ local function self_initiated()
   return viva.self_initiated { learningContentId = emu.CONTENT, learnerUserId = emu.LEARNER, status = "inProgress" }
 end
 
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs a Lua chunk in a child lua5.4 (with this tree's module) under extra environment
+-- variables; returns its output.
+local function child(env, code)
+  local f = os.tmpname()
+  local h = assert(io.open(f, "w"))
+  h:write('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n',
+          'package.cpath = "./?.so;" .. package.cpath\n', code)
+  h:close()
+  local parts = { "env" }
+  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
+  parts[#parts + 1] = "lua5.4 " .. q(f) .. " 2>&1"
+  local p = assert(io.popen(table.concat(parts, " ")))
+  local out = p:read("a")
+  p:close()
+  os.remove(f)
+  return out
+end
+
 describe("client transport", function()
   before_each(function() emu.reset() end)
 
@@ -73,6 +93,44 @@ describe("client transport", function()
       assert.equals(1, emu.creates(emu.PROVIDER, a.externalCourseActivityId))
       emu.fault { method = "POST", path = "/learningCourseActivities$", status = 429, retry_after = "0.1", count = 1 }
       assert(c:create(emu.PROVIDER, self_initiated()))
+    end)
+  end)
+
+  describe("proxy variables", function()
+    -- The emulator's HTTP port plays the proxy: anything sent through it is answered and logged
+    -- there, with the target's Host. The targets themselves are a closed loopback port.
+    local function proxy_env()
+      return { http_proxy = emu.http, HTTP_PROXY = emu.http, https_proxy = emu.http, HTTPS_PROXY = emu.http,
+               ALL_PROXY = emu.http, all_proxy = emu.http, no_proxy = "", NO_PROXY = "" }
+    end
+    local CHILD = [[
+      local viva = require "vivalearning"
+      local base, scheme = ...
+      local c = viva.client { graph_url = "%s://127.0.0.1:1/v1.0", authority_url = "%s://127.0.0.1:1",
+        allow_http = true, tenant = "%s", client_id = "%s", client_secret = "%s", max_retries = 0 }
+      local v, err = c:get_content("%s", "%s")
+      print("RESULT", v and "ok" or err.kind, err and err.curl_code, err and err.cause)
+      c:close()
+    ]]
+    local function code(scheme)
+      local a = emu.APPS.importer
+      return CHILD:format(scheme, scheme, emu.TENANT, a.client_id, a.client_secret, emu.PROVIDER, emu.CONTENT)
+    end
+
+    it("never send plain http (token form, bearer token) through a proxy", function()
+      local seq = emu.last_seq()
+      local out = child(proxy_env(), code("http"))
+      assert.equals(0, #emu.log(seq), "requests reached the proxy: " .. out)
+      local kind, curl_code = out:match("RESULT\t(%S+)\t(%S+)")
+      assert.equals("auth", kind, out)                    -- the token request went to 127.0.0.1:1 itself
+      assert.equals("7", curl_code, out)                  -- CURLE_COULDNT_CONNECT
+    end)
+
+    it("use a proxy for https only through a CONNECT tunnel", function()
+      local seq = emu.last_seq()
+      local out = child(proxy_env(), code("https"))
+      assert.equals(0, #emu.log(seq), "requests reached the proxy in clear: " .. out)
+      assert.matches("CONNECT", out)                      -- nginx refuses CONNECT: the tunnel was asked for
     end)
   end)
 

@@ -282,6 +282,16 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     r->sends = r->resend_blocked = 0;
 #define SET(opt, val) do { if (rc == 0) rc = (int)curl_easy_setopt(e, opt, val); } while (0)
     SET(CURLOPT_URL, r->url);
+    /* Plain http (allow_http, loopback only) never goes through a proxy: the token form and the
+     * bearer token would travel in clear to it. https may use the environment's proxy, but only
+     * through a CONNECT tunnel, with the origin's certificate verified end to end. */
+    if (strncasecmp(r->url, "http:", 5) == 0) {
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_HTTPPROXYTUNNEL, 0L);
+    } else {
+        SET(CURLOPT_PROXY, (char *)NULL);
+        SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
+    }
     SET(CURLOPT_PRIVATE, (void *)r);
     remaining_ms = (long)((r->deadline - now) * 1000.0);
     if (remaining_ms < 1) remaining_ms = 1;
