@@ -96,6 +96,45 @@ describe("client transport", function()
     end)
   end)
 
+  describe("large uploads", function()
+    for _, proto in ipairs(PROTOCOLS) do
+      it("a 413 answered while uploading is reported once, over " .. proto.name, function()
+        local c = client(proto)
+        local act = assert(c:create(emu.PROVIDER, assignment()))
+        emu.settings { max_body_bytes = 200000 }
+        local seq = emu.last_seq()
+        local ok, err = c:update(emu.PROVIDER, act.id, { completionPercentage = 10, externalCourseActivityId = string.rep("x", 3 * 1024 * 1024) })
+        assert.is_nil(ok)
+        if proto.name == "HTTP/2" then
+          -- nginx resets the stream instead of letting the 413 through
+          assert.equals("transport", err.kind)
+          assert.equals(92, err.curl_code)
+          assert.matches("too large", err.message)
+        else
+          assert.equals("http", err.kind)
+          assert.equals(413, err.status)
+          assert.matches("maximum size", err.message)
+        end
+        assert.equals(1, err.attempts)
+        assert.equals(1, #requests(seq, "/learningCourseActivities/", "PATCH"))
+        c:close()
+      end)
+    end
+
+    it("refuses a body over Graph's 4 MiB request limit before sending anything", function()
+      local c = client()
+      local act = assert(c:create(emu.PROVIDER, assignment()))
+      local seq = emu.last_seq()
+      local ok, err = c:update(emu.PROVIDER, act.id, { externalCourseActivityId = string.rep("x", 4 * 1024 * 1024) })
+      assert.is_nil(ok)
+      assert.equals("validation", err.kind)
+      assert.matches("4194304", err.message)
+      assert.equals(0, err.attempts)
+      assert.equals(0, #emu.log(seq))
+      c:close()
+    end)
+  end)
+
   describe("proxy variables", function()
     -- The emulator's HTTP port plays the proxy: anything sent through it is answered and logged
     -- there, with the target's Host. The targets themselves are a closed loopback port.

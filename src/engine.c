@@ -420,8 +420,10 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
     double now = vl_now();
     int sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
     long st = 0, nconn = 0, ver = 0;
+    curl_off_t up = 0;
     if (r->easy) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
+        curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
         if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK) c->st_connects += nconn;
         if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
     }
@@ -447,6 +449,19 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             push_http_error(L, r, "protocol", -1, msg);
             lua_pushstring(L, "body_too_large");
             lua_setfield(L, -2, "code");
+            vl_finish(L, c, cidx, r, 2);
+            return;
+        }
+        if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && up < (curl_off_t)r->body_len) {
+            /* the server reset the stream before it had the whole body: it refused the body
+             * (nginx does so for one over its size limit, instead of a readable 413), and it
+             * would refuse it again */
+            char msg[200];
+            snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
+                     "body: most likely it refused the body as too large (HTTP 413); not retried",
+                     (unsigned long)up, (unsigned long)r->body_len);
+            lua_pushnil(L);
+            push_transport_error(L, r, rc, msg);
             vl_finish(L, c, cidx, r, 2);
             return;
         }
@@ -528,11 +543,23 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
 
 /* ------------------------------------------------------------------ the engine */
 
+/* Graph's request size limit (4 MiB, the emulator's default max_body_bytes): a bigger body is
+ * refused before it is sent, rather than uploaded to be answered 413 (over HTTP/2 with a reset
+ * stream). */
+#define VL_MAX_REQUEST_BODY ((size_t)4 * 1024 * 1024)
+
 static void admit(lua_State *L, vl_client *c, int cidx, double now) {
     while (c->ready_h && c->nactive < c->max_concurrency) {
         vl_req *r = c->ready_h;
         int rc;
         vl_list_remove(c, r);
+        if (r->phase == 0 && r->body_len > VL_MAX_REQUEST_BODY && !(r->flags & VL_F_INTERNAL)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "request body of %lu bytes is over Graph's request limit of %lu bytes; "
+                     "nothing was sent", (unsigned long)r->body_len, (unsigned long)VL_MAX_REQUEST_BODY);
+            fail_msg(L, c, cidx, r, "validation", msg);
+            continue;
+        }
         if (now >= r->deadline) {
             char msg[96];
             snprintf(msg, sizeof msg, "deadline of %.3gs passed before the request could be sent", c->deadline_s);
