@@ -34,14 +34,15 @@ end
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- Runs a Lua chunk in a child lua5.4 (with this tree's module) under extra environment
--- variables; returns its output.
-local function child(env, code)
+-- variables (killed after `watchdog` seconds when given: a hang shows as missing output);
+-- returns its output.
+local function child(env, code, watchdog)
   local f = os.tmpname()
   local h = assert(io.open(f, "w"))
   h:write('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n',
           'package.cpath = "./?.so;" .. package.cpath\n', code)
   h:close()
-  local parts = { "env" }
+  local parts = { watchdog and ("timeout -s KILL " .. watchdog) or "", "env" }
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
   parts[#parts + 1] = "lua5.4 " .. q(f) .. " 2>&1"
   local p = assert(io.popen(table.concat(parts, " ")))
@@ -132,6 +133,38 @@ describe("client transport", function()
       assert.equals(0, err.attempts)
       assert.equals(0, #emu.log(seq))
       c:close()
+    end)
+  end)
+
+  describe("a DNS lookup that never answers", function()
+    -- getaddrinfo() of *.blocked.test blocks for good in the child (spec/support/blocking_resolver.c,
+    -- preloaded): a call that waits for libcurl's resolver thread never comes back, so the child's
+    -- output (and not a clock) tells whether poll and close returned.
+    local so
+    setup(function()
+      so = os.tmpname() .. ".so"
+      assert(os.execute("cc -shared -fPIC -o " .. q(so) .. " spec/support/blocking_resolver.c -ldl"))
+    end)
+    teardown(function() os.remove(so) end)
+
+    it("neither blocks poll when the connect timeout hits nor close", function()
+      local out = child({ LD_PRELOAD = so }, [[
+        local viva = require "vivalearning"
+        local c = viva.client { graph_url = "https://graph.blocked.test/v1.0", token = "t", max_retries = 0,
+                                timeouts = { connect = 0.2, attempt = 5, deadline = 10 } }
+        local h = c:submit("get", "00000000-0000-4000-8000-000000000001")
+        while not h:done() do c:poll(0.05) end
+        local _, err = h:result()
+        print("TIMEOUT", err.kind, err.curl_code)
+        io.stdout:flush()
+        local h2 = c:submit("get", "00000000-0000-4000-8000-000000000002")
+        c:poll(0)
+        c:close()
+        local v, err2 = h2:result()
+        print("CLOSED", h2:done(), v, err2.message)
+      ]], 30)
+      assert.matches("TIMEOUT\ttransport\t28", out)      -- CURLE_OPERATION_TIMEDOUT, in the resolve
+      assert.matches("CLOSED\ttrue\tnil\tthe client was closed", out)
     end)
   end)
 

@@ -244,6 +244,10 @@ static int static_options(vl_client *c, CURL *e) {
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    /* A DNS lookup still pending when its connect timeout hits, or when the client is closed,
+     * must not make libcurl join its resolver thread (a poll(0) or close() would wait for
+     * getaddrinfo): the thread is left to finish on its own. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
     if (c->user_agent) SET(CURLOPT_USERAGENT, c->user_agent);
 #undef SET
     return rc;
