@@ -329,6 +329,29 @@ describe("client transport", function()
         assert.equals(404, deletes[2].status)
       end)
 
+      it("imports rows once each when POSTs are dropped after commit (single requests)", function()
+        local sample = require "vivalearning.sample"
+        local src = os.tmpname() .. ".csv"
+        sample.write(src, 300, { prefix = "drop-" })
+        emu.fault { method = "POST", path = "/learningCourseActivities$", drop = true, after = true, share = 0.05 }
+        local seq = emu.last_seq()
+        local s = assert(viva.bulk.import(c, src, { provider = emu.PROVIDER, batch = 1 }))
+        os.remove(src)
+        assert.equals(300, s.created)
+        assert.equals(0, s.failed)
+        local creates = emu.counters().creates[emu.PROVIDER]
+        for i = 1, 300 do
+          local ext = ("drop-%06d"):format(i)
+          assert.equals(1, creates[ext], ext)
+        end
+        -- every POST that went out again was ours: it carries Retry-Attempt
+        local seen = {}
+        for _, e in ipairs(requests(seq, "/learningCourseActivities$", "POST")) do
+          if seen[e.client_request_id] then assert.is_string(e.headers["retry-attempt"]) end
+          seen[e.client_request_id] = true
+        end
+      end)
+
       it("never lets libcurl re-send a $batch after the connection died", function()
         emu.fault { method = "POST", path = "^/v1.0/%$batch$", drop = true, after = true, count = 1 }
         local seq = emu.last_seq()
