@@ -41,7 +41,8 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         lua_getfield(L, it, "op");
         op = lua_tostring(L, -1);
         if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
-        lua_pop(L, 1);               /* op string stays referenced by the item table */
+        /* the op string stays on the stack (below the arguments): the item's __index may
+         * have answered a fresh string that only the stack holds */
         base = lua_gettop(L);
         /* positional arguments from the item's fields */
         if (strcmp(op, "create") == 0 || strcmp(op, "update") == 0) {

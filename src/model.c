@@ -74,11 +74,24 @@ static int ptrmap_get(const vl_ptrmap *pm, const void *p, int *idx) {
 
 /* ------------------------------------------------------------------ helpers */
 
+/* The model at idx, or NULL. The tag names the kind, and the metatable must then be that
+ * kind's own: the metatable is reachable from Lua, so a tag copied onto another userdata's
+ * metatable (or changed) proves nothing. */
 static vl_model *tomodel(lua_State *L, int idx) {
+    vl_model *m = NULL;
+    idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-    int t = lua_rawgetp(L, -1, &vl_model_tag);
+    if (lua_rawgetp(L, -1, &vl_model_tag) == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k >= 0 && k < VL_NKINDS) {
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &vl_mt_keys[k]);
+            if (lua_rawequal(L, -1, -3)) m = (vl_model *)lua_touserdata(L, idx);
+            lua_pop(L, 1);
+            if (m && m->kind != (unsigned int)k) m = NULL;
+        }
+    }
     lua_pop(L, 2);
-    return t == LUA_TNUMBER ? (vl_model *)lua_touserdata(L, idx) : NULL;
+    return m;
 }
 
 static vl_model *checkmodel(lua_State *L, int idx) {
@@ -1348,9 +1361,26 @@ int vl_model_set_id(lua_State *L, int idx, const char *id) {
 
 /* ------------------------------------------------------------------ metamethods */
 
-/* __index: upvalue 1 = names table (field name -> index, method name -> function). */
+/* The receiver of __index / __newindex: a model of the kind whose metatable is upvalue 2
+ * (the field indexes in upvalue 1 are per kind; upvalue 3 is the kind index). */
+static vl_model *check_receiver(lua_State *L) {
+    int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
+    if (ok) {
+        ok = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+    }
+    if (!ok) {
+        const vl_kind *k = &vl_kinds[lua_tointeger(L, lua_upvalueindex(3))];
+        lua_pushfstring(L, "vivalearning %s model", k->type_name);
+        luaL_typeerror(L, 1, lua_tostring(L, -1));
+    }
+    return (vl_model *)lua_touserdata(L, 1);
+}
+
+/* __index: upvalues as check_receiver's; names maps field name -> index, method name ->
+ * function. */
 static int m_index(lua_State *L) {
-    vl_model *m = (vl_model *)lua_touserdata(L, 1);
+    vl_model *m = check_receiver(L);
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
     int t = lua_rawget(L, lua_upvalueindex(1));
@@ -1389,7 +1419,7 @@ static int m_index(lua_State *L) {
 }
 
 static int m_newindex(lua_State *L) {
-    vl_model *m = (vl_model *)lua_touserdata(L, 1);
+    vl_model *m = check_receiver(L);
     const vl_kind *k = &vl_kinds[m->kind];
     lua_settop(L, 3);
     lua_pushvalue(L, 2);
@@ -1639,10 +1669,14 @@ void vl_model_open(lua_State *L) {
         lua_pushvalue(L, names);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_names_keys[kind]);
         lua_pushvalue(L, names);
-        lua_pushcclosure(L, m_index, 1);
+        lua_pushvalue(L, mt);
+        lua_pushinteger(L, kind);
+        lua_pushcclosure(L, m_index, 3);
         lua_setfield(L, mt, "__index");
         lua_pushvalue(L, names);
-        lua_pushcclosure(L, m_newindex, 1);
+        lua_pushvalue(L, mt);
+        lua_pushinteger(L, kind);
+        lua_pushcclosure(L, m_newindex, 3);
         lua_setfield(L, mt, "__newindex");
         lua_pushcfunction(L, m_pairs);
         lua_setfield(L, mt, "__pairs");

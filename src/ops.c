@@ -417,42 +417,49 @@ static int page_next(lua_State *L, int o, spec *s, vl_client *c) {
 
 void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
     luaL_Buffer b;
+    const char *id = NULL;
+    size_t n = 0;
     luaL_checktype(L, a, LUA_TTABLE);
     s->method = VL_GET; s->res = VL_RES_PAGE; s->family = family;
     if (page_next(L, a, s, c)) return;
-    luaL_buffinit(L, &b);
+    /* the id is read before the buffer starts and stays on the stack until the path is
+     * built: an __index may answer a fresh string that only the stack holds */
     if (family == VL_FAM_ACTIVITY) {
         lua_getfield(L, a, "user");
         if (lua_type(L, -1) == LUA_TSTRING) {
-            size_t n;
-            const char *u = lua_tolstring(L, -1, &n);
-            lua_pop(L, 1);      /* the string stays in the options table */
-            luaL_addstring(&b, "/users");
-            if (!add_seg(L, &b, u, n, "user id")) { s->immediate = 2; return; }
+            id = lua_tolstring(L, -1, &n);
         } else {
-            lua_pop(L, 1);
             lua_getfield(L, a, "me");
             if (!lua_toboolean(L, -1)) luaL_error(L, "vivalearning: activities_page needs user = id or me = true");
             lua_pop(L, 1);
+        }
+    } else if (family == VL_FAM_CONTENT) {
+        lua_getfield(L, a, "provider");
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: contents_page needs provider = id");
+        id = lua_tolstring(L, -1, &n);
+    } else {
+        lua_pushnil(L);
+    }
+    luaL_buffinit(L, &b);
+    if (family == VL_FAM_ACTIVITY) {
+        if (id) {
+            luaL_addstring(&b, "/users");
+            if (!add_seg(L, &b, id, n, "user id")) { s->immediate = 2; return; }
+        } else {
             luaL_addstring(&b, "/me");
         }
         luaL_addstring(&b, PATH_ACT);
     } else if (family == VL_FAM_PROVIDER) {
         luaL_addstring(&b, PATH_PROV);
     } else {
-        size_t n;
-        const char *p;
-        lua_getfield(L, a, "provider");
-        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: contents_page needs provider = id");
-        p = lua_tolstring(L, -1, &n);
-        lua_pop(L, 1);
         luaL_addstring(&b, PATH_PROV);
-        if (!add_seg(L, &b, p, n, "provider id")) { s->immediate = 2; return; }
+        if (!add_seg(L, &b, id, n, "provider id")) { s->immediate = 2; return; }
         luaL_addstring(&b, "/learningContents");
     }
     page_query(L, a);
     luaL_addvalue(&b);
     luaL_pushresult(&b);
+    lua_remove(L, -2);     /* the id */
     s->path = lua_gettop(L);
 }
 
