@@ -860,10 +860,16 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
             /* base activity / provider / content: keep it as given (round trip) */
         } else if (mode == MODE_STRICT && key[0] != '@') {
             const char *best = suggest(k, key);
-            char prob[200];
-            if (best) snprintf(prob, sizeof prob, "unknown field of %s (did you mean %s?)", k->type_name, best);
+            const vl_kind *sub = NULL;
+            char prob[240];
+            if (m->kind == VL_K_ACTIVITY)            /* a subtype's field: the type is not given */
+                sub = find_field(&vl_kinds[VL_K_ASSIGNMENT], key, kn) >= 0 ? &vl_kinds[VL_K_ASSIGNMENT]
+                    : find_field(&vl_kinds[VL_K_SELF], key, kn) >= 0 ? &vl_kinds[VL_K_SELF] : NULL;
+            if (sub) snprintf(prob, sizeof prob, "unknown field of %s (a field of %s: give @odata.type = \"%s\")",
+                              k->type_name, sub->type_name, sub->odata_type);
+            else if (best) snprintf(prob, sizeof prob, "unknown field of %s (did you mean %s?)", k->type_name, best);
             else snprintf(prob, sizeof prob, "unknown field of %s", k->type_name);
-            report(L, S, key, prob, 0, 0);
+            report(L, S, key, prob, -1, 1);
             lua_pop(L, 1);
             continue;
         }
@@ -1130,6 +1136,64 @@ static int m_check(lua_State *L) {
     lua_pushboolean(L, 0);
     lua_pushvalue(L, 3);
     return 2;
+}
+
+/* ------------------------------------------------------------------ changes tables */
+
+/* The PATCH body of an update by id from a plain changes table (arg 1; arg 2: family),
+ * validated as assignments to a model's fields are: the family's type, or for activities
+ * the type @odata.type names (the base type, with the fields every activity has, when it
+ * names none). Raises at the first problem; run protected. */
+static int changes_protected(lua_State *L) {
+    const char *family = lua_tostring(L, 2);
+    int kind;
+    lua_settop(L, 2);
+    if (strcmp(family, "provider") == 0) {
+        kind = VL_K_PROVIDER;
+    } else if (strcmp(family, "content") == 0) {
+        kind = VL_K_CONTENT;
+    } else {
+        lua_pushliteral(L, "@odata.type");
+        int t = lua_rawget(L, 1);                 /* raw, as fill reads the table */
+        kind = t == LUA_TNIL ? VL_K_ACTIVITY : t == LUA_TSTRING ? kind_of_odata(lua_tostring(L, -1)) : -1;
+        if (kind < 0 || strcmp(vl_kinds[kind].family, "activity") != 0) {
+            sink S = { 0, 0 };
+            report(L, &S, "@odata.type", "\"#microsoft.graph.learningAssignment\" or "
+                   "\"#microsoft.graph.learningSelfInitiatedCourse\" expected", -1, 1);
+        }
+        lua_pop(L, 1);
+    }
+    push_names(L, kind);                          /* 3 */
+    vl_model *m = push_new(L, kind);              /* 4 */
+    sink S = { 0, 0 };
+    fill(L, 4, 3, 1, MODE_STRICT, &S);
+    const vl_kind *k = &vl_kinds[kind];
+    for (int i = 0; i < k->nfields; i++) {        /* every field given is a change */
+        if (lua_getiuservalue(L, 4, UV_FIELD(i)) != LUA_TNIL) m->dirty |= BIT(i);
+        lua_pop(L, 1);
+    }
+    if (!m->dirty) {
+        lua_pushnil(L);
+        return 1;
+    }
+    vl_buf b;
+    vl_buf_init(L, &b);
+    vl_model_put_json(&b, 4, 1);
+    vl_buf_finish(&b);
+    return 1;
+}
+
+int vl_model_push_changes_of_table(lua_State *L, int tidx, const char *family) {
+    tidx = lua_absindex(L, tidx);
+    lua_pushcfunction(L, changes_protected);
+    lua_pushvalue(L, tidx);
+    lua_pushstring(L, family);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 0;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------ encoding */

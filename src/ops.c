@@ -167,17 +167,22 @@ static void p_update_common(lua_State *L, int a, spec *s, int family, const char
     s->method = VL_PATCH; s->family = family;
     if (lua_type(L, ai) == LUA_TSTRING) {
         id = lua_tolstring(L, ai, &idn);
-        luaL_checktype(L, ai + 1, LUA_TTABLE);
         s->res = VL_RES_TRUE;
-        if (vl_model_kind(L, ai + 1)) vl_model_push_changes_json(L, ai + 1);
-        else if (!vl_json_encode(L, ai + 1)) {
-            const char *m = lua_tostring(L, -1);
-            char msg[300];
-            snprintf(msg, sizeof msg, "changes: %s", m ? m : "not encodable");
-            lua_pop(L, 2);
-            vl_error_validation(L, "%s", msg);
-            s->immediate = 2;
-            return;
+        if (vl_model_kind(L, ai + 1)) {
+            check_model(L, ai + 1, family);          /* a model of the family (raises) */
+            vl_model_push_changes_json(L, ai + 1);
+        } else {
+            luaL_checktype(L, ai + 1, LUA_TTABLE);
+            /* validated as a model's assigned fields are: nothing invalid is sent */
+            if (!vl_model_push_changes_of_table(L, ai + 1, vl_famname[family])) {
+                const char *m = lua_tostring(L, -1);
+                char msg[400];
+                snprintf(msg, sizeof msg, "%s", m ? m : "invalid changes");
+                lua_pop(L, 2);
+                vl_error_validation(L, "%s", msg);
+                s->immediate = 2;
+                return;
+            }
         }
         if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); s->immediate = 1; return; }
         s->body = lua_gettop(L);
