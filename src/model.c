@@ -9,6 +9,7 @@
  * "<flags>A\0B" (interned too), or kept as a table when they carry extra keys. Nothing is
  * malloc'd: every byte belongs to Lua, so errors (longjmp) leak nothing and no __gc is
  * needed. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ typedef struct vl_model {
     unsigned int dirty;          /* bit i: field i changed since construction/decode/clean */
 } vl_model;
 #define BIT(i) (1U << (i))
+VL_STATIC_ASSERT(sizeof(unsigned int) * CHAR_BIT >= VL_MAX_FIELDS, change_mask_has_a_bit_per_field);
 
 /* Registry / metatable keys: addresses of these constants (never written). */
 static const char vl_model_tag = 't';                 /* metatable[&tag] = kind index */
@@ -35,7 +37,9 @@ static const char vl_ptrmap_key = 'p';                /* names[&ptrmap] = pointe
 /* Field lookup by the address of an interned key string: Lua interns short strings, so a key
  * that cjson produced is the very string object the names table holds (and keeps alive).
  * A miss falls back to the names table, so this is only a shortcut. */
-#define PTRMAP_SLOTS 64
+#define PTRMAP_SLOTS 128
+/* every name of a kind has a slot, and one stays free (open addressing) */
+VL_STATIC_ASSERT(PTRMAP_SLOTS > VL_MAX_NAMES, name_map_has_a_slot_per_name_and_one_free);
 typedef struct vl_ptrmap {
     const void *key[PTRMAP_SLOTS];
     int idx[PTRMAP_SLOTS];
@@ -43,14 +47,18 @@ typedef struct vl_ptrmap {
 
 static unsigned ptrmap_slot(const void *p) {
     unsigned long long v = (unsigned long long)(size_t)p;
-    return (unsigned)(((v >> 3) * 0x9E3779B97F4A7C15ULL) >> 58);   /* 6 bits */
+    return (unsigned)((((v >> 3) * 0x9E3779B97F4A7C15ULL) >> 32) % PTRMAP_SLOTS);
 }
 
 static void ptrmap_put(vl_ptrmap *pm, const void *p, int idx) {
     unsigned h = ptrmap_slot(p);
-    while (pm->key[h] && pm->key[h] != p) h = (h + 1) % PTRMAP_SLOTS;
-    pm->key[h] = p;
-    pm->idx[h] = idx;
+    for (int n = 0; n < PTRMAP_SLOTS; n++, h = (h + 1) % PTRMAP_SLOTS)
+        if (!pm->key[h] || pm->key[h] == p) {
+            pm->key[h] = p;
+            pm->idx[h] = idx;
+            return;
+        }
+    /* full: the key stays out of the shortcut (lookups fall back to the names table) */
 }
 
 static int ptrmap_get(const vl_ptrmap *pm, const void *p, int *idx) {

@@ -87,6 +87,11 @@ static const vl_field content_fields[] = {
 #undef I32
 
 #define NF(a) (int)(sizeof(a) / sizeof((a)[0]))
+VL_STATIC_ASSERT(NF(assignment_fields) <= VL_MAX_FIELDS, assignment_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(self_initiated_fields) <= VL_MAX_FIELDS, self_initiated_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(activity_fields) <= VL_MAX_FIELDS, activity_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(provider_fields) <= VL_MAX_FIELDS, provider_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(content_fields) <= VL_MAX_FIELDS, content_fields_fit_the_change_mask);
 const vl_kind vl_kinds[VL_NKINDS] = {
   { "assignment",     "learningAssignment",          "#microsoft.graph.learningAssignment",          "#microsoft.graph.learningAssignment",          "activity", assignment_fields,     NF(assignment_fields) },
   { "self_initiated", "learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "activity", self_initiated_fields, NF(self_initiated_fields) },

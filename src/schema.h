@@ -18,6 +18,17 @@ typedef enum {
     VT_ANNOT      /* OData annotation kept as given (@odata.context) */
 } vl_vtype;
 
+/* Limits the models are built for, checked at compile time (schema.c, model.c). */
+#define VL_MAX_FIELDS 32                       /* a model's change mask: one bit per field */
+#define VL_MAX_NAMES (3 * VL_MAX_FIELDS + 1)   /* per field its name, wire name and alias; @odata.type */
+
+/* Static assertion in C99: an array of negative size, named after the rule it checks. */
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define VL_STATIC_ASSERT(cond, rule) _Static_assert(cond, #rule)
+#else
+#define VL_STATIC_ASSERT(cond, rule) typedef char vl_static_assert_##rule[(cond) ? 1 : -1]
+#endif
+
 #define VF_NULLABLE 1   /* CSDL Nullable=true */
 #define VF_REQUIRED 2   /* needed to create one (viva.check) */
 
