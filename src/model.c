@@ -78,6 +78,9 @@ static int ptrmap_get(const vl_ptrmap *pm, const void *p, int *idx) {
 #define UV_EXTRAS 1
 #define UV_FIELD(i) ((i) + 2)
 
+#define VL_STR_(x) #x
+#define VL_STR(x) VL_STR_(x)
+
 #define ISNULL(L, i) (lua_type((L), (i)) == LUA_TLIGHTUSERDATA && lua_touserdata((L), (i)) == NULL)
 
 /* ------------------------------------------------------------------ helpers */
@@ -215,6 +218,8 @@ static void push_repr(lua_State *L, int idx) {
     lua_pushstring(L, luaL_typename(L, idx));
 }
 
+void vl_push_repr(lua_State *L, int idx) { push_repr(L, idx); }
+
 /* The rule a field follows, as used in messages ("integer 0..100 expected"). */
 static void rule_text(const vl_field *f, char *buf, size_t sz) {
     switch (f->type) {
@@ -268,9 +273,21 @@ static int report(lua_State *L, sink *S, const char *field, const char *problem,
 }
 
 static int report_rule(lua_State *L, sink *S, const char *field, const vl_field *f, int vidx) {
-    char rule[200];
+    char rule[260];
     rule_text(f, rule, sizeof rule);
+    if (f->type == VT_ENUM && lua_type(L, vidx) == LUA_TSTRING) {
+        /* a member in the wrong case: name the right spelling */
+        size_t n, o = strlen(rule);
+        const char *s = lua_tolstring(L, vidx, &n);
+        int i = vl_enum_index_nocase(f->enums, s, n);
+        if (i >= 0) snprintf(rule + o, sizeof rule - o, " (did you mean '%s'?)", f->enums[i]);
+    }
     return report(L, S, field, rule, vidx, 1);
+}
+
+/* A date-time whose form is right but whose values are not: says which part. */
+static const char *dt_problem(int why) {
+    return why == VL_DT_DATE ? "not a calendar date" : why == VL_DT_TIME ? "not a time of day (00:00:00 to 23:59:59)" : NULL;
 }
 
 /* ------------------------------------------------------------------ JSON-ish values */
@@ -308,7 +325,7 @@ static int copy_json(lua_State *L, sink *S, const char *field, int idx, int dept
         break;
     case LUA_TTABLE: {
         if (depth >= VL_JSON_MAX_DEPTH)
-            return report(L, S, field, "JSON value nested too deeply expected less", 0, 0);
+            return report(L, S, field, "JSON value nested at most " VL_STR(VL_JSON_MAX_DEPTH) " levels deep expected", idx, 1);
         luaL_checkstack(L, 6, "copy");
         lua_newtable(L);
         int out = lua_gettop(L);
@@ -354,7 +371,7 @@ static int check_json(lua_State *L, sink *S, const char *field, int idx, int dep
         return 1;
     }
     if (depth >= VL_JSON_MAX_DEPTH)
-        return report(L, S, field, "JSON value nested too deeply expected less", 0, 0);
+        return report(L, S, field, "JSON value nested at most " VL_STR(VL_JSON_MAX_DEPTH) " levels deep expected", idx, 1);
     luaL_checkstack(L, 4, "check");
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -444,7 +461,7 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
     int required = (f->type == VT_DTTZ && which == 0);
     if (t == LUA_TNIL) {
         if (mode == MODE_STRICT && required) {
-            sub_report(L, S, f, fname, which, "string expected (required)", 0, 0);
+            sub_report(L, S, f, fname, which, "string expected (required)", vidx, 1);
             return -1;
         }
         return SUB_ABSENT;
@@ -475,8 +492,21 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
             return -1;
         }
         int ok = 1;
-        if (f->type == VT_DTTZ) ok = which == 0 ? vl_valid_local_dt(s, n) : n > 0;
-        else if (which == 0) ok = vl_enum_index(vl_body_types, s, n) >= 0;
+        char prob[120];
+        if (f->type == VT_DTTZ && which == 0) {
+            int why = vl_local_dt_check(s, n);
+            ok = why == VL_DT_OK;
+            if (dt_problem(why)) rule = dt_problem(why);
+        } else if (f->type == VT_DTTZ) {
+            ok = n > 0;
+        } else if (which == 0 && vl_enum_index(vl_body_types, s, n) < 0) {
+            int i = vl_enum_index_nocase(vl_body_types, s, n);
+            ok = 0;
+            if (i >= 0) {
+                snprintf(prob, sizeof prob, "%s (did you mean '%s'?)", rule, vl_body_types[i]);
+                rule = prob;
+            }
+        }
         if (!ok) {
             sub_report(L, S, f, fname, which, rule, vidx, 1);
             return -1;
@@ -539,7 +569,7 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
                 char path[200], prob[200];
                 snprintf(path, sizeof path, "%s.%s", fname, key);
                 snprintf(prob, sizeof prob, "unknown key (%s and %s expected)", sub_a(f), sub_b(f));
-                report(L, S, path, prob, 0, 0);
+                report(L, S, path, prob, -1, 1);
                 lua_pop(L, 1);
                 continue;
             }
@@ -627,8 +657,11 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
         if (mode == MODE_STRICT) {
             if (memchr(s, '\0', n)) return report(L, S, fname, "string without NUL bytes expected", vidx, 1);
             int ok = 1;
-            if (f->type == VT_DTO) ok = vl_valid_dto(s, n);
-            else if (f->type == VT_DURATION) ok = vl_valid_duration(s, n);
+            if (f->type == VT_DTO) {
+                int why = vl_dto_check(s, n);
+                if (dt_problem(why)) return report(L, S, fname, dt_problem(why), vidx, 1);
+                ok = why == VL_DT_OK;
+            } else if (f->type == VT_DURATION) ok = vl_valid_duration(s, n);
             else if (f->type == VT_ENUM) ok = vl_enum_index(f->enums, s, n) >= 0;
             else if ((f->flags & VF_REQUIRED) && n == 0)
                 return report(L, S, fname, "non-empty string expected", vidx, 1);
@@ -1496,8 +1529,11 @@ static int m_newindex(lua_State *L) {
     lua_settop(L, 3);
     lua_pushvalue(L, 2);
     int t = lua_rawget(L, lua_upvalueindex(1));
-    if (t == LUA_TNUMBER && lua_tointeger(L, -1) < 0)
-        return luaL_error(L, "@odata.type: is given by the model type (%s), not assignable", k->type_name);
+    if (t == LUA_TNUMBER && lua_tointeger(L, -1) < 0) {
+        push_repr(L, 3);
+        return luaL_error(L, "@odata.type: is given by the model type (%s), not assignable, got %s",
+                          k->type_name, lua_tostring(L, -1));
+    }
     if (t == LUA_TNUMBER) {
         int fi = (int)lua_tointeger(L, -1);
         const vl_field *f = &k->fields[fi];
@@ -1519,10 +1555,12 @@ static int m_newindex(lua_State *L) {
     if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "%s: field name (string) expected, got %s",
                                                          k->type_name, luaL_typename(L, 2));
     const char *key = lua_tostring(L, 2);
-    if (t == LUA_TFUNCTION) return luaL_error(L, "%s: is a method of %s, not a field", key, k->type_name);
+    push_repr(L, 3);                                        /* 5: the value, for messages */
+    const char *got = lua_tostring(L, -1);
+    if (t == LUA_TFUNCTION) return luaL_error(L, "%s: is a method of %s, not a field, got %s", key, k->type_name, got);
     const char *best = suggest(k, key);
-    if (best) return luaL_error(L, "%s: unknown field of %s (did you mean %s?)", key, k->type_name, best);
-    return luaL_error(L, "%s: unknown field of %s", key, k->type_name);
+    if (best) return luaL_error(L, "%s: unknown field of %s (did you mean %s?), got %s", key, k->type_name, best, got);
+    return luaL_error(L, "%s: unknown field of %s, got %s", key, k->type_name, got);
 }
 
 /* __pairs iterator: upvalue 1 = next field index (nfields: extras from the start,

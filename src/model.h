@@ -37,6 +37,9 @@ void vl_model_clean(lua_State *L, int idx);                   /* forget changes 
 int  vl_model_set_id(lua_State *L, int idx, const char *id);  /* 1, or 0 if not a model */
 
 /* ---- internal to the core ---- */
+/* Pushes a short printable rendering of the value at idx for messages ("x" quoted and
+ * escaped, numbers, nil, viva.null, type names). */
+void vl_push_repr(lua_State *L, int idx);
 struct vl_buf;
 void vl_model_put_json(struct vl_buf *b, int idx, int changes_only);
 

@@ -14,13 +14,23 @@ static const char *arg_string(lua_State *L, int idx, const char *what, size_t *n
     return lua_tolstring(L, idx, n);
 }
 
+/* Pushes nil and the validation error "what: problem, got <id>" (the buffer is done). */
+static void bad_id(lua_State *L, const char *s, size_t n, const char *what, const char *problem) {
+    char msg[300];
+    lua_pushlstring(L, s, n);
+    vl_push_repr(L, -1);
+    snprintf(msg, sizeof msg, "%s: %s, got %s", what, problem, lua_tostring(L, -1));
+    lua_pop(L, 2);
+    vl_error_validation(L, "%s", msg);
+}
+
 /* Appends a segment; on a bad id pushes nil, validation error and returns 0. */
 static int add_seg(lua_State *L, luaL_Buffer *b, const char *s, size_t n, const char *what) {
     const char *e = vl_url_add_segment(b, s, n);
     if (e) {
         luaL_pushresult(b);
         lua_pop(L, 1);
-        vl_error_validation(L, "%s: %s", what, e);
+        bad_id(L, s, n, what, e);
         return 0;
     }
     return 1;
@@ -46,14 +56,19 @@ static int check_model(lua_State *L, int idx, int family) {
         if (family == VL_FAM_ACTIVITY) {
             const char *t = NULL;
             lua_getfield(L, idx, "@odata.type");
-            t = lua_tostring(L, -1);
-            lua_pop(L, 1);
+            t = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
             if (t && strstr(t, "learningSelfInitiatedCourse")) ctor = "self_initiated";
             else if (t && strstr(t, "learningAssignment")) ctor = "assignment";
             else {
-                vl_error_validation(L, "@odata.type must name learningAssignment or learningSelfInitiatedCourse");
+                char msg[300];
+                vl_push_repr(L, -1);
+                snprintf(msg, sizeof msg, "@odata.type must name learningAssignment or learningSelfInitiatedCourse, got %s",
+                         lua_tostring(L, -1));
+                lua_pop(L, 2);
+                vl_error_validation(L, "%s", msg);
                 return 0;
             }
+            lua_pop(L, 1);     /* the value was kept until here: an __index may have made it */
         }
         lua_getfield(L, lua_upvalueindex(1), ctor);
         if (!lua_isfunction(L, -1)) luaL_error(L, "vivalearning: model constructor %s missing", ctor);
@@ -108,7 +123,7 @@ static void p_create(lua_State *L, int a, spec *s) {
         luaL_addstring(&b, "/learningCourseActivities");
         err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
         luaL_pushresult(&b);
-        if (err) { vl_error_validation(L, "externalCourseActivityId: %s", err); s->immediate = 2; return; }
+        if (err) { lua_pop(L, 1); bad_id(L, e, en, "externalCourseActivityId", err); s->immediate = 2; return; }
         s->alt = lua_gettop(L);
     }
 }
@@ -137,7 +152,7 @@ static void p_get_by_external_id(lua_State *L, int a, spec *s) {
     luaL_addstring(&b, "/learningCourseActivities");
     err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
     luaL_pushresult(&b);
-    if (err) { lua_pop(L, 1); vl_error_validation(L, "external id: %s", err); s->immediate = 2; return; }
+    if (err) { lua_pop(L, 1); bad_id(L, e, en, "external id", err); s->immediate = 2; return; }
     s->path = lua_gettop(L);
 }
 
@@ -292,7 +307,7 @@ static int content_path(lua_State *L, int a, spec *s, int model) {
     luaL_addstring(&b, "/learningContents");
     if (by_ext) {
         err = vl_url_add_key(&b, "externalId", id, n);
-        if (err) { luaL_pushresult(&b); lua_pop(L, 1); vl_error_validation(L, "externalId: %s", err); s->immediate = 2; return 0; }
+        if (err) { luaL_pushresult(&b); lua_pop(L, 1); bad_id(L, id, n, "externalId", err); s->immediate = 2; return 0; }
     } else if (!add_seg(L, &b, id, n, "content id")) { s->immediate = 2; return 0; }
     luaL_pushresult(&b);
     s->path = lua_gettop(L);

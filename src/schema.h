@@ -61,5 +61,11 @@ int vl_valid_dto(const char *s, size_t n);        /* DateTimeOffset with Z or of
 int vl_valid_local_dt(const char *s, size_t n);   /* dateTimeTimeZone.dateTime */
 int vl_valid_duration(const char *s, size_t n);   /* Edm.Duration */
 int vl_enum_index(const char *const *e, const char *s, size_t n);   /* -1 if not a member */
+int vl_enum_index_nocase(const char *const *e, const char *s, size_t n);   /* ASCII case ignored */
+
+/* What is wrong with a date-time string: the form, or (in the right form) the values. */
+enum { VL_DT_OK = 0, VL_DT_SHAPE, VL_DT_DATE /* not on the calendar */, VL_DT_TIME /* not a time of day */ };
+int vl_dto_check(const char *s, size_t n);        /* DateTimeOffset */
+int vl_local_dt_check(const char *s, size_t n);   /* dateTimeTimeZone.dateTime */
 
 #endif
