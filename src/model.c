@@ -1198,9 +1198,9 @@ static int changes_protected(lua_State *L) {
         int t = lua_rawget(L, 1);                 /* raw, as fill reads the table */
         kind = t == LUA_TNIL ? VL_K_ACTIVITY : t == LUA_TSTRING ? kind_of_odata(lua_tostring(L, -1)) : -1;
         if (kind < 0 || strcmp(vl_kinds[kind].family, "activity") != 0) {
-            sink S = { 0, 0 };
-            report(L, &S, "@odata.type", "\"#microsoft.graph.learningAssignment\" or "
-                   "\"#microsoft.graph.learningSelfInitiatedCourse\" expected", -1, 1);
+            sink S = { 0, 0 };                        /* raises */
+            return report(L, &S, "@odata.type", "\"#microsoft.graph.learningAssignment\" or "
+                          "\"#microsoft.graph.learningSelfInitiatedCourse\" expected", -1, 1);
         }
         lua_pop(L, 1);
     }
