@@ -7,7 +7,8 @@
  * Input: byte 0 picks the mode, the rest is the document.
  *   0  viva.decode(doc [, family])               + invariants on every model produced
  *   1  json_decode(doc) -> every constructor, viva.check, json_encode
- *   2  the C interface: vl_model_from_table, push_json, push_changes_json, push_field, set_id
+ *   2  the C interface: vl_model_from_table, push_json, push_changes_json, push_field, set_id,
+ *      push_changes_of_table
  *   3  assign every key of the decoded object to a model of each type, field by field
  * Invariants (abort on violation): every :tojson() is valid JSON that decodes back to an
  * equal model with the same JSON; the Lua stack is balanced after each step. */
@@ -175,6 +176,19 @@ static void run_c_interface(lua_State *L, const char *doc, size_t n, unsigned se
         vl_model_clean(L, m);
         CHECK(vl_json_encode(L, m));
         lua_pop(L, 2);
+    }
+    /* the document as the changes table of an update by id: a JSON object, nil, or nil + msg */
+    for (int f = 0; f < 2 && lua_istable(L, t); f++) {
+        if (vl_model_push_changes_of_table(L, t, f ? "provider" : "activity")) {
+            size_t bn;
+            const char *bs = lua_tolstring(L, -1, &bn);
+            CHECK(lua_isnil(L, -1) || (bs && bn >= 2 && bs[0] == '{'));
+            if (bs) CHECK(vl_json_decode(L, bs, bn) && lua_istable(L, -1));
+            lua_settop(L, t);
+        } else {
+            CHECK(lua_isnil(L, -2) && lua_isstring(L, -1));
+            lua_settop(L, t);
+        }
     }
     CHECK(vl_json_encode(L, t) || (lua_isnil(L, -2) && lua_isstring(L, -1)));
     lua_settop(L, top);

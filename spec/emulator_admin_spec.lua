@@ -150,6 +150,20 @@ describe("emulator admin API", function()
       assert.equal(18, r.curl_exit)  -- partial file
     end)
 
+    it("answers a 2xx with the raw body given (an empty 200), and needs that body", function()
+      emu.fault{ method = "GET", path = "learningCourseActivities", status = 200, body = "", count = 1 }
+      local r = get()
+      assert.equal(200, r.status)
+      assert.equal("", r.body)
+      assert.equal(200, get().status)
+      assert.is_truthy(#get().body > 0)   -- count = 1: the next one is served again
+      local bad = http.post(emu.http .. "/_emulator/faults", { json = { path = "x", status = 204 } })
+      assert.equal(400, bad.status)
+      assert.is_truthy(bad.body:find("needs a body", 1, true), bad.body)
+      bad = http.post(emu.http .. "/_emulator/faults", { json = { path = "x", status = 302, body = "" } })
+      assert.equal(400, bad.status)
+    end)
+
     it("stalls after the headers and half a body (stall), then closes", function()
       emu.fault{ path = "learningCourseActivities", stall = 3, count = 1 }
       local r = http.get(emu.graph_url_http .. COLL, { timeout = 1, headers = { Authorization = "Bearer " .. emu.token() } })

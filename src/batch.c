@@ -41,7 +41,8 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         lua_getfield(L, it, "op");
         op = lua_tostring(L, -1);
         if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
-        lua_pop(L, 1);               /* op string stays referenced by the item table */
+        /* the op string stays on the stack (below the arguments): the item's __index may
+         * have answered a fresh string that only the stack holds */
         base = lua_gettop(L);
         /* positional arguments from the item's fields */
         if (strcmp(op, "create") == 0 || strcmp(op, "update") == 0) {
@@ -226,7 +227,29 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
             int res, fam;
             lua_getfield(L, meta, "res"); res = (int)lua_tointeger(L, -1); lua_pop(L, 1);
             lua_getfield(L, meta, "family"); fam = (int)lua_tointeger(L, -1); lua_pop(L, 1);
-            if ((res == VL_RES_MODEL || res == VL_RES_CREATED) && lua_istable(L, body)) {
+            if ((res == VL_RES_MODEL || res == VL_RES_CREATED) && !lua_istable(L, body)) {
+                /* no entity: only a 204 on an upsert is empty by design (the model sent) */
+                int upsert, empty = lua_isnil(L, body) || (lua_type(L, body) == LUA_TSTRING && lua_rawlen(L, body) == 0);
+                lua_getfield(L, meta, "op");
+                upsert = st == 204 && empty && lua_type(L, -1) == LUA_TSTRING &&
+                         strcmp(lua_tostring(L, -1), "upsert_content") == 0;
+                lua_pop(L, 1);
+                if (upsert) {
+                    lua_getfield(L, meta, "model");
+                    if (!vl_model_kind(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
+                    lua_pushboolean(L, 1); lua_setfield(L, it, "ok");
+                    lua_setfield(L, it, "value");
+                } else {
+                    vl_errinfo e;
+                    vl_fill_errinfo(&e, r, "protocol");
+                    e.status = st;
+                    e.message = empty ? "empty response body in batch response where an entity was expected"
+                        : "batch response body is not a JSON object";
+                    vl_error_push(L, &e);
+                    lua_setfield(L, it, "err");
+                    lua_pushboolean(L, 0); lua_setfield(L, it, "ok");
+                }
+            } else if (res == VL_RES_MODEL || res == VL_RES_CREATED) {
                 if (vl_to_model(L, body, fam)) {
                     lua_remove(L, -2);
                     if (res == VL_RES_CREATED) {

@@ -311,10 +311,17 @@ static void succeed(lua_State *L, vl_client *c, int cidx, vl_req *r) {
     switch (res) {
     case VL_RES_MODEL:
     case VL_RES_CREATED:
-        if (!r->resp_len && !r->phase) {       /* 204 on an upsert: the model we sent */
+        if (!r->resp_len && !r->phase && r->method == VL_PATCH && r->status == 204) {
+            /* 204 on an upsert: the model we sent */
             push_ctx(L, cidx, r, "model");
             if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
             vl_finish(L, c, cidx, r, 1);
+            return;
+        }
+        if (!r->resp_len) {                    /* any other empty success: the entity is missing */
+            char msg[160];
+            snprintf(msg, sizeof msg, "empty response body where a %s was expected", vl_famname[r->family]);
+            vl_fail_protocol(L, c, cidx, r, msg);
             return;
         }
         if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "response body is not a JSON object"); return; }

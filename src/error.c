@@ -26,26 +26,38 @@ static void add_line(luaL_Buffer *b, const char *s, size_t max) {
     if (i == max && s[i]) luaL_addstring(b, "...");
 }
 
+/* Pushes t[k] and returns it when it is a string, else NULL. The value stays on the stack:
+ * the caller keeps it there for as long as it uses the string (an __index may answer a
+ * fresh string that nothing but the stack holds). */
 static const char *field(lua_State *L, int t, const char *k) {
-    const char *s;
     lua_getfield(L, t, k);
-    s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_pop(L, 1);   /* the string stays alive in the table */
-    return s;
+    return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 }
 
 static int err_tostring(lua_State *L) {
     luaL_Buffer b;
-    const char *kind, *code, *msg, *s;
-    lua_Integer status;
-    int t = 1;
+    const char *kind, *code, *msg, *cause, *method, *url, *rid, *crid;
+    lua_Integer status, attempts;
+    int t = 1, has_ra;
+    double ra;
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    /* every field is read (and kept on the stack) before the buffer starts */
     kind = field(L, t, "kind");
     code = field(L, t, "code");
     msg = field(L, t, "message");
+    cause = field(L, t, "cause");
+    method = field(L, t, "method");
+    url = field(L, t, "url");
+    rid = field(L, t, "request_id");
+    crid = field(L, t, "client_request_id");
     lua_getfield(L, t, "status");
     status = lua_tointeger(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, t, "retry_after");
+    has_ra = lua_type(L, -1) == LUA_TNUMBER;
+    ra = has_ra ? (double)lua_tonumber(L, -1) : 0;
+    lua_getfield(L, t, "attempts");
+    attempts = lua_type(L, -1) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "vivalearning: ");
     add_line(&b, kind ? kind : "unknown", 32);
@@ -56,29 +68,23 @@ static int err_tostring(lua_State *L) {
     }
     if (code) { luaL_addchar(&b, ' '); add_line(&b, code, 80); }
     if (msg) { luaL_addstring(&b, ": "); add_line(&b, msg, 400); }
-    if ((s = field(L, t, "cause")) != NULL) { luaL_addstring(&b, " (cause: "); add_line(&b, s, 300); luaL_addchar(&b, ')'); }
-    if ((s = field(L, t, "method")) != NULL) {
+    if (cause) { luaL_addstring(&b, " (cause: "); add_line(&b, cause, 300); luaL_addchar(&b, ')'); }
+    if (method) {
         luaL_addstring(&b, " [");
-        add_line(&b, s, 10);
-        if ((s = field(L, t, "url")) != NULL) { luaL_addchar(&b, ' '); add_line(&b, s, 300); }
+        add_line(&b, method, 10);
+        if (url) { luaL_addchar(&b, ' '); add_line(&b, url, 300); }
         luaL_addchar(&b, ']');
     }
-    if ((s = field(L, t, "request_id")) != NULL) { luaL_addstring(&b, " request-id "); add_line(&b, s, 96); }
-    if ((s = field(L, t, "client_request_id")) != NULL) { luaL_addstring(&b, " client-request-id "); add_line(&b, s, 96); }
-    lua_getfield(L, t, "retry_after");
-    if (lua_type(L, -1) == LUA_TNUMBER) {
+    if (rid) { luaL_addstring(&b, " request-id "); add_line(&b, rid, 96); }
+    if (crid) { luaL_addstring(&b, " client-request-id "); add_line(&b, crid, 96); }
+    if (has_ra) {
         char nb[48];
-        snprintf(nb, sizeof nb, " retry-after %.3gs", (double)lua_tonumber(L, -1));
+        snprintf(nb, sizeof nb, " retry-after %.3gs", ra);
         luaL_addstring(&b, nb);
     }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "attempts");
-    if (lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) > 0) {
-        lua_pushfstring(L, " attempts %d", (int)lua_tointeger(L, -1));
-        lua_remove(L, -2);
+    if (attempts > 0) {
+        lua_pushfstring(L, " attempts %d", (int)attempts);
         luaL_addvalue(&b);
-    } else {
-        lua_pop(L, 1);
     }
     luaL_pushresult(&b);
     return 1;

@@ -9,6 +9,7 @@
  * "<flags>A\0B" (interned too), or kept as a table when they carry extra keys. Nothing is
  * malloc'd: every byte belongs to Lua, so errors (longjmp) leak nothing and no __gc is
  * needed. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ typedef struct vl_model {
     unsigned int dirty;          /* bit i: field i changed since construction/decode/clean */
 } vl_model;
 #define BIT(i) (1U << (i))
+VL_STATIC_ASSERT(sizeof(unsigned int) * CHAR_BIT >= VL_MAX_FIELDS, change_mask_has_a_bit_per_field);
 
 /* Registry / metatable keys: addresses of these constants (never written). */
 static const char vl_model_tag = 't';                 /* metatable[&tag] = kind index */
@@ -35,7 +37,9 @@ static const char vl_ptrmap_key = 'p';                /* names[&ptrmap] = pointe
 /* Field lookup by the address of an interned key string: Lua interns short strings, so a key
  * that cjson produced is the very string object the names table holds (and keeps alive).
  * A miss falls back to the names table, so this is only a shortcut. */
-#define PTRMAP_SLOTS 64
+#define PTRMAP_SLOTS 128
+/* every name of a kind has a slot, and one stays free (open addressing) */
+VL_STATIC_ASSERT(PTRMAP_SLOTS > VL_MAX_NAMES, name_map_has_a_slot_per_name_and_one_free);
 typedef struct vl_ptrmap {
     const void *key[PTRMAP_SLOTS];
     int idx[PTRMAP_SLOTS];
@@ -43,14 +47,18 @@ typedef struct vl_ptrmap {
 
 static unsigned ptrmap_slot(const void *p) {
     unsigned long long v = (unsigned long long)(size_t)p;
-    return (unsigned)(((v >> 3) * 0x9E3779B97F4A7C15ULL) >> 58);   /* 6 bits */
+    return (unsigned)((((v >> 3) * 0x9E3779B97F4A7C15ULL) >> 32) % PTRMAP_SLOTS);
 }
 
 static void ptrmap_put(vl_ptrmap *pm, const void *p, int idx) {
     unsigned h = ptrmap_slot(p);
-    while (pm->key[h] && pm->key[h] != p) h = (h + 1) % PTRMAP_SLOTS;
-    pm->key[h] = p;
-    pm->idx[h] = idx;
+    for (int n = 0; n < PTRMAP_SLOTS; n++, h = (h + 1) % PTRMAP_SLOTS)
+        if (!pm->key[h] || pm->key[h] == p) {
+            pm->key[h] = p;
+            pm->idx[h] = idx;
+            return;
+        }
+    /* full: the key stays out of the shortcut (lookups fall back to the names table) */
 }
 
 static int ptrmap_get(const vl_ptrmap *pm, const void *p, int *idx) {
@@ -70,15 +78,31 @@ static int ptrmap_get(const vl_ptrmap *pm, const void *p, int *idx) {
 #define UV_EXTRAS 1
 #define UV_FIELD(i) ((i) + 2)
 
+#define VL_STR_(x) #x
+#define VL_STR(x) VL_STR_(x)
+
 #define ISNULL(L, i) (lua_type((L), (i)) == LUA_TLIGHTUSERDATA && lua_touserdata((L), (i)) == NULL)
 
 /* ------------------------------------------------------------------ helpers */
 
+/* The model at idx, or NULL. The tag names the kind, and the metatable must then be that
+ * kind's own: the metatable is reachable from Lua, so a tag copied onto another userdata's
+ * metatable (or changed) proves nothing. */
 static vl_model *tomodel(lua_State *L, int idx) {
+    vl_model *m = NULL;
+    idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-    int t = lua_rawgetp(L, -1, &vl_model_tag);
+    if (lua_rawgetp(L, -1, &vl_model_tag) == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k >= 0 && k < VL_NKINDS) {
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &vl_mt_keys[k]);
+            if (lua_rawequal(L, -1, -3)) m = (vl_model *)lua_touserdata(L, idx);
+            lua_pop(L, 1);
+            if (m && m->kind != (unsigned int)k) m = NULL;
+        }
+    }
     lua_pop(L, 2);
-    return t == LUA_TNUMBER ? (vl_model *)lua_touserdata(L, idx) : NULL;
+    return m;
 }
 
 static vl_model *checkmodel(lua_State *L, int idx) {
@@ -194,6 +218,8 @@ static void push_repr(lua_State *L, int idx) {
     lua_pushstring(L, luaL_typename(L, idx));
 }
 
+void vl_push_repr(lua_State *L, int idx) { push_repr(L, idx); }
+
 /* The rule a field follows, as used in messages ("integer 0..100 expected"). */
 static void rule_text(const vl_field *f, char *buf, size_t sz) {
     switch (f->type) {
@@ -247,9 +273,21 @@ static int report(lua_State *L, sink *S, const char *field, const char *problem,
 }
 
 static int report_rule(lua_State *L, sink *S, const char *field, const vl_field *f, int vidx) {
-    char rule[200];
+    char rule[260];
     rule_text(f, rule, sizeof rule);
+    if (f->type == VT_ENUM && lua_type(L, vidx) == LUA_TSTRING) {
+        /* a member in the wrong case: name the right spelling */
+        size_t n, o = strlen(rule);
+        const char *s = lua_tolstring(L, vidx, &n);
+        int i = vl_enum_index_nocase(f->enums, s, n);
+        if (i >= 0) snprintf(rule + o, sizeof rule - o, " (did you mean '%s'?)", f->enums[i]);
+    }
     return report(L, S, field, rule, vidx, 1);
+}
+
+/* A date-time whose form is right but whose values are not: says which part. */
+static const char *dt_problem(int why) {
+    return why == VL_DT_DATE ? "not a calendar date" : why == VL_DT_TIME ? "not a time of day (00:00:00 to 23:59:59)" : NULL;
 }
 
 /* ------------------------------------------------------------------ JSON-ish values */
@@ -287,7 +325,7 @@ static int copy_json(lua_State *L, sink *S, const char *field, int idx, int dept
         break;
     case LUA_TTABLE: {
         if (depth >= VL_JSON_MAX_DEPTH)
-            return report(L, S, field, "JSON value nested too deeply expected less", 0, 0);
+            return report(L, S, field, "JSON value nested at most " VL_STR(VL_JSON_MAX_DEPTH) " levels deep expected", idx, 1);
         luaL_checkstack(L, 6, "copy");
         lua_newtable(L);
         int out = lua_gettop(L);
@@ -333,7 +371,7 @@ static int check_json(lua_State *L, sink *S, const char *field, int idx, int dep
         return 1;
     }
     if (depth >= VL_JSON_MAX_DEPTH)
-        return report(L, S, field, "JSON value nested too deeply expected less", 0, 0);
+        return report(L, S, field, "JSON value nested at most " VL_STR(VL_JSON_MAX_DEPTH) " levels deep expected", idx, 1);
     luaL_checkstack(L, 4, "check");
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -423,7 +461,7 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
     int required = (f->type == VT_DTTZ && which == 0);
     if (t == LUA_TNIL) {
         if (mode == MODE_STRICT && required) {
-            sub_report(L, S, f, fname, which, "string expected (required)", 0, 0);
+            sub_report(L, S, f, fname, which, "string expected (required)", vidx, 1);
             return -1;
         }
         return SUB_ABSENT;
@@ -454,8 +492,21 @@ static int check_sub(lua_State *L, sink *S, int mode, const vl_field *f, const c
             return -1;
         }
         int ok = 1;
-        if (f->type == VT_DTTZ) ok = which == 0 ? vl_valid_local_dt(s, n) : n > 0;
-        else if (which == 0) ok = vl_enum_index(vl_body_types, s, n) >= 0;
+        char prob[120];
+        if (f->type == VT_DTTZ && which == 0) {
+            int why = vl_local_dt_check(s, n);
+            ok = why == VL_DT_OK;
+            if (dt_problem(why)) rule = dt_problem(why);
+        } else if (f->type == VT_DTTZ) {
+            ok = n > 0;
+        } else if (which == 0 && vl_enum_index(vl_body_types, s, n) < 0) {
+            int i = vl_enum_index_nocase(vl_body_types, s, n);
+            ok = 0;
+            if (i >= 0) {
+                snprintf(prob, sizeof prob, "%s (did you mean '%s'?)", rule, vl_body_types[i]);
+                rule = prob;
+            }
+        }
         if (!ok) {
             sub_report(L, S, f, fname, which, rule, vidx, 1);
             return -1;
@@ -518,7 +569,7 @@ static int convert_complex(lua_State *L, sink *S, int mode, const vl_field *f, c
                 char path[200], prob[200];
                 snprintf(path, sizeof path, "%s.%s", fname, key);
                 snprintf(prob, sizeof prob, "unknown key (%s and %s expected)", sub_a(f), sub_b(f));
-                report(L, S, path, prob, 0, 0);
+                report(L, S, path, prob, -1, 1);
                 lua_pop(L, 1);
                 continue;
             }
@@ -606,8 +657,11 @@ static int convert(lua_State *L, sink *S, int mode, const vl_field *f, int vidx)
         if (mode == MODE_STRICT) {
             if (memchr(s, '\0', n)) return report(L, S, fname, "string without NUL bytes expected", vidx, 1);
             int ok = 1;
-            if (f->type == VT_DTO) ok = vl_valid_dto(s, n);
-            else if (f->type == VT_DURATION) ok = vl_valid_duration(s, n);
+            if (f->type == VT_DTO) {
+                int why = vl_dto_check(s, n);
+                if (dt_problem(why)) return report(L, S, fname, dt_problem(why), vidx, 1);
+                ok = why == VL_DT_OK;
+            } else if (f->type == VT_DURATION) ok = vl_valid_duration(s, n);
             else if (f->type == VT_ENUM) ok = vl_enum_index(f->enums, s, n) >= 0;
             else if ((f->flags & VF_REQUIRED) && n == 0)
                 return report(L, S, fname, "non-empty string expected", vidx, 1);
@@ -847,10 +901,16 @@ static void fill(lua_State *L, int ud, int names, int tidx, int mode, sink *S) {
             /* base activity / provider / content: keep it as given (round trip) */
         } else if (mode == MODE_STRICT && key[0] != '@') {
             const char *best = suggest(k, key);
-            char prob[200];
-            if (best) snprintf(prob, sizeof prob, "unknown field of %s (did you mean %s?)", k->type_name, best);
+            const vl_kind *sub = NULL;
+            char prob[240];
+            if (m->kind == VL_K_ACTIVITY)            /* a subtype's field: the type is not given */
+                sub = find_field(&vl_kinds[VL_K_ASSIGNMENT], key, kn) >= 0 ? &vl_kinds[VL_K_ASSIGNMENT]
+                    : find_field(&vl_kinds[VL_K_SELF], key, kn) >= 0 ? &vl_kinds[VL_K_SELF] : NULL;
+            if (sub) snprintf(prob, sizeof prob, "unknown field of %s (a field of %s: give @odata.type = \"%s\")",
+                              k->type_name, sub->type_name, sub->odata_type);
+            else if (best) snprintf(prob, sizeof prob, "unknown field of %s (did you mean %s?)", k->type_name, best);
             else snprintf(prob, sizeof prob, "unknown field of %s", k->type_name);
-            report(L, S, key, prob, 0, 0);
+            report(L, S, key, prob, -1, 1);
             lua_pop(L, 1);
             continue;
         }
@@ -1119,6 +1179,64 @@ static int m_check(lua_State *L) {
     return 2;
 }
 
+/* ------------------------------------------------------------------ changes tables */
+
+/* The PATCH body of an update by id from a plain changes table (arg 1; arg 2: family),
+ * validated as assignments to a model's fields are: the family's type, or for activities
+ * the type @odata.type names (the base type, with the fields every activity has, when it
+ * names none). Raises at the first problem; run protected. */
+static int changes_protected(lua_State *L) {
+    const char *family = lua_tostring(L, 2);
+    int kind;
+    lua_settop(L, 2);
+    if (strcmp(family, "provider") == 0) {
+        kind = VL_K_PROVIDER;
+    } else if (strcmp(family, "content") == 0) {
+        kind = VL_K_CONTENT;
+    } else {
+        lua_pushliteral(L, "@odata.type");
+        int t = lua_rawget(L, 1);                 /* raw, as fill reads the table */
+        kind = t == LUA_TNIL ? VL_K_ACTIVITY : t == LUA_TSTRING ? kind_of_odata(lua_tostring(L, -1)) : -1;
+        if (kind < 0 || strcmp(vl_kinds[kind].family, "activity") != 0) {
+            sink S = { 0, 0 };                        /* raises */
+            return report(L, &S, "@odata.type", "\"#microsoft.graph.learningAssignment\" or "
+                          "\"#microsoft.graph.learningSelfInitiatedCourse\" expected", -1, 1);
+        }
+        lua_pop(L, 1);
+    }
+    push_names(L, kind);                          /* 3 */
+    vl_model *m = push_new(L, kind);              /* 4 */
+    sink S = { 0, 0 };
+    fill(L, 4, 3, 1, MODE_STRICT, &S);
+    const vl_kind *k = &vl_kinds[kind];
+    for (int i = 0; i < k->nfields; i++) {        /* every field given is a change */
+        if (lua_getiuservalue(L, 4, UV_FIELD(i)) != LUA_TNIL) m->dirty |= BIT(i);
+        lua_pop(L, 1);
+    }
+    if (!m->dirty) {
+        lua_pushnil(L);
+        return 1;
+    }
+    vl_buf b;
+    vl_buf_init(L, &b);
+    vl_model_put_json(&b, 4, 1);
+    vl_buf_finish(&b);
+    return 1;
+}
+
+int vl_model_push_changes_of_table(lua_State *L, int tidx, const char *family) {
+    tidx = lua_absindex(L, tidx);
+    lua_pushcfunction(L, changes_protected);
+    lua_pushvalue(L, tidx);
+    lua_pushstring(L, family);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 0;
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------------------ encoding */
 
 static void put_name(vl_buf *b, const char *name) {
@@ -1348,9 +1466,26 @@ int vl_model_set_id(lua_State *L, int idx, const char *id) {
 
 /* ------------------------------------------------------------------ metamethods */
 
-/* __index: upvalue 1 = names table (field name -> index, method name -> function). */
+/* The receiver of __index / __newindex: a model of the kind whose metatable is upvalue 2
+ * (the field indexes in upvalue 1 are per kind; upvalue 3 is the kind index). */
+static vl_model *check_receiver(lua_State *L) {
+    int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
+    if (ok) {
+        ok = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+    }
+    if (!ok) {
+        const vl_kind *k = &vl_kinds[lua_tointeger(L, lua_upvalueindex(3))];
+        lua_pushfstring(L, "vivalearning %s model", k->type_name);
+        luaL_typeerror(L, 1, lua_tostring(L, -1));
+    }
+    return (vl_model *)lua_touserdata(L, 1);
+}
+
+/* __index: upvalues as check_receiver's; names maps field name -> index, method name ->
+ * function. */
 static int m_index(lua_State *L) {
-    vl_model *m = (vl_model *)lua_touserdata(L, 1);
+    vl_model *m = check_receiver(L);
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
     int t = lua_rawget(L, lua_upvalueindex(1));
@@ -1389,13 +1524,16 @@ static int m_index(lua_State *L) {
 }
 
 static int m_newindex(lua_State *L) {
-    vl_model *m = (vl_model *)lua_touserdata(L, 1);
+    vl_model *m = check_receiver(L);
     const vl_kind *k = &vl_kinds[m->kind];
     lua_settop(L, 3);
     lua_pushvalue(L, 2);
     int t = lua_rawget(L, lua_upvalueindex(1));
-    if (t == LUA_TNUMBER && lua_tointeger(L, -1) < 0)
-        return luaL_error(L, "@odata.type: is given by the model type (%s), not assignable", k->type_name);
+    if (t == LUA_TNUMBER && lua_tointeger(L, -1) < 0) {
+        push_repr(L, 3);
+        return luaL_error(L, "@odata.type: is given by the model type (%s), not assignable, got %s",
+                          k->type_name, lua_tostring(L, -1));
+    }
     if (t == LUA_TNUMBER) {
         int fi = (int)lua_tointeger(L, -1);
         const vl_field *f = &k->fields[fi];
@@ -1417,10 +1555,12 @@ static int m_newindex(lua_State *L) {
     if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "%s: field name (string) expected, got %s",
                                                          k->type_name, luaL_typename(L, 2));
     const char *key = lua_tostring(L, 2);
-    if (t == LUA_TFUNCTION) return luaL_error(L, "%s: is a method of %s, not a field", key, k->type_name);
+    push_repr(L, 3);                                        /* 5: the value, for messages */
+    const char *got = lua_tostring(L, -1);
+    if (t == LUA_TFUNCTION) return luaL_error(L, "%s: is a method of %s, not a field, got %s", key, k->type_name, got);
     const char *best = suggest(k, key);
-    if (best) return luaL_error(L, "%s: unknown field of %s (did you mean %s?)", key, k->type_name, best);
-    return luaL_error(L, "%s: unknown field of %s", key, k->type_name);
+    if (best) return luaL_error(L, "%s: unknown field of %s (did you mean %s?), got %s", key, k->type_name, best, got);
+    return luaL_error(L, "%s: unknown field of %s, got %s", key, k->type_name, got);
 }
 
 /* __pairs iterator: upvalue 1 = next field index (nfields: extras from the start,
@@ -1639,10 +1779,14 @@ void vl_model_open(lua_State *L) {
         lua_pushvalue(L, names);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_names_keys[kind]);
         lua_pushvalue(L, names);
-        lua_pushcclosure(L, m_index, 1);
+        lua_pushvalue(L, mt);
+        lua_pushinteger(L, kind);
+        lua_pushcclosure(L, m_index, 3);
         lua_setfield(L, mt, "__index");
         lua_pushvalue(L, names);
-        lua_pushcclosure(L, m_newindex, 1);
+        lua_pushvalue(L, mt);
+        lua_pushinteger(L, kind);
+        lua_pushcclosure(L, m_newindex, 3);
         lua_setfield(L, mt, "__newindex");
         lua_pushcfunction(L, m_pairs);
         lua_setfield(L, mt, "__pairs");

@@ -25,6 +25,11 @@ void vl_model_push_json(lua_State *L, int idx);
 /* PATCH body of the fields changed since construction / decode / clean (+ @odata.type on
  * derived types); pushes nil when nothing changed. */
 void vl_model_push_changes_json(lua_State *L, int idx);
+/* PATCH body of an update by id from the plain changes table at tidx, validated as
+ * assignments to the fields of a model of the family are ("activity": the type @odata.type
+ * names, the base type when none). Pushes the body, or nil when nothing is to change, and
+ * returns 1; pushes nil, msg and returns 0 when a field is invalid (never raises). */
+int vl_model_push_changes_of_table(lua_State *L, int tidx, const char *family);
 /* Lua value of a field by Graph name (either alternate-key spelling); nil when unset,
  * viva.null when explicitly null; nil for names the type does not have. */
 void vl_model_push_field(lua_State *L, int idx, const char *field);
@@ -32,6 +37,9 @@ void vl_model_clean(lua_State *L, int idx);                   /* forget changes 
 int  vl_model_set_id(lua_State *L, int idx, const char *id);  /* 1, or 0 if not a model */
 
 /* ---- internal to the core ---- */
+/* Pushes a short printable rendering of the value at idx for messages ("x" quoted and
+ * escaped, numbers, nil, viva.null, type names). */
+void vl_push_repr(lua_State *L, int idx);
 struct vl_buf;
 void vl_model_put_json(struct vl_buf *b, int idx, int changes_only);
 

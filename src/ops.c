@@ -14,13 +14,23 @@ static const char *arg_string(lua_State *L, int idx, const char *what, size_t *n
     return lua_tolstring(L, idx, n);
 }
 
+/* Pushes nil and the validation error "what: problem, got <id>" (the buffer is done). */
+static void bad_id(lua_State *L, const char *s, size_t n, const char *what, const char *problem) {
+    char msg[300];
+    lua_pushlstring(L, s, n);
+    vl_push_repr(L, -1);
+    snprintf(msg, sizeof msg, "%s: %s, got %s", what, problem, lua_tostring(L, -1));
+    lua_pop(L, 2);
+    vl_error_validation(L, "%s", msg);
+}
+
 /* Appends a segment; on a bad id pushes nil, validation error and returns 0. */
 static int add_seg(lua_State *L, luaL_Buffer *b, const char *s, size_t n, const char *what) {
     const char *e = vl_url_add_segment(b, s, n);
     if (e) {
         luaL_pushresult(b);
         lua_pop(L, 1);
-        vl_error_validation(L, "%s: %s", what, e);
+        bad_id(L, s, n, what, e);
         return 0;
     }
     return 1;
@@ -46,14 +56,19 @@ static int check_model(lua_State *L, int idx, int family) {
         if (family == VL_FAM_ACTIVITY) {
             const char *t = NULL;
             lua_getfield(L, idx, "@odata.type");
-            t = lua_tostring(L, -1);
-            lua_pop(L, 1);
+            t = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
             if (t && strstr(t, "learningSelfInitiatedCourse")) ctor = "self_initiated";
             else if (t && strstr(t, "learningAssignment")) ctor = "assignment";
             else {
-                vl_error_validation(L, "@odata.type must name learningAssignment or learningSelfInitiatedCourse");
+                char msg[300];
+                vl_push_repr(L, -1);
+                snprintf(msg, sizeof msg, "@odata.type must name learningAssignment or learningSelfInitiatedCourse, got %s",
+                         lua_tostring(L, -1));
+                lua_pop(L, 2);
+                vl_error_validation(L, "%s", msg);
                 return 0;
             }
+            lua_pop(L, 1);     /* the value was kept until here: an __index may have made it */
         }
         lua_getfield(L, lua_upvalueindex(1), ctor);
         if (!lua_isfunction(L, -1)) luaL_error(L, "vivalearning: model constructor %s missing", ctor);
@@ -108,7 +123,7 @@ static void p_create(lua_State *L, int a, spec *s) {
         luaL_addstring(&b, "/learningCourseActivities");
         err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
         luaL_pushresult(&b);
-        if (err) { vl_error_validation(L, "externalCourseActivityId: %s", err); s->immediate = 2; return; }
+        if (err) { lua_pop(L, 1); bad_id(L, e, en, "externalCourseActivityId", err); s->immediate = 2; return; }
         s->alt = lua_gettop(L);
     }
 }
@@ -137,7 +152,7 @@ static void p_get_by_external_id(lua_State *L, int a, spec *s) {
     luaL_addstring(&b, "/learningCourseActivities");
     err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
     luaL_pushresult(&b);
-    if (err) { lua_pop(L, 1); vl_error_validation(L, "external id: %s", err); s->immediate = 2; return; }
+    if (err) { lua_pop(L, 1); bad_id(L, e, en, "external id", err); s->immediate = 2; return; }
     s->path = lua_gettop(L);
 }
 
@@ -167,17 +182,22 @@ static void p_update_common(lua_State *L, int a, spec *s, int family, const char
     s->method = VL_PATCH; s->family = family;
     if (lua_type(L, ai) == LUA_TSTRING) {
         id = lua_tolstring(L, ai, &idn);
-        luaL_checktype(L, ai + 1, LUA_TTABLE);
         s->res = VL_RES_TRUE;
-        if (vl_model_kind(L, ai + 1)) vl_model_push_changes_json(L, ai + 1);
-        else if (!vl_json_encode(L, ai + 1)) {
-            const char *m = lua_tostring(L, -1);
-            char msg[300];
-            snprintf(msg, sizeof msg, "changes: %s", m ? m : "not encodable");
-            lua_pop(L, 2);
-            vl_error_validation(L, "%s", msg);
-            s->immediate = 2;
-            return;
+        if (vl_model_kind(L, ai + 1)) {
+            check_model(L, ai + 1, family);          /* a model of the family (raises) */
+            vl_model_push_changes_json(L, ai + 1);
+        } else {
+            luaL_checktype(L, ai + 1, LUA_TTABLE);
+            /* validated as a model's assigned fields are: nothing invalid is sent */
+            if (!vl_model_push_changes_of_table(L, ai + 1, vl_famname[family])) {
+                const char *m = lua_tostring(L, -1);
+                char msg[400];
+                snprintf(msg, sizeof msg, "%s", m ? m : "invalid changes");
+                lua_pop(L, 2);
+                vl_error_validation(L, "%s", msg);
+                s->immediate = 2;
+                return;
+            }
         }
         if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); s->immediate = 1; return; }
         s->body = lua_gettop(L);
@@ -287,7 +307,7 @@ static int content_path(lua_State *L, int a, spec *s, int model) {
     luaL_addstring(&b, "/learningContents");
     if (by_ext) {
         err = vl_url_add_key(&b, "externalId", id, n);
-        if (err) { luaL_pushresult(&b); lua_pop(L, 1); vl_error_validation(L, "externalId: %s", err); s->immediate = 2; return 0; }
+        if (err) { luaL_pushresult(&b); lua_pop(L, 1); bad_id(L, id, n, "externalId", err); s->immediate = 2; return 0; }
     } else if (!add_seg(L, &b, id, n, "content id")) { s->immediate = 2; return 0; }
     luaL_pushresult(&b);
     s->path = lua_gettop(L);
@@ -417,42 +437,49 @@ static int page_next(lua_State *L, int o, spec *s, vl_client *c) {
 
 void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
     luaL_Buffer b;
+    const char *id = NULL;
+    size_t n = 0;
     luaL_checktype(L, a, LUA_TTABLE);
     s->method = VL_GET; s->res = VL_RES_PAGE; s->family = family;
     if (page_next(L, a, s, c)) return;
-    luaL_buffinit(L, &b);
+    /* the id is read before the buffer starts and stays on the stack until the path is
+     * built: an __index may answer a fresh string that only the stack holds */
     if (family == VL_FAM_ACTIVITY) {
         lua_getfield(L, a, "user");
         if (lua_type(L, -1) == LUA_TSTRING) {
-            size_t n;
-            const char *u = lua_tolstring(L, -1, &n);
-            lua_pop(L, 1);      /* the string stays in the options table */
-            luaL_addstring(&b, "/users");
-            if (!add_seg(L, &b, u, n, "user id")) { s->immediate = 2; return; }
+            id = lua_tolstring(L, -1, &n);
         } else {
-            lua_pop(L, 1);
             lua_getfield(L, a, "me");
             if (!lua_toboolean(L, -1)) luaL_error(L, "vivalearning: activities_page needs user = id or me = true");
             lua_pop(L, 1);
+        }
+    } else if (family == VL_FAM_CONTENT) {
+        lua_getfield(L, a, "provider");
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: contents_page needs provider = id");
+        id = lua_tolstring(L, -1, &n);
+    } else {
+        lua_pushnil(L);
+    }
+    luaL_buffinit(L, &b);
+    if (family == VL_FAM_ACTIVITY) {
+        if (id) {
+            luaL_addstring(&b, "/users");
+            if (!add_seg(L, &b, id, n, "user id")) { s->immediate = 2; return; }
+        } else {
             luaL_addstring(&b, "/me");
         }
         luaL_addstring(&b, PATH_ACT);
     } else if (family == VL_FAM_PROVIDER) {
         luaL_addstring(&b, PATH_PROV);
     } else {
-        size_t n;
-        const char *p;
-        lua_getfield(L, a, "provider");
-        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: contents_page needs provider = id");
-        p = lua_tolstring(L, -1, &n);
-        lua_pop(L, 1);
         luaL_addstring(&b, PATH_PROV);
-        if (!add_seg(L, &b, p, n, "provider id")) { s->immediate = 2; return; }
+        if (!add_seg(L, &b, id, n, "provider id")) { s->immediate = 2; return; }
         luaL_addstring(&b, "/learningContents");
     }
     page_query(L, a);
     luaL_addvalue(&b);
     luaL_pushresult(&b);
+    lua_remove(L, -2);     /* the id */
     s->path = lua_gettop(L);
 }
 

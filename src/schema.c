@@ -87,6 +87,11 @@ static const vl_field content_fields[] = {
 #undef I32
 
 #define NF(a) (int)(sizeof(a) / sizeof((a)[0]))
+VL_STATIC_ASSERT(NF(assignment_fields) <= VL_MAX_FIELDS, assignment_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(self_initiated_fields) <= VL_MAX_FIELDS, self_initiated_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(activity_fields) <= VL_MAX_FIELDS, activity_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(provider_fields) <= VL_MAX_FIELDS, provider_fields_fit_the_change_mask);
+VL_STATIC_ASSERT(NF(content_fields) <= VL_MAX_FIELDS, content_fields_fit_the_change_mask);
 const vl_kind vl_kinds[VL_NKINDS] = {
   { "assignment",     "learningAssignment",          "#microsoft.graph.learningAssignment",          "#microsoft.graph.learningAssignment",          "activity", assignment_fields,     NF(assignment_fields) },
   { "self_initiated", "learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "#microsoft.graph.learningSelfInitiatedCourse", "activity", self_initiated_fields, NF(self_initiated_fields) },
@@ -108,10 +113,12 @@ static int digits(const char *s, size_t n, size_t at, size_t k, int *out) {
     return 1;
 }
 
-/* YYYY-MM-DDTHH:MM:SS[.f{1,12}] ; returns the length consumed, 0 if invalid. */
-static size_t date_time_part(const char *s, size_t n) {
+/* YYYY-MM-DDTHH:MM:SS[.f{1,12}] ; returns the length consumed, 0 if invalid. When only the
+ * values are wrong, *why says which part (VL_DT_DATE, VL_DT_TIME); else VL_DT_SHAPE. */
+static size_t date_time_part(const char *s, size_t n, int *why) {
     int y, mo, d, h, mi, se;
     size_t i = 0;
+    *why = VL_DT_SHAPE;
     while (i < n && s[i] >= '0' && s[i] <= '9') i++;
     if (i < 4 || i > 9 || !digits(s, n, 0, i, &y)) return 0;
     if (i >= n || s[i] != '-' || !digits(s, n, i + 1, 2, &mo)) return 0;
@@ -124,14 +131,22 @@ static size_t date_time_part(const char *s, size_t n) {
     i += 3;
     if (i >= n || s[i] != ':' || !digits(s, n, i + 1, 2, &se)) return 0;
     i += 3;
-    static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 59) return 0;
-    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 0;
     if (i < n && s[i] == '.') {
         size_t f = ++i;
         while (i < n && s[i] >= '0' && s[i] <= '9') i++;
         if (i == f || i - f > 12) return 0;
     }
+    static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))) {
+        *why = VL_DT_DATE;
+        return 0;
+    }
+    if (h > 23 || mi > 59 || se > 59) {
+        *why = VL_DT_TIME;
+        return 0;
+    }
+    *why = VL_DT_OK;
     return i;
 }
 
@@ -142,15 +157,23 @@ static int offset_part(const char *s, size_t n) {
            digits(s, n, 4, 2, &m) && h <= 23 && m <= 59;
 }
 
-int vl_valid_dto(const char *s, size_t n) {
-    size_t k = date_time_part(s, n);
-    return k && offset_part(s + k, n - k);
+int vl_dto_check(const char *s, size_t n) {
+    int why;
+    size_t k = date_time_part(s, n, &why);
+    if (!k) return why;
+    return offset_part(s + k, n - k) ? VL_DT_OK : VL_DT_SHAPE;
 }
 
-int vl_valid_local_dt(const char *s, size_t n) {
-    size_t k = date_time_part(s, n);
-    return k && (k == n || offset_part(s + k, n - k));
+int vl_local_dt_check(const char *s, size_t n) {
+    int why;
+    size_t k = date_time_part(s, n, &why);
+    if (!k) return why;
+    return k == n || offset_part(s + k, n - k) ? VL_DT_OK : VL_DT_SHAPE;
 }
+
+int vl_valid_dto(const char *s, size_t n) { return vl_dto_check(s, n) == VL_DT_OK; }
+
+int vl_valid_local_dt(const char *s, size_t n) { return vl_local_dt_check(s, n) == VL_DT_OK; }
 
 int vl_valid_duration(const char *s, size_t n) {
     size_t i = 0;
@@ -194,5 +217,17 @@ int vl_valid_duration(const char *s, size_t n) {
 int vl_enum_index(const char *const *e, const char *s, size_t n) {
     for (int i = 0; e[i]; i++)
         if (strlen(e[i]) == n && memcmp(e[i], s, n) == 0) return i;
+    return -1;
+}
+
+static int lower_ascii(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+int vl_enum_index_nocase(const char *const *e, const char *s, size_t n) {
+    for (int i = 0; e[i]; i++) {
+        size_t j = 0;
+        if (strlen(e[i]) != n) continue;
+        while (j < n && lower_ascii((unsigned char)e[i][j]) == lower_ascii((unsigned char)s[j])) j++;
+        if (j == n) return i;
+    }
     return -1;
 }

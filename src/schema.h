@@ -18,6 +18,17 @@ typedef enum {
     VT_ANNOT      /* OData annotation kept as given (@odata.context) */
 } vl_vtype;
 
+/* Limits the models are built for, checked at compile time (schema.c, model.c). */
+#define VL_MAX_FIELDS 32                       /* a model's change mask: one bit per field */
+#define VL_MAX_NAMES (3 * VL_MAX_FIELDS + 1)   /* per field its name, wire name and alias; @odata.type */
+
+/* Static assertion in C99: an array of negative size, named after the rule it checks. */
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define VL_STATIC_ASSERT(cond, rule) _Static_assert(cond, #rule)
+#else
+#define VL_STATIC_ASSERT(cond, rule) typedef char vl_static_assert_##rule[(cond) ? 1 : -1]
+#endif
+
 #define VF_NULLABLE 1   /* CSDL Nullable=true */
 #define VF_REQUIRED 2   /* needed to create one (viva.check) */
 
@@ -50,5 +61,11 @@ int vl_valid_dto(const char *s, size_t n);        /* DateTimeOffset with Z or of
 int vl_valid_local_dt(const char *s, size_t n);   /* dateTimeTimeZone.dateTime */
 int vl_valid_duration(const char *s, size_t n);   /* Edm.Duration */
 int vl_enum_index(const char *const *e, const char *s, size_t n);   /* -1 if not a member */
+int vl_enum_index_nocase(const char *const *e, const char *s, size_t n);   /* ASCII case ignored */
+
+/* What is wrong with a date-time string: the form, or (in the right form) the values. */
+enum { VL_DT_OK = 0, VL_DT_SHAPE, VL_DT_DATE /* not on the calendar */, VL_DT_TIME /* not a time of day */ };
+int vl_dto_check(const char *s, size_t n);        /* DateTimeOffset */
+int vl_local_dt_check(const char *s, size_t n);   /* dateTimeTimeZone.dateTime */
 
 #endif

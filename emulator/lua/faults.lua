@@ -1,6 +1,6 @@
 -- Fault rules (POST /_emulator/faults): match method + path (a Lua pattern against the path without
 -- query) and answer a status with Retry-After in any form, a "Retry after N minutes" body, a delay, or
--- a dropped connection; before the request is processed, or after it (after = true: committed, then
+-- a dropped connection (or a 2xx with a raw body, e.g. an empty 200 where an entity is due); before the request is processed, or after it (after = true: committed, then
 -- the failure, the ambiguous case).  count = the next K matches; share = the part of matches (0..1).
 local json = require("json")
 local util = require("util")
@@ -49,8 +49,8 @@ local FIELDS = {
     return v:upper()
   end,
   status = function(v)
-    if not num(v) or v < 400 or v > 599 or v % 1 ~= 0 then
-      return nil, "status must be an HTTP error status (429, 500, 503, 504, ...)"
+    if not num(v) or v % 1 ~= 0 or not ((v >= 400 and v <= 599) or (v >= 200 and v <= 299)) then
+      return nil, "status must be an HTTP error status (429, 500, 503, 504, ...), or 2xx with a body"
     end
     return v
   end,
@@ -102,6 +102,10 @@ function M.add(spec)
     r[k] = value
   end
   r.remaining = r.count
+  -- a success status answers the raw body given (e.g. "": an empty 200 where an entity is due)
+  if r.status and r.status < 400 and not r.body then
+    return nil, "status " .. int_string(r.status) .. " needs a body (the raw body to answer, \"\" for none)"
+  end
   if not (r.status or r.delay or r.drop or r.truncate or r.stall) then
     return nil, "a fault needs status, delay, drop, truncate or stall"
   end
