@@ -130,3 +130,191 @@ describe("bulk import sources", function()
     os.remove(lf); os.remove(cr); os.remove(jl)
   end)
 end)
+
+describe("row values", function()
+  it("reads integers from strings and integral floats; refuses out-of-range and fractional ones, naming the value", function()
+    local function one(v)
+      local nr = rows.normalize({ completionPercentage = v })
+      return nr.fields.completionPercentage, nr.errors
+    end
+    assert.equal(40, (one(" 40 ")))
+    assert.equal(7, (one(7.0)))
+    assert.equal(100, (one("1e2")))
+    for _, case in ipairs {
+      { "99999999999999999999999", "integer expected, got 99999999999999999999999 (out of range)" },
+      { "50.5", "integer expected, got 50.5" },
+      { 50.5, "integer expected, got 50.5" },
+      { 1e23, "integer expected, got 1e+23 (out of range)" },
+      { "-1e30", "out of range" },
+    } do
+      local v, errs = one(case[1])
+      assert.equal(case[1], v)           -- kept as given, never nil
+      assert.truthy(errs, tostring(case[1]))
+      assert.equal("completionPercentage", errs[1].field)
+      assert.matches(case[2], errs[1].message, 1, true)
+    end
+    -- not a number at all: left to the model check, which names the field
+    assert.equal("abc", (one("abc")))
+    assert.is_nil(select(2, one("abc")))
+  end)
+
+  it("refuses a row that gives one field under two keys, naming both", function()
+    local nr = rows.normalize({ externalCourseActivityId = "a", externalcourseActivityId = "b" })
+    assert.equal("externalCourseActivityId", nr.errors[1].field)
+    assert.matches("externalCourseActivityId and externalcourseActivityId", nr.errors[1].message, 1, true)
+    nr = rows.normalize({ notes = "plain", ["notes.content"] = "dotted" })
+    assert.matches("notes and notes.content", nr.errors[1].message, 1, true)
+    nr = rows.normalize({ notes = { content = "x" }, ["notes.contentType"] = "text" })
+    assert.matches("notes and notes.contentType", nr.errors[1].message, 1, true)
+    nr = rows.normalize({ type = "assignment", ["@odata.type"] = "#microsoft.graph.learningSelfInitiatedCourse" })
+    assert.matches("@odata.type and type", nr.errors[1].message, 1, true)
+    -- parts of one field are no conflict; an empty cell is not given
+    assert.is_nil(rows.normalize({ ["notes.content"] = "x", ["notes.contentType"] = "text" }).errors)
+    assert.is_nil(rows.normalize({ externalCourseActivityId = "a", externalcourseActivityId = "" }).errors)
+  end)
+
+  it("reads a plain-string notes as the itemBody the model makes of it", function()
+    local nr = rows.normalize({ notes = "Assigned by HR" })
+    assert.same({ contentType = "text", content = "Assigned by HR" }, nr.fields.notes)
+    assert.is_nil(rows.diff(nr.fields, { notes = { contentType = "text", content = "Assigned by HR" } }))
+    assert.same({ notes = { contentType = "text", content = "changed" } },
+      rows.diff(rows.normalize({ notes = "changed" }).fields, { notes = { contentType = "text", content = "Assigned by HR" } }))
+  end)
+
+  it("checks a CSV header: duplicates, two columns for one field, unknown columns with a suggestion", function()
+    local check = viva.check
+    local function hdr(cols, t) return rows.check_header(cols, { check = check, type = t }) end
+    assert.is_true(hdr(rows.columns))
+    local ok, err = hdr({ "type", "status", "status" })
+    assert.is_nil(ok); assert.matches("columns 2 and 3 are both named 'status'", err, 1, true)
+    ok, err = hdr({ "type", "notes", "notes.content" })
+    assert.is_nil(ok); assert.matches("'notes' and 'notes.content'", err, 1, true)
+    ok, err = hdr({ "type", "externalcourseActivityId", "externalCourseActivityId" })
+    assert.is_nil(ok); assert.matches("'externalCourseActivityId' and 'externalcourseActivityId'", err, 1, true)
+    ok, err = hdr({ "type", "@odata.type" })
+    assert.is_nil(ok); assert.matches("'type' and '@odata.type'", err, 1, true)
+    ok, err = hdr({ "externalCourseActivityId", "complettionPercentage" }, "assignment")
+    assert.is_nil(ok)
+    assert.equal("column 'complettionPercentage' is not a field of learningAssignment; did you mean 'completionPercentage'?", err)
+    -- a type column: unknown only when no row type has it
+    assert.is_true(hdr({ "type", "assignmentType", "startedDateTime" }))
+    ok, err = hdr({ "type", "bogus.content" })
+    assert.is_nil(ok)
+    assert.matches("column 'bogus.content' is not a field of learningAssignment or learningSelfInitiatedCourse", err, 1, true)
+    -- a self_initiated import has no assignmentType
+    ok, err = hdr({ "externalCourseActivityId", "assignmentType" }, "self_initiated")
+    assert.is_nil(ok); assert.matches("learningSelfInitiatedCourse", err, 1, true)
+  end)
+end)
+
+describe("bulk import rows and headers", function()
+  local emu = require "support.emulator"
+  local PROVIDER = sample.provider
+  local c
+  setup(function() c = require("support.lualayer").client() end)
+  before_each(function() emu.reset() end)
+
+  local HEAD = "type,externalCourseActivityId,learnerUserId,learningContentId,status,assignmentType"
+  local function line(ext, i, extra)
+    return ("assignment,%s,%s,%s,inProgress,required%s"):format(ext, sample.learner(i), sample.content(i), extra or "")
+  end
+  local function requests() return emu.counters().requests end
+  local function outcomes(path)
+    local by = {}
+    for r in results.read(path) do by[r.row] = r end
+    return by
+  end
+
+  it("fails a row whose integer is out of range or fractional, naming the field and the value", function()
+    local src, res = tmp(".csv"), tmp(".csv")
+    write(src, table.concat({ HEAD .. ",completionPercentage",
+      line("big-1", 1, ",99999999999999999999999"), line("big-2", 2, ",50.5"), line("big-3", 3, ",50") }, "\n") .. "\n")
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
+    assert.equal(3, s.read); assert.equal(1, s.created); assert.equal(2, s.invalid)
+    local by = outcomes(res)
+    assert.equal("invalidRow", by[1].code)
+    assert.matches("completionPercentage: integer expected, got 99999999999999999999999 (out of range)", by[1].message, 1, true)
+    assert.matches("completionPercentage: integer expected, got 50.5", by[2].message, 1, true)
+    assert.is_nil(emu.counters().creates[PROVIDER]["big-1"])
+    -- JSON Lines: beyond integer range, and a fraction
+    local jl = tmp(".jsonl")
+    write(jl, ('{"type":"assignment","externalCourseActivityId":"jbig-1","learnerUserId":"%s","learningContentId":"%s","status":"inProgress","assignmentType":"required","completionPercentage":99999999999999999999999}\n'
+      .. '{"type":"assignment","externalCourseActivityId":"jbig-2","learnerUserId":"%s","learningContentId":"%s","status":"inProgress","assignmentType":"required","completionPercentage":50.5}\n')
+      :format(sample.learner(1), sample.content(1), sample.learner(2), sample.content(2)))
+    s = assert(viva.bulk.import(c, jl, { provider = PROVIDER, results = res }))
+    assert.equal(2, s.invalid); assert.equal(0, s.created)
+    by = outcomes(res)
+    assert.matches("completionPercentage: integer expected, got 1e+23 (out of range)", by[1].message, 1, true)
+    assert.matches("completionPercentage: integer expected, got 50.5", by[2].message, 1, true)
+    os.remove(src); os.remove(res); os.remove(jl)
+  end)
+
+  it("refuses conflicting or duplicated columns at the header, before any request", function()
+    local src = tmp(".csv")
+    for _, case in ipairs {
+      { HEAD .. ",notes,notes.content", ",plain,dotted", "'notes' and 'notes.content'" },
+      { HEAD .. ",externalcourseActivityId", ",other", "'externalCourseActivityId' and 'externalcourseActivityId'" },
+      { HEAD .. ",status", ",completed", "columns 5 and 7 are both named 'status'" },
+    } do
+      write(src, case[1] .. "\n" .. line("conf-1", 1, case[2]) .. "\n")
+      local before = requests()
+      for _, dry in ipairs { false, true } do
+        local s, err = viva.bulk.import(c, src, { provider = PROVIDER, dry_run = dry })
+        assert.is_nil(s)
+        assert.matches(case[3], err, 1, true)
+      end
+      assert.equal(before, requests())
+    end
+    os.remove(src)
+  end)
+
+  it("fails a JSON Lines or Lua row that gives both spellings of the external id, naming both", function()
+    local row = { type = "assignment", externalCourseActivityId = "sp-1", externalcourseActivityId = "sp-2",
+                  learnerUserId = sample.learner(1), learningContentId = sample.content(1),
+                  status = "inProgress", assignmentType = "required" }
+    local res = tmp(".csv")
+    local s = assert(viva.bulk.import(c, { row }, { provider = PROVIDER, results = res }))
+    assert.equal(1, s.invalid)
+    assert.matches("externalCourseActivityId and externalcourseActivityId", outcomes(res)[1].message, 1, true)
+    local jl = tmp(".jsonl")
+    write(jl, jsonl.encode(row) .. "\n")
+    s = assert(viva.bulk.import(c, jl, { provider = PROVIDER, results = res }))
+    assert.equal(1, s.invalid)
+    assert.matches("externalCourseActivityId and externalcourseActivityId", outcomes(res)[1].message, 1, true)
+    assert.is_nil(emu.counters().creates[PROVIDER])
+    os.remove(res); os.remove(jl)
+  end)
+
+  it("reports an unknown column once, at the header, with its suggestion, and sends nothing", function()
+    local src = tmp(".csv")
+    local body = { HEAD .. ",complettionPercentage" }
+    for i = 1, 30 do body[#body + 1] = line(("unk-%d"):format(i), i, ",40") end
+    write(src, table.concat(body, "\n") .. "\n")
+    local before = requests()
+    local s, err = viva.bulk.import(c, src, { provider = PROVIDER })
+    assert.is_nil(s)
+    assert.equal("CSV header: column 'complettionPercentage' is not a field of learningAssignment or "
+      .. "learningSelfInitiatedCourse; did you mean 'completionPercentage'?", err)
+    assert.equal(before, requests())
+    os.remove(src)
+  end)
+
+  it("upsert: a plain-string notes column is unchanged on the second run", function()
+    local src = tmp(".csv")
+    write(src, HEAD .. ",notes\n" .. line("pn-1", 1, ",Assigned by HR") .. "\n" .. line("pn-2", 2, ',"Quarterly, part 2"') .. "\n")
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, mode = "upsert" }))
+    assert.equal(2, s.created)
+    local since = emu.last_seq()
+    s = assert(viva.bulk.import(c, src, { provider = PROVIDER, mode = "upsert" }))
+    assert.equal(2, s.unchanged); assert.equal(0, s.updated)
+    local patches = 0
+    for _, e in ipairs(emu.log(since)) do if e.method == "PATCH" then patches = patches + 1 end end
+    assert.equal(0, patches)
+    -- a changed string is an update
+    write(src, HEAD .. ",notes\n" .. line("pn-1", 1, ",Assigned by IT") .. "\n")
+    s = assert(viva.bulk.import(c, src, { provider = PROVIDER, mode = "upsert" }))
+    assert.equal(1, s.updated)
+    assert.equal("Assigned by IT", assert(c:get_by_external_id(PROVIDER, "pn-1")).notes.content)
+    os.remove(src)
+  end)
+end)

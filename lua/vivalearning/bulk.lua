@@ -72,6 +72,9 @@ local function open_source(src, opts)
     local r, err = csv.reader(src)
     if not r then return nil, "cannot read CSV source: " .. tostring(err) end
     local cols = r.columns
+    -- conflicting and unknown columns are refused here, once, before any row is read
+    local hok, herr = rows.check_header(cols, { type = opts.type, check = viva.check })
+    if not hok then r:close(); return nil, "CSV header: " .. herr end
     return function()
       while true do
         local rec, rerr = r:read()
@@ -154,8 +157,13 @@ local function field_errors(errs)
   elseif type(errs) == "table" then
     for k, e in pairs(errs) do
       if type(e) == "table" then
+        local msg = e.problem or e.message or e.reason or e.msg or tostring(e)
+        -- the value the check refused, so the results file says what was wrong with it
+        if e.value ~= nil and not tostring(msg):find("got ", 1, true) then
+          msg = tostring(msg) .. ", got " .. tostring(e.value)
+        end
         out[#out + 1] = { field = e.field or e.path or (type(k) == "string" and k) or "",
-                          message = e.problem or e.message or e.reason or e.msg or tostring(e) }
+                          message = msg }
       elseif type(k) == "string" then
         out[#out + 1] = { field = k, message = tostring(e) }
       else
@@ -195,6 +203,14 @@ local function prepare(rec, n, opts)
   if type(rec) ~= "table" then return nil, "", "row is not a table" end
   local nr = rows.normalize(rec, { type = opts.type, json_null = jsonl.null })
   local row = { n = n, ext = nr.ext, id = nr.id, kind = nr.kind }
+  if nr.errors then
+    -- unreadable values and keys given twice; a delete only needs its keys
+    local list = {}
+    for _, e in ipairs(nr.errors) do
+      if opts.mode ~= "delete" or e.key then list[#list + 1] = e end
+    end
+    if #list > 0 then return nil, list[1].field, join_errors(list) end
+  end
   if opts.mode == "delete" then
     if type(nr.id) ~= "string" and type(nr.ext) ~= "string" then
       return nil, "externalCourseActivityId", "an id or an externalCourseActivityId is needed to delete"
