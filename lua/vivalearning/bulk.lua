@@ -283,6 +283,32 @@ end
 -- outcome and status of a write that succeeded
 local WRITE_OUTCOME = { create = { "created", 201 }, update = { "updated", 204 }, delete = { "deleted", 204 } }
 
+-- Every option of import, and what its value must be (options.any: checked where it is used).
+-- One table: a new option is one line here.
+local opt = require "vivalearning.options"
+M.IMPORT_OPTIONS = {
+  provider = opt.string,
+  mode = opt.one_of("create", "upsert", "delete"),
+  type = function(v) if not rows.kind(v) then return "assignment or self_initiated" end end,
+  format = opt.one_of("csv", "jsonl"),
+  batch = opt.either(opt.boolean, opt.integer(1, 20)),
+  concurrency = opt.integer(1),
+  max_attempts = opt.integer(1),
+  journal = opt.string,
+  results = function(v)
+    if type(v) ~= "string" and io.type(v) ~= "file" then return "a path or an open file" end
+  end,
+  results_format = opt.one_of("csv", "jsonl"),
+  progress = opt.either(opt.boolean, opt.one_of("bar")),
+  on_progress = opt.callable,
+  on_outcome = opt.callable,
+  dry_run = opt.boolean,
+  label = opt.string,
+  -- read by the journal, deadline and sharding code
+  max_wait = opt.any, deadline = opt.any, journal_repair = opt.any, retry_failed = opt.any,
+  shard = opt.any,
+}
+
 local function check_opts(c, source, opts)
   if c == nil then error("bad argument #1 to 'import' (client expected)", 3) end
   if source == nil then error("bad argument #2 to 'import' (source expected)", 3) end
@@ -290,19 +316,12 @@ local function check_opts(c, source, opts)
   if type(opts.provider) ~= "string" or opts.provider == "" then
     error("import: opts.provider (the learning provider id) is required", 3)
   end
+  opt.check("import", opts, M.IMPORT_OPTIONS, 3)
   local mode = opts.mode or "create"
-  if not M.MODES[mode] then error("import: mode must be create, upsert or delete, got " .. tostring(mode), 3) end
-  if opts.type ~= nil and not rows.kind(opts.type) then
-    error("import: type must be assignment or self_initiated, got " .. tostring(opts.type), 3)
-  end
   local batch = opts.batch
   if batch == nil or batch == true then batch = M.defaults.batch end
   if batch == false then batch = 1 end
-  if math.type(batch) ~= "integer" or batch < 1 or batch > 20 then
-    error("import: batch must be an integer 1..20 (1 = single requests)", 3)
-  end
   local conc = opts.concurrency or M.defaults.concurrency
-  if math.type(conc) ~= "integer" or conc < 1 then error("import: concurrency must be a positive integer", 3) end
   return mode, batch, conc
 end
 
