@@ -1,5 +1,6 @@
 -- Fault rules (POST /_emulator/faults): match method + path (a Lua pattern against the path without
--- query) and answer a status with Retry-After in any form, a "Retry after N minutes" body, a delay, or
+-- query) and answer a status with Retry-After in any form, a "Retry after N minutes" body, a
+-- crafted body (also with a 2xx status: a malformed page for the client's protocol checks), a delay, or
 -- a dropped connection; before the request is processed, or after it (after = true: committed, then
 -- the failure, the ambiguous case).  count = the next K matches; share = the part of matches (0..1).
 local json = require("json")
@@ -49,8 +50,9 @@ local FIELDS = {
     return v:upper()
   end,
   status = function(v)
-    if not num(v) or v < 400 or v > 599 or v % 1 ~= 0 then
-      return nil, "status must be an HTTP error status (429, 500, 503, 504, ...)"
+    -- a success status only with a body: a crafted response (a malformed page, say)
+    if not num(v) or v < 200 or v > 599 or v % 1 ~= 0 then
+      return nil, "status must be an HTTP error status (429, 500, 503, 504, ...), or 2xx with a body"
     end
     return v
   end,
@@ -102,6 +104,9 @@ function M.add(spec)
     r[k] = value
   end
   r.remaining = r.count
+  if r.status and r.status < 400 and not r.body then
+    return nil, "status must be an HTTP error status (429, 500, 503, 504, ...), or 2xx with a body"
+  end
   if not (r.status or r.delay or r.drop or r.truncate or r.stall) then
     return nil, "a fault needs status, delay, drop, truncate or stall"
   end

@@ -6,7 +6,8 @@
 --   end
 --
 -- One page is held in memory at a time; the next page is fetched only when the current one is
--- used up. Paging ends when a page has no nextLink (absent or null). An error never raises
+-- used up. Paging ends when a page has no nextLink (absent or null); a nextLink that is not a
+-- string, or a page without a `value` array, is a protocol error (never a silent end). An error never raises
 -- inside the loop: the iterator yields `false, err` once (false, not nil, because a generic
 -- `for` stops on nil and the body would never see the error) and then ends. A nextLink seen
 -- before (a loop) or more pages than `max_pages` (default 100000) end paging the same way, with
@@ -81,9 +82,16 @@ function M.pages(c, method, opts, level)
       finished = true
       return false, err
     end
+    -- the core checks pages; a page function of another kind may not have
+    local link = type(page) == "table" and page.next_link
+    if type(page) ~= "table" or type(page.value) ~= "table"
+        or (link ~= nil and link ~= core.null and type(link) ~= "string") then
+      finished = true
+      return false, pager_error("invalidPage", type(page) == "table" and type(page.value) == "table"
+        and "page nextLink is not a string" or "page has no value array")
+    end
     number = number + 1
     page.number = number
-    local link = page.next_link
     if type(link) ~= "string" or link == "" then     -- absent, null (nil or viva.null), empty
       finished = true
       -- the last page is still returned below; the next call ends the loop
@@ -122,7 +130,6 @@ function M.items(c, method, opts, level)
       if p == nil then done = true; return nil end
       if p == false then done = true; return false, err end
       page, i, pending_err = p, 0, loop_err
-      if type(page.value) ~= "table" then page.value = {} end
     end
   end
 end
