@@ -68,6 +68,10 @@ describe("page and batch options", function()
     raises(function() c:activities_page { user = emu.user(7), count = "yes" } end, "vivalearning: count must be a boolean")
     raises(function() c:batch({ { op = "get", id = "x" } }, { retyr = true }) end,
       "vivalearning: batch options: unknown option 'retyr'; did you mean 'retry'?")
+    raises(function() c:batch({ { op = "get", id = "x", provder = PROVIDER } }) end,
+      "vivalearning: batch item 1: unknown option 'provder'; did you mean 'provider'?")
+    raises(function() c:get_content(PROVIDER, { external_id = "CA-01", externalid = "x" }) end,
+      "vivalearning: content key: unknown option 'externalid'")
     assert.equal(before, emu.counters().requests)
     -- good options still page
     local n = 0

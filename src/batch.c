@@ -51,6 +51,12 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         lua_getfield(L, it, "op");
         op = lua_tostring(L, -1);
         if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
+        {
+            static const char *const item_keys[] = { "op", "provider", "model", "id", "changes", "external_id", "user", NULL };
+            char where[48];
+            snprintf(where, sizeof where, "vivalearning: batch item %d", i);
+            vl_check_keys(L, it, where, item_keys);
+        }
         lua_pop(L, 1);               /* op string stays referenced by the item table */
         base = lua_gettop(L);
         /* positional arguments from the item's fields */

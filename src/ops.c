@@ -275,6 +275,8 @@ static int content_path(lua_State *L, int a, spec *s, int model) {
         }
         id = lua_tolstring(L, f, &n);
     } else if (lua_type(L, a + 1) == LUA_TTABLE) {
+        static const char *const keys[] = { "external_id", NULL };
+        vl_check_keys(L, a + 1, "vivalearning: content key", keys);
         lua_getfield(L, a + 1, "external_id");
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: {external_id = string} expected");
         id = lua_tolstring(L, -1, &n);
