@@ -228,10 +228,13 @@ describe("bulk import rows and headers", function()
   it("fails a row whose integer is out of range or fractional, naming the field and the value", function()
     local src, res = tmp(".csv"), tmp(".csv")
     write(src, table.concat({ HEAD .. ",completionPercentage",
-      line("big-1", 1, ",99999999999999999999999"), line("big-2", 2, ",50.5"), line("big-3", 3, ",50") }, "\n") .. "\n")
+      line("big-1", 1, ",99999999999999999999999"), line("big-2", 2, ",50.5"), line("big-3", 3, ",50"),
+      line("big-4", 4, ",150") }, "\n") .. "\n")
     local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
-    assert.equal(3, s.read); assert.equal(1, s.created); assert.equal(2, s.invalid)
+    assert.equal(4, s.read); assert.equal(1, s.created); assert.equal(3, s.invalid)
     local by = outcomes(res)
+    -- out of the model's range: the model check's message, with the value
+    assert.matches("completionPercentage: integer 0..100 expected, got 150", by[4].message, 1, true)
     assert.equal("invalidRow", by[1].code)
     assert.matches("completionPercentage: integer expected, got 99999999999999999999999 (out of range)", by[1].message, 1, true)
     assert.matches("completionPercentage: integer expected, got 50.5", by[2].message, 1, true)

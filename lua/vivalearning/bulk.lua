@@ -331,6 +331,8 @@ end
 --   concurrency (max requests in flight, default 16), journal (path), results (path),
 --   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
 --   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8).
+--   An unknown or ill-typed option raises (M.IMPORT_OPTIONS lists them all). A CSV header with
+--   a duplicated, conflicting or unknown column returns nil, err before any row is sent.
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
 --   requests, elapsed, rate, mode }, or nil, err when the import cannot start (source,
 --   journal or results file unusable; journal of another import).

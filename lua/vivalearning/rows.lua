@@ -4,7 +4,10 @@
 -- tables (JSON Lines, Lua) or dotted column names (CSV): `dueDateTime.dateTime`,
 -- `dueDateTime.timeZone`, `notes.content`, `notes.contentType`. The type comes from a column
 -- `@odata.type` or `type` (assignment | self_initiated, or the Graph type names), else from the
--- import's `type` option. Empty CSV cells are "not given". No HTTP and no JSON here.
+-- import's `type` option. Empty CSV cells are "not given". A field given twice (two spellings,
+-- or whole and dotted) and a number that is not an integer where one is expected make the row
+-- invalid; check_header refuses such columns (and unknown ones) for a CSV file at its header.
+-- No HTTP and no JSON here.
 local M = {}
 
 -- Columns written by export (and read back by import), in this order.
