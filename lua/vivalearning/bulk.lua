@@ -72,8 +72,10 @@ local function open_source(src, opts)
     local r, err = csv.reader(src)
     if not r then return nil, "cannot read CSV source: " .. tostring(err) end
     local cols = r.columns
-    -- conflicting and unknown columns are refused here, once, before any row is read
-    local hok, herr = rows.check_header(cols, { type = opts.type, check = viva.check })
+    -- conflicting and unknown columns are refused here, once, before any row is read (a
+    -- delete reads only the keys, so other columns do not matter to it)
+    local hok, herr = rows.check_header(cols, { type = opts.type,
+                                                check = opts.mode ~= "delete" and viva.check or nil })
     if not hok then r:close(); return nil, "CSV header: " .. herr end
     return function()
       while true do
