@@ -8,6 +8,7 @@
 #include "client_internal.h"
 #include "json.h"
 #include "model.h"
+#include "options.h"
 
 /* ------------------------------------------------------------------ batch */
 
@@ -16,8 +17,17 @@
 void vl_p_batch(lua_State *L, int a, spec *s) {
     int n, i, ctx, pre, meta;
     vl_buf b;
-    int first = 1;
+    int first = 1, opt = 0;
     luaL_checktype(L, a, LUA_TTABLE);
+    /* the options are looked at before anything is pushed: when they are absent, slot a + 1
+     * is where ctx goes */
+    if (lua_type(L, a + 1) == LUA_TTABLE) {
+        static const char *const known[] = { "retry", NULL };
+        opt = a + 1;
+        vl_check_keys(L, opt, "vivalearning: batch options", known);
+    } else if (!lua_isnoneornil(L, a + 1)) {
+        luaL_error(L, "vivalearning: batch options must be a table ({ retry = true })");
+    }
     n = (int)luaL_len(L, a);
     if (n < 1 || n > 20) luaL_error(L, "vivalearning: batch takes 1 to 20 requests, got %d", n);
     s->method = VL_POST; s->res = VL_RES_BATCH; s->family = VL_FAM_ACTIVITY;
@@ -43,6 +53,12 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
         /* the op string stays on the stack (below the arguments): the item's __index may
          * have answered a fresh string that only the stack holds */
+        {
+            static const char *const item_keys[] = { "op", "provider", "model", "id", "changes", "external_id", "user", NULL };
+            char where[48];
+            snprintf(where, sizeof where, "vivalearning: batch item %d", i);
+            vl_check_keys(L, it, where, item_keys);
+        }
         base = lua_gettop(L);
         /* positional arguments from the item's fields */
         if (strcmp(op, "create") == 0 || strcmp(op, "update") == 0) {
@@ -133,11 +149,9 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
     s->body = lua_gettop(L);
     lua_pushvalue(L, s->body);
     lua_setfield(L, ctx, "body0");
-    if (lua_type(L, a + 1) == LUA_TTABLE) {
-        lua_getfield(L, a + 1, "retry");
+    if (opt) {
+        lua_getfield(L, opt, "retry");
         lua_setfield(L, ctx, "retry");
-    } else if (!lua_isnoneornil(L, a + 1)) {
-        luaL_error(L, "vivalearning: batch options must be a table ({ retry = true })");
     }
     lua_pushvalue(L, meta);
     lua_setfield(L, ctx, "items");

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "options.h"
 
 #define VL_CLIENT_MT "vivalearning.client"
 #define VL_HANDLE_MT "vivalearning.request"
@@ -444,35 +445,50 @@ static double opt_num(lua_State *L, int t, const char *k, double def, double lo,
     double v;
     lua_getfield(L, t, k);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "viva.client: %s must be a number", k);
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "viva.client: %s must be a number, got %s", k, luaL_typename(L, -1));
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    if (!(v >= lo && v <= hi)) luaL_error(L, "viva.client: %s must be between %f and %f", k, lo, hi);
+    if (!(v >= lo && v <= hi)) luaL_error(L, "viva.client: %s must be between %g and %g, got %g", k, lo, hi, v);
     return v;
 }
 
-static const char *KNOWN[] = {
+/* a count: an integer (2.0 is 2; 2.5 is misuse, never truncated) */
+static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def, lua_Integer lo, lua_Integer hi) {
+    lua_Integer v;
+    int isint;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
+    v = lua_tointegerx(L, -1, &isint);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isint)
+        luaL_error(L, "viva.client: %s must be an integer %d..%d, got %s", k, (int)lo, (int)hi, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    if (v < lo || v > hi) luaL_error(L, "viva.client: %s must be an integer %d..%d, got %I", k, (int)lo, (int)hi, (LUAI_UACINT)v);
+    return v;
+}
+
+static const char *const KNOWN[] = {
     "graph_url", "authority_url", "tenant", "client_id", "client_secret", "token", "token_provider",
     "username", "password", "scope", "ca_file", "timeouts", "max_retries", "max_concurrency", "user_agent",
     "log", "allow_http", "max_body_bytes", "backoff", NULL
 };
+static const char *const KNOWN_TIMEOUTS[] = { "connect", "attempt", "deadline", NULL };
+static const char *const KNOWN_BACKOFF[] = { "base", "cap", NULL };
 
 static int c_new(lua_State *L) {
     vl_client *c;
     int cidx, has_secret, has_token, has_provider, n;
     char err[300];
-    const char **k;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    /* unknown options are typos */
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (k = KNOWN; *k; k++) if (strcmp(*k, lua_tostring(L, -2)) == 0) ok = 1;
-        if (!ok) return luaL_error(L, "viva.client: unknown option '%s'", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
-        lua_pop(L, 1);
-    }
+    /* unknown options are typos; every check raises before anything is allocated */
+    vl_check_keys(L, 1, "viva.client", KNOWN);
+    lua_getfield(L, 1, "timeouts");
+    if (lua_istable(L, -1)) vl_check_keys(L, -1, "viva.client: timeouts", KNOWN_TIMEOUTS);
+    lua_getfield(L, 1, "backoff");
+    if (lua_istable(L, -1)) vl_check_keys(L, -1, "viva.client: backoff", KNOWN_BACKOFF);
+    lua_getfield(L, 1, "allow_http");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) return luaL_error(L, "viva.client: allow_http must be a boolean");
+    lua_settop(L, 1);
     c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
     c->closed = 1;            /* until fully built: __gc of a half-built client frees what exists */
@@ -591,9 +607,9 @@ static int c_new(lua_State *L) {
         c->backoff_base = 0.5; c->backoff_cap = 60;
     }
     lua_settop(L, cidx);
-    c->max_retries = (int)opt_num(L, 1, "max_retries", 3, 0, 20);
-    c->max_concurrency = (int)opt_num(L, 1, "max_concurrency", 16, 1, 1024);
-    c->max_body = (size_t)opt_num(L, 1, "max_body_bytes", 16.0 * 1024 * 1024, 1024, 1024.0 * 1024 * 1024);
+    c->max_retries = (int)opt_int(L, 1, "max_retries", 3, 0, 20);
+    c->max_concurrency = (int)opt_int(L, 1, "max_concurrency", 16, 1, 1024);
+    c->max_body = (size_t)opt_int(L, 1, "max_body_bytes", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
     vl_rng_seed(&c->rng, c);
     if (!vl_transport_init(c)) return luaL_error(L, "viva.client: curl_multi_init failed");
     lua_settop(L, cidx);

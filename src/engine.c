@@ -281,18 +281,29 @@ int vl_to_model(lua_State *L, int tidx, int family) {
     return vl_model_from_table(L, tidx, vl_famname[family]);
 }
 
-static int push_page(lua_State *L, int t, int family) {
-    int i, n, out;
+/* pushes the page built from the decoded table at t and returns NULL, or pushes nothing and
+ * returns what is wrong with it: a page that cannot be read must never look like the last one */
+static const char *push_page(lua_State *L, int t, int family) {
+    int i, n, out, keys = 0, lt, bad;
     t = lua_absindex(L, t);
+    lua_getfield(L, t, "@odata.nextLink");     /* absent or null: the last page */
+    lt = lua_type(L, -1);
+    bad = lt != LUA_TSTRING && lt != LUA_TNIL && !(lt == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL);
+    lua_pop(L, 1);
+    if (bad) return "page @odata.nextLink is not a string";
     lua_getfield(L, t, "value");
-    if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
+    if (!lua_istable(L, -1)) { lua_pop(L, 1); return "page has no value array"; }
     n = (int)luaL_len(L, -1);
+    /* an object (keys other than 1..n) is not an array */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { lua_pop(L, 1); keys++; }
+    if (keys != n) { lua_pop(L, 1); return "page value is not an array"; }
     lua_createtable(L, 0, 3);
     out = lua_gettop(L);
     lua_createtable(L, n, 0);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, out - 1, i);
-        if (!lua_istable(L, -1) || !vl_to_model(L, -1, family)) { lua_settop(L, out - 2); return 0; }
+        if (!lua_istable(L, -1) || !vl_to_model(L, -1, family)) { lua_settop(L, out - 2); return "response is not a valid collection page"; }
         lua_rawseti(L, -3, i);
         lua_pop(L, 1);
     }
@@ -302,7 +313,7 @@ static int push_page(lua_State *L, int t, int family) {
     lua_getfield(L, t, "@odata.count");
     if (lua_type(L, -1) == LUA_TNUMBER) lua_setfield(L, out, "count"); else lua_pop(L, 1);
     lua_remove(L, out - 1);
-    return 1;
+    return NULL;
 }
 
 static void succeed(lua_State *L, vl_client *c, int cidx, vl_req *r) {
@@ -355,10 +366,13 @@ static void succeed(lua_State *L, vl_client *c, int cidx, vl_req *r) {
         return;
     case VL_RES_PAGE:
         if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "response body is not a JSON object"); return; }
-        if (!push_page(L, -1, r->family)) {
-            lua_settop(L, top);
-            vl_fail_protocol(L, c, cidx, r, "response is not a valid collection page");
-            return;
+        {
+            const char *perr = push_page(L, -1, r->family);
+            if (perr) {
+                lua_settop(L, top);
+                vl_fail_protocol(L, c, cidx, r, perr);
+                return;
+            }
         }
         lua_remove(L, -2);
         vl_finish(L, c, cidx, r, 1);

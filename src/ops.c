@@ -5,6 +5,7 @@
 #include "client_internal.h"
 #include "json.h"
 #include "model.h"
+#include "options.h"
 
 /* ------------------------------------------------------------------ building requests */
 
@@ -294,6 +295,8 @@ static int content_path(lua_State *L, int a, spec *s, int model) {
         }
         id = lua_tolstring(L, f, &n);
     } else if (lua_type(L, a + 1) == LUA_TTABLE) {
+        static const char *const keys[] = { "external_id", NULL };
+        vl_check_keys(L, a + 1, "vivalearning: content key", keys);
         lua_getfield(L, a + 1, "external_id");
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: {external_id = string} expected");
         id = lua_tolstring(L, -1, &n);
@@ -435,11 +438,28 @@ static int page_next(lua_State *L, int o, spec *s, vl_client *c) {
     return 1;
 }
 
+static const char *const PAGE_KEYS[][8] = {
+    { "user", "me", "top", "skip", "count", "select", "next_link", NULL },    /* activities */
+    { "top", "skip", "count", "select", "next_link", NULL },                  /* providers */
+    { "provider", "top", "skip", "count", "select", "next_link", NULL },      /* contents */
+};
+
 void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
     luaL_Buffer b;
     const char *id = NULL;
     size_t n = 0;
+    int i;
+    static const char *const flags[] = { "me", "count" };
     luaL_checktype(L, a, LUA_TTABLE);
+    /* an unknown option is a typo: raised, never ignored */
+    vl_check_keys(L, a, family == VL_FAM_ACTIVITY ? "vivalearning: activities_page"
+                  : family == VL_FAM_PROVIDER ? "vivalearning: providers_page" : "vivalearning: contents_page",
+                  PAGE_KEYS[family == VL_FAM_ACTIVITY ? 0 : family == VL_FAM_PROVIDER ? 1 : 2]);
+    for (i = 0; i < 2; i++) {
+        lua_getfield(L, a, flags[i]);
+        if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, "vivalearning: %s must be a boolean", flags[i]);
+        lua_pop(L, 1);
+    }
     s->method = VL_GET; s->res = VL_RES_PAGE; s->family = family;
     if (page_next(L, a, s, c)) return;
     /* the id is read before the buffer starts and stays on the stack until the path is

@@ -1,6 +1,7 @@
 -- Fault rules (POST /_emulator/faults): match method + path (a Lua pattern against the path without
--- query) and answer a status with Retry-After in any form, a "Retry after N minutes" body, a delay, or
--- a dropped connection (or a 2xx with a raw body, e.g. an empty 200 where an entity is due); before the request is processed, or after it (after = true: committed, then
+-- query) and answer a status with Retry-After in any form, a "Retry after N minutes" body, a delay,
+-- a dropped connection, or a 2xx with a raw body (an empty 200 where an entity is due, a malformed
+-- page); before the request is processed, or after it (after = true: committed, then
 -- the failure, the ambiguous case).  count = the next K matches; share = the part of matches (0..1).
 local json = require("json")
 local util = require("util")

@@ -72,6 +72,11 @@ local function open_source(src, opts)
     local r, err = csv.reader(src)
     if not r then return nil, "cannot read CSV source: " .. tostring(err) end
     local cols = r.columns
+    -- conflicting and unknown columns are refused here, once, before any row is read (a
+    -- delete reads only the keys, so other columns do not matter to it)
+    local hok, herr = rows.check_header(cols, { type = opts.type,
+                                                check = opts.mode ~= "delete" and viva.check or nil })
+    if not hok then r:close(); return nil, "CSV header: " .. herr end
     return function()
       while true do
         local rec, rerr = r:read()
@@ -154,8 +159,13 @@ local function field_errors(errs)
   elseif type(errs) == "table" then
     for k, e in pairs(errs) do
       if type(e) == "table" then
+        local msg = e.problem or e.message or e.reason or e.msg or tostring(e)
+        -- the value the check refused, so the results file says what was wrong with it
+        if e.value ~= nil and not tostring(msg):find("got ", 1, true) then
+          msg = tostring(msg) .. ", got " .. tostring(e.value)
+        end
         out[#out + 1] = { field = e.field or e.path or (type(k) == "string" and k) or "",
-                          message = e.problem or e.message or e.reason or e.msg or tostring(e) }
+                          message = msg }
       elseif type(k) == "string" then
         out[#out + 1] = { field = k, message = tostring(e) }
       else
@@ -195,6 +205,14 @@ local function prepare(rec, n, opts)
   if type(rec) ~= "table" then return nil, "", "row is not a table" end
   local nr = rows.normalize(rec, { type = opts.type, json_null = jsonl.null })
   local row = { n = n, ext = nr.ext, id = nr.id, kind = nr.kind }
+  if nr.errors then
+    -- unreadable values and keys given twice; a delete only needs its keys
+    local list = {}
+    for _, e in ipairs(nr.errors) do
+      if opts.mode ~= "delete" or e.key then list[#list + 1] = e end
+    end
+    if #list > 0 then return nil, list[1].field, join_errors(list) end
+  end
   if opts.mode == "delete" then
     if type(nr.id) ~= "string" and type(nr.ext) ~= "string" then
       return nil, "externalCourseActivityId", "an id or an externalCourseActivityId is needed to delete"
@@ -267,6 +285,32 @@ end
 -- outcome and status of a write that succeeded
 local WRITE_OUTCOME = { create = { "created", 201 }, update = { "updated", 204 }, delete = { "deleted", 204 } }
 
+-- Every option of import, and what its value must be (options.any: checked where it is used).
+-- One table: a new option is one line here.
+local opt = require "vivalearning.options"
+M.IMPORT_OPTIONS = {
+  provider = opt.string,
+  mode = opt.one_of("create", "upsert", "delete"),
+  type = function(v) if not rows.kind(v) then return "assignment or self_initiated" end end,
+  format = opt.one_of("csv", "jsonl"),
+  batch = opt.either(opt.boolean, opt.integer(1, 20)),
+  concurrency = opt.integer(1),
+  max_attempts = opt.integer(1),
+  journal = opt.string,
+  results = function(v)
+    if type(v) ~= "string" and io.type(v) ~= "file" then return "a path or an open file" end
+  end,
+  results_format = opt.one_of("csv", "jsonl"),
+  progress = opt.either(opt.boolean, opt.one_of("bar")),
+  on_progress = opt.callable,
+  on_outcome = opt.callable,
+  dry_run = opt.boolean,
+  label = opt.string,
+  -- read by the journal, deadline and sharding code
+  max_wait = opt.any, deadline = opt.any, journal_repair = opt.any, retry_failed = opt.any,
+  shard = opt.any,
+}
+
 local function check_opts(c, source, opts)
   if c == nil then error("bad argument #1 to 'import' (client expected)", 3) end
   if source == nil then error("bad argument #2 to 'import' (source expected)", 3) end
@@ -274,19 +318,12 @@ local function check_opts(c, source, opts)
   if type(opts.provider) ~= "string" or opts.provider == "" then
     error("import: opts.provider (the learning provider id) is required", 3)
   end
+  opt.check("import", opts, M.IMPORT_OPTIONS, 3)
   local mode = opts.mode or "create"
-  if not M.MODES[mode] then error("import: mode must be create, upsert or delete, got " .. tostring(mode), 3) end
-  if opts.type ~= nil and not rows.kind(opts.type) then
-    error("import: type must be assignment or self_initiated, got " .. tostring(opts.type), 3)
-  end
   local batch = opts.batch
   if batch == nil or batch == true then batch = M.defaults.batch end
   if batch == false then batch = 1 end
-  if math.type(batch) ~= "integer" or batch < 1 or batch > 20 then
-    error("import: batch must be an integer 1..20 (1 = single requests)", 3)
-  end
   local conc = opts.concurrency or M.defaults.concurrency
-  if math.type(conc) ~= "integer" or conc < 1 then error("import: concurrency must be a positive integer", 3) end
   return mode, batch, conc
 end
 
@@ -296,6 +333,8 @@ end
 --   concurrency (max requests in flight, default 16), journal (path), results (path),
 --   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
 --   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8).
+--   An unknown or ill-typed option raises (M.IMPORT_OPTIONS lists them all). A CSV header with
+--   a duplicated, conflicting or unknown column returns nil, err before any row is sent.
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
 --   requests, elapsed, rate, mode }, or nil, err when the import cannot start (source,
 --   journal or results file unusable; journal of another import).

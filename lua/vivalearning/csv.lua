@@ -2,7 +2,7 @@
 --
 -- The reader pulls one record at a time from a file handle, so memory does not grow with the
 -- file. Quoted fields may hold commas, doubled quotes and line breaks (kept as they are in the
--- file); CRLF and LF line ends are both accepted; a UTF-8 byte-order mark at the start is
+-- file); CRLF, LF and lone CR line ends are accepted, also mixed; a UTF-8 byte-order mark at the start is
 -- skipped. Malformed input (a stray quote inside an unquoted field, text after a closing quote,
 -- a quote left open at end of file) is reported with its line number, never guessed at.
 local stream = require "vivalearning.stream"
@@ -14,12 +14,13 @@ Reader.__index = Reader
 
 --- Open a reader on a path or an open file handle.
 -- opts.header (default true): the first record names the columns; read() then returns
--- records as arrays and reader.columns holds the names.
+-- records as arrays and reader.columns holds the names. opts.chunk: read size in bytes.
 function M.reader(src, opts)
   opts = opts or {}
   local fh, owned = stream.open(src, "rb")
   if not fh then return nil, owned end
-  local r = setmetatable({ fh = fh, owned = owned, line = 0, record = 0, first = true }, Reader)
+  local r = setmetatable({ fh = fh, owned = owned, line = 0, record = 0, first = true,
+                           next_line = stream.lines(fh, opts.chunk) }, Reader)
   if opts.header ~= false then
     local cols, err = r:read()
     if not cols then
@@ -34,16 +35,14 @@ end
 
 -- One physical line without its terminator; the terminator is returned separately.
 local function next_line(self)
-  local l = self.fh:read("L")
+  local l, eol = self.next_line()
   if not l then return nil end
   self.line = self.line + 1
   if self.first then
     self.first = false
     if l:sub(1, 3) == "\239\187\191" then l = l:sub(4) end
   end
-  local body, eol = l:match("^(.-)(\r?\n)$")
-  if body then return body, eol end
-  return l, ""
+  return l, eol
 end
 
 --- Next record as an array of strings; nil at end of file; nil, err on malformed input.

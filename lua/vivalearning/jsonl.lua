@@ -15,16 +15,20 @@ M.null = codec.null
 local Reader = stream.methods({})
 Reader.__index = Reader
 
---- Reader on a path or open file handle.
-function M.reader(src)
-  return stream.new(Reader, src, "rb", { line = 0 })
+--- Reader on a path or open file handle. Lines end at LF, CRLF or a lone CR.
+-- opts.chunk: read size in bytes.
+function M.reader(src, opts)
+  local r, err = stream.new(Reader, src, "rb", { line = 0 })
+  if not r then return nil, err end
+  r.next_line = stream.lines(r.fh, opts and opts.chunk)
+  return r
 end
 
 --- Next value: value; nil at end of file; false, err for a line that is not valid JSON
 -- (the caller decides whether to go on: reading continues with the next line).
 function Reader:read()
   while true do
-    local l = self.fh:read("L")
+    local l = self.next_line()
     if not l then return nil end
     self.line = self.line + 1
     if self.line == 1 and l:sub(1, 3) == "\239\187\191" then l = l:sub(4) end
