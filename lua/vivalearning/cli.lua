@@ -514,7 +514,8 @@ local function log_line(ev)
     if k == "elapsed" and type(v) == "number" then v = math.floor(v * 1000 + 0.5) / 1000 end
     if v ~= nil then parts[#parts + 1] = ("%s:%s"):format(jsonl.encode(k), jsonl.encode(v)) end
   end
-  return "{" .. table.concat(parts, ",") .. "}"
+  -- lua-cjson escapes every "/"; paths read better without (still valid JSON)
+  return (("{" .. table.concat(parts, ",") .. "}"):gsub("\\/", "/"))
 end
 M.log_line = log_line
 

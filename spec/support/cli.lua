@@ -19,9 +19,19 @@ function M.env(env)
   return e
 end
 
--- "env -u ... K=V ... lua bin/vivalearning ARGS" (a shell command line)
-function M.command(args, env)
-  local parts = { "env" }
+local function cwd()
+  local p = io.popen("pwd")
+  local d = p:read("l")
+  p:close()
+  return d
+end
+M.ROOT = cwd()
+
+-- "env -u ... K=V ... lua bin/vivalearning ARGS" (a shell command line); opts.cwd: run it in
+-- that directory.
+function M.command(args, env, opts)
+  opts = opts or {}
+  local parts = { opts.cwd and ("cd " .. q(opts.cwd) .. " && env") or "env" }
   for _, k in ipairs(VARS) do parts[#parts + 1] = "-u " .. k end
   for k, v in pairs(M.env(env)) do
     if v ~= false then parts[#parts + 1] = q(k .. "=" .. v) end
@@ -29,15 +39,15 @@ function M.command(args, env)
   parts[#parts + 1] = q("LUA_PATH=" .. package.path)
   parts[#parts + 1] = q("LUA_CPATH=" .. package.cpath)
   parts[#parts + 1] = support.LUA
-  parts[#parts + 1] = "bin/vivalearning"
+  parts[#parts + 1] = opts.cwd and q(M.ROOT .. "/bin/vivalearning") or "bin/vivalearning"
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   return table.concat(parts, " ")
 end
 
---- Run with args (array), env overrides, a stdin path: exit code, stdout, stderr.
-function M.run(args, env, stdin)
+--- Run with args (array), env overrides, a stdin path, opts (cwd =): exit code, stdout, stderr.
+function M.run(args, env, stdin, opts)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, _, code = os.execute(M.command(args, env) .. " >" .. out .. " 2>" .. err ..
+  local ok, _, code = os.execute(M.command(args, env, opts) .. " >" .. out .. " 2>" .. err ..
     " <" .. q(stdin or "/dev/null"))
   local so, se = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
