@@ -365,9 +365,11 @@ end
 --   format ("csv"|"jsonl" for a path or file handle), batch (1..20, default 20; 1 = no $batch),
 --   concurrency (max requests in flight, default 16), journal (path), results (path),
 --   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
---   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8).
+--   on_outcome(record) (failed rows also carry field and value), dry_run (validate only),
+--   max_attempts (per row, default 8), shard ("K/N" or {K, N}: only the rows whose
+--   externalCourseActivityId, else id, else "#<row>", hashes to K: FNV-1a 32 mod N, 0 <= K < N).
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
---   requests, elapsed, rate, mode }, or nil, err when the import cannot start (source,
+--   requests, elapsed, rate, mode, and with a shard: shard = {k, n}, other_shards }, or nil, err when the import cannot start (source,
 --   journal or results file unusable; journal of another import).
 function M.import(c, source, opts)
   opts = opts or {}
