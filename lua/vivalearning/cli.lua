@@ -22,7 +22,7 @@ local M = {}
 
 M.EXIT_OK, M.EXIT_FAILED, M.EXIT_USAGE = 0, 1, 2
 
--- The examples `vivalearning --help` ends with (spec/cli_help_spec.lua runs them).
+-- The examples `vivalearning --help` ends with (spec/cli_options_spec.lua runs them).
 M.EXAMPLES = {
   "vivalearning import activities.csv --provider c0000000-0000-4000-8000-000000000001 --journal import.journal --results results.csv",
   "vivalearning import activities.csv --provider c0000000-0000-4000-8000-000000000001 --mode upsert --dry-run",
@@ -136,7 +136,7 @@ function M.parser()
       return sh
     end)
   imp:flag("--dry-run", "Validate every row, send nothing.")
-  imp:flag("--progress", "Draw the progress bar even when stderr is not a terminal.")
+  imp:flag("--progress", "Show progress even when stderr is not a terminal (then a plain line every 5 s, for CI logs).")
   imp:flag("--no-progress", "No progress bar.")
   imp:flag("-q --quiet", "No summary on stdout.")
   add_connection(imp, { { "COLUMNS", "progress bar width when the terminal reports none" },
