@@ -124,7 +124,7 @@ describe("sharded import", function()
       local code, out, err = cli.run({ "import", "x.csv", "--provider", PROVIDER, "--shard=" .. bad })
       assert.equal(2, code, bad)
       assert.equal("", out)
-      assert.matches("K/N", err)
+      assert.matches("Error: %-%-shard: '" .. bad:gsub("%p", "%%%0") .. "' is not K/N", err)
     end
   end)
 end)

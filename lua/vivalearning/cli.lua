@@ -35,24 +35,33 @@ local ENV = {
   token = "VIVA_TOKEN", username = "VIVA_USERNAME", password = "VIVA_PASSWORD",
 }
 
-local function positive(s)
-  local n = math.tointeger(tonumber(s))
-  if not n or n < 1 then return nil, ("'%s' is not a positive integer"):format(tostring(s)) end
-  return n
+-- Converters for option values; their messages name the option.
+local function positive(option)
+  return function(s)
+    local n = math.tointeger(tonumber(s))
+    if not n or n < 1 then return nil, ("%s: '%s' is not a positive integer"):format(option, tostring(s)) end
+    return n
+  end
 end
 
 local function retries(s)
   local n = math.tointeger(tonumber(s))
-  if not n or n < 0 or n > 20 then return nil, ("'%s' is not an integer 0..20"):format(tostring(s)) end
+  if not n or n < 0 or n > 20 then return nil, ("--max-retries: '%s' is not an integer 0..20"):format(tostring(s)) end
   return n
 end
 
 local function seconds(s)
   local n = tonumber(s)
   if not n or n ~= n or n <= 0 or n > 86400 then
-    return nil, ("'%s' is not a number of seconds (0 < s <= 86400)"):format(tostring(s))
+    return nil, ("--timeout: '%s' is not a number of seconds (0 < s <= 86400)"):format(tostring(s))
   end
   return n
+end
+
+local function shard(v)
+  local ok, sh = pcall(require("vivalearning.bulk").parse_shard, v)
+  if not ok then return nil, ("--shard: '%s' is not K/N with 0 <= K < N"):format(v) end
+  return sh
 end
 
 -- The environment every subcommand reads, for its --help.
@@ -123,18 +132,14 @@ function M.parser()
     :choices({ "assignment", "self_initiated" })
   imp:option("--format", "Input format (default: from the file name; .jsonl = JSON Lines, else CSV).")
     :choices({ "csv", "jsonl" })
-  imp:option("--batch", "Requests per $batch, 1..20 (1 = single requests).", "20"):convert(positive)
+  imp:option("--batch", "Requests per $batch, 1..20 (1 = single requests).", "20"):convert(positive("--batch"))
   imp:flag("--no-batch", "Send single requests (same as --batch 1).")
-  imp:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive)
+  imp:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive("--concurrency"))
   imp:option("--journal", "Journal file: makes the import resumable (run again with the same file).")
   imp:option("--results", "Per-row results file (.csv or .jsonl; - for stdout, then the summary goes to stderr).")
   imp:option("--results-format", "Format of the results (default: from the name; csv for -)."):choices({ "csv", "jsonl" })
   imp:option("--shard", "K/N: import only the rows whose externalCourseActivityId hashes to K of N (FNV-1a 32, 0 <= K < N).")
-    :convert(function(v)
-      local ok, sh = pcall(require("vivalearning.bulk").parse_shard, v)
-      if not ok then return nil, ("'%s' is not K/N with 0 <= K < N"):format(v) end
-      return sh
-    end)
+    :convert(shard)
   imp:flag("--dry-run", "Validate every row, send nothing.")
   imp:flag("--progress", "Show progress even when stderr is not a terminal (then a plain line every 5 s, for CI logs).")
   imp:flag("--no-progress", "No progress bar.")
@@ -149,7 +154,7 @@ function M.parser()
   )
   exp:option("--format", "csv or jsonl (default: from -o, else csv).") :choices({ "csv", "jsonl" })
   exp:option("-o --output", "Output file (default stdout); written under a temporary name and renamed when complete.")
-  exp:option("--top", "Page size to ask for."):convert(positive)
+  exp:option("--top", "Page size to ask for."):convert(positive("--top"))
   add_connection(exp)
 
   local get = p:command("get", "Print one course activity as JSON.")
