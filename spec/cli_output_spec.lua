@@ -137,3 +137,42 @@ describe("vivalearning output", function()
     os.remove(src)
   end)
 end)
+
+describe("viva.bulk.export to a path", function()
+  local viva = require "vivalearning"
+  local learner = sample.rows(1, { prefix = "lib-out-" })().learnerUserId   -- row 1's learner
+  before_each(function()
+    emu.reset()
+    local src = os.tmpname() .. ".csv"
+    sample.write(src, 60, { prefix = "lib-out-" })
+    assert.equal(0, (cli.run({ "import", src, "--provider", PROVIDER, "-q" })))
+    os.remove(src)
+  end)
+  after_each(function() emu.clear_faults() end)
+
+  it("writes under a temporary name and renames at the end: a failure leaves the old file, no temporary", function()
+    local c = require("support.lualayer").client()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. cli.q(dir)))
+    local out = dir .. "/acts.jsonl"
+    local f = assert(io.open(out, "w")); f:write("old\n"); f:close()
+    emu.settings({ next_link_loop = true })
+    local n, err = viva.bulk.export(c, { user = learner, output = out, top = 2 })
+    assert.is_nil(n)
+    assert.matches("nextLinkLoop", tostring(err))
+    assert.equal("old\n", slurp(out))
+    assert.same({ "acts.jsonl" }, leftovers(dir, "acts"))
+    emu.settings({ next_link_loop = false })
+    n = assert(viva.bulk.export(c, { user = learner, output = out }))
+    assert.is_true(n > 0)
+    local k = 0
+    for line in slurp(out):gmatch("[^\n]+") do k = k + 1; assert.matches('^{"@odata.type":', line) end
+    assert.equal(n, k)
+    assert.same({ "acts.jsonl" }, leftovers(dir, "acts"))
+    local n2, err2 = viva.bulk.export(c, { user = learner, output = dir .. "/no/such/dir.csv" })
+    assert.is_nil(n2)
+    assert.matches(dir .. "/no/such/dir.csv: ", err2, 1, true)
+    os.execute("rm -rf " .. cli.q(dir))
+  end)
+end)
