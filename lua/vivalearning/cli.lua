@@ -534,6 +534,8 @@ local function log_hook(a, errout)
     fh, err = io.open(a.log, "a")
     if not fh then return nil, nil, ("cannot open the log %s: %s"):format(a.log, tostring(err):match("^.*: (.-)$") or err) end
   end
+  -- on a terminal, a line first clears the progress bar (redrawn at its next update)
+  local clear = a.verbose and require("vivalearning.progress").isatty(errout) and "\r\27[K" or ""
   return function(ev)
     if fh then
       fh:write(log_line(ev), "\n")
@@ -543,7 +545,7 @@ local function log_hook(a, errout)
       local path = tostring(ev.url or ""):gsub("^%a[%w+.-]*://[^/]*", "")
       local extra = ev.request_id and (", request-id " .. tostring(ev.request_id)) or ""
       if ev.error then extra = extra .. ", " .. tostring(ev.error) end
-      errout:write(("%s %s -> %s (attempt %s, %.3f s%s)\n"):format(tostring(ev.method), path,
+      errout:write(clear, ("%s %s -> %s (attempt %s, %.3f s%s)\n"):format(tostring(ev.method), path,
         tostring(ev.status), tostring(ev.attempt), tonumber(ev.elapsed) or 0, extra))
       errout:flush()
     end
