@@ -231,6 +231,7 @@ end
 
 -- A value as the models' own messages show it: numbers bare, strings in double quotes.
 local function show_value(v)
+  if v == jsonl.null or v == rows.null then return "null" end
   if type(v) == "string" then
     return '"' .. v:gsub('[%c"\\]', function(ch)
       local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
