@@ -91,6 +91,18 @@ describe("vivalearning import: failed rows", function()
     os.remove(src); os.remove(src2)
   end)
 
+  it("shows an explicit JSON null as null", function()
+    local src = os.tmpname() .. ".jsonl"
+    local f = assert(io.open(src, "w"))
+    f:write(('{"@odata.type":"#microsoft.graph.learningAssignment","externalCourseActivityId":"nul-1",' ..
+      '"learnerUserId":null,"learningContentId":"%s","status":"inProgress","assignmentType":"required"}\n'):format(sample.content(1)))
+    f:close()
+    local code, _, err = cli.run({ "import", src, "--provider", PROVIDER, "--dry-run" })
+    assert.equal(1, code)
+    assert.matches("  row 1 (nul-1): learnerUserId: non-null value expected (field is not nullable), got null\n", err, 1, true)
+    os.remove(src)
+  end)
+
   it("writes the offending value into the results file's message", function()
     local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
     sample.write(src, 10, { invalid = 2 })

@@ -62,6 +62,21 @@ describe("vivalearning import progress", function()
     os.remove(src); os.remove(jr)
   end)
 
+  it("--verbose lines clear the bar's line first", function()
+    local src = os.tmpname() .. ".csv"
+    sample.write(src, 30, { prefix = "vb-" })
+    local tty, ok = cli.pty("stty cols 100 rows 20; " ..
+      cli.command({ "import", src, "--provider", PROVIDER, "-q", "-v", "--batch", "10" }))
+    assert.is_true(ok, tty)
+    local n = 0
+    for pre in tty:gmatch("(.?.?.?.?)POST /v1.0/%$batch %-> 200") do
+      n = n + 1
+      assert.equal("\r\27[K", pre)
+    end
+    assert.is_true(n >= 3)
+    os.remove(src)
+  end)
+
   it("--progress without a terminal prints plain lines (no carriage returns), the last one final", function()
     local src = os.tmpname() .. ".csv"
     sample.write(src, 120, { prefix = "ci-" })
