@@ -128,17 +128,68 @@ local function open_source(src, opts)
   return nil, "unknown source (a CSV or JSON Lines path, a file handle, an array or an iterator expected)"
 end
 
--- Number of rows in a file source, for the progress total (a cheap streamed pass).
-local function count_rows(src, fmt)
-  if fmt == "array" then return #src end
-  if type(src) ~= "string" then return nil end
+---------------------------------------------------------------------------------------------
+-- Shards: N processes split one source, each importing the rows whose key hashes to its K
+---------------------------------------------------------------------------------------------
+
+--- FNV-1a, 32 bits, of a string (exact in Lua 5.4's 64-bit integers).
+function M.fnv1a32(s)
+  local h = 0x811c9dc5
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 0x01000193) & 0xffffffff
+  end
+  return h
+end
+
+-- The shard key of a row: its externalCourseActivityId, else its id (delete by id), else
+-- "#" and its row number (a row with neither, or one that could not be read, is reported by
+-- exactly one shard).
+local function shard_key(rec, n)
+  if type(rec) == "table" then
+    local ext = rec.externalCourseActivityId
+    if ext == nil then ext = rec.externalcourseActivityId end
+    if type(ext) == "string" and ext ~= "" then return ext end
+    if type(rec.id) == "string" and rec.id ~= "" then return rec.id end
+  end
+  return "#" .. tostring(n)
+end
+M.shard_key = shard_key
+
+--- Shard (0 .. n-1) a key belongs to among n.
+function M.shard_of(key, n)
+  return M.fnv1a32(key) % n
+end
+
+-- opts.shard: "K/N" or {k, n}, 0 <= K < N. Returns {k=, n=} or nil; raises on anything else.
+local function parse_shard(v, level)
+  if v == nil then return nil end
+  local k, n
+  if type(v) == "string" then
+    k, n = v:match("^%s*(%d+)%s*/%s*(%d+)%s*$")
+    k, n = math.tointeger(tonumber(k)), math.tointeger(tonumber(n))
+  elseif type(v) == "table" then
+    k, n = math.tointeger(v[1] or v.k), math.tointeger(v[2] or v.n)
+  end
+  if not k or not n or n < 1 or k < 0 or k >= n then
+    error(("import: shard must be \"K/N\" or {K, N} with 0 <= K < N, got %s"):format(
+      type(v) == "string" and ("%q"):format(v) or tostring(v)), level)
+  end
+  return { k = k, n = n }
+end
+M.parse_shard = function(v) return parse_shard(v, 2) end
+
+-- Number of rows in a file source, for the progress total (a cheap streamed pass); only the
+-- rows `keep(rec, n)` accepts, when given.
+local function count_rows(src, fmt, keep)
+  if fmt == "array" and not keep then return #src end
+  if type(src) ~= "string" and fmt ~= "array" then return nil end
   local next_row = open_source(src, { format = fmt })
   if not next_row then return nil end
   local n = 0
   while true do
-    local v = next_row()
+    local v, i = next_row()
     if v == nil then break end
-    n = n + 1
+    if not keep or keep(v, i) then n = n + 1 end
   end
   return n
 end
@@ -159,13 +210,10 @@ local function field_errors(errs)
   elseif type(errs) == "table" then
     for k, e in pairs(errs) do
       if type(e) == "table" then
-        local msg = e.problem or e.message or e.reason or e.msg or tostring(e)
-        -- the value the check refused, so the results file says what was wrong with it
-        if e.value ~= nil and not tostring(msg):find("got ", 1, true) then
-          msg = tostring(msg) .. ", got " .. tostring(e.value)
-        end
+        -- the value the check refused travels beside the message (join_errors shows it)
         out[#out + 1] = { field = e.field or e.path or (type(k) == "string" and k) or "",
-                          message = msg }
+                          message = e.problem or e.message or e.reason or e.msg or tostring(e),
+                          value = e.value }
       elseif type(k) == "string" then
         out[#out + 1] = { field = k, message = tostring(e) }
       else
@@ -187,10 +235,29 @@ local function with_field(field, why)
   return why
 end
 
+-- A value as the models' own messages show it: numbers bare, strings in double quotes.
+local function show_value(v)
+  if v == jsonl.null or v == rows.null then return "null" end
+  if type(v) == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(ch)
+      local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+      return named[ch] or ("\\u%04x"):format(ch:byte())
+    end) .. '"'
+  elseif type(v) == "table" then
+    local ok, js = pcall(jsonl.encode, v)
+    if ok and js then return js end
+  end
+  return tostring(v)
+end
+M._show_value = show_value
+
+-- "field: reason, got value; ..." (the value only where the check reported one)
 local function join_errors(list)
   local parts = {}
   for i, e in ipairs(list) do
-    parts[i] = (e.field ~= "" and (e.field .. ": ") or "") .. e.message
+    local m = e.message
+    if e.value ~= nil and not m:find(", got ", 1, true) then m = m .. ", got " .. show_value(e.value) end
+    parts[i] = (e.field ~= "" and (e.field .. ": ") or "") .. m
   end
   return table.concat(parts, "; ")
 end
@@ -220,7 +287,7 @@ local function prepare(rec, n, opts)
     if nr.id ~= nil and type(nr.id) ~= "string" then return nil, "id", "string expected" end
     return row
   end
-  if nr.type_error then return nil, "type", nr.type_error end
+  if nr.type_error then return nil, "type", nr.type_error, rec.type or rec["@odata.type"] end
   if not nr.kind then return nil, "type", "no type column and no type option (assignment or self_initiated)" end
   if type(nr.ext) ~= "string" or nr.ext == "" then
     return nil, "externalCourseActivityId", "required for import (rows are matched and resumed by it)"
@@ -237,7 +304,7 @@ local function prepare(rec, n, opts)
   if not ok then
     local list = field_errors(errs)
     if #list == 0 then list = { { field = "", message = tostring(errs) } } end
-    return nil, list[1].field, join_errors(list)
+    return nil, list[1].field, join_errors(list), list[1].value
   end
   row.fields = f
   return row
@@ -324,7 +391,7 @@ local function check_opts(c, source, opts)
   if batch == nil or batch == true then batch = M.defaults.batch end
   if batch == false then batch = 1 end
   local conc = opts.concurrency or M.defaults.concurrency
-  return mode, batch, conc
+  return mode, batch, conc, parse_shard(opts.shard, 4)
 end
 
 --- Import rows. See the header of this file and README "Paging and bulk import".
@@ -332,15 +399,17 @@ end
 --   format ("csv"|"jsonl" for a path or file handle), batch (1..20, default 20; 1 = no $batch),
 --   concurrency (max requests in flight, default 16), journal (path), results (path),
 --   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
---   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8).
+--   on_outcome(record) (failed rows also carry field and value), dry_run (validate only),
+--   max_attempts (per row, default 8), shard ("K/N" or {K, N}: only the rows whose
+--   externalCourseActivityId, else id, else "#<row>", hashes to K: FNV-1a 32 mod N, 0 <= K < N).
 --   An unknown or ill-typed option raises (M.IMPORT_OPTIONS lists them all). A CSV header with
 --   a duplicated, conflicting or unknown column returns nil, err before any row is sent.
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
---   requests, elapsed, rate, mode }, or nil, err when the import cannot start (source,
+--   requests, elapsed, rate, mode, and with a shard: shard = {k, n}, other_shards }, or nil, err when the import cannot start (source,
 --   journal or results file unusable; journal of another import).
 function M.import(c, source, opts)
   opts = opts or {}
-  local mode, batch_size, max_window = check_opts(c, source, opts)
+  local mode, batch_size, max_window, shard = check_opts(c, source, opts)
   local provider = opts.provider
   local max_attempts = opts.max_attempts or M.defaults.max_attempts
   local popts = { mode = mode, provider = provider, type = opts.type }
@@ -352,6 +421,22 @@ function M.import(c, source, opts)
   local summary = { read = 0, created = 0, updated = 0, unchanged = 0, deleted = 0, failed = 0,
                     invalid = 0, resumed = 0, requests = 0, mode = mode }
 
+  -- a shard sees only its own rows (the others are not read, counted or journaled)
+  local in_shard
+  if shard then
+    summary.shard, summary.other_shards = shard, 0
+    in_shard = function(rec, n) return M.shard_of(shard_key(rec, n), shard.n) == shard.k end
+    local all_rows = next_row
+    next_row = function()
+      while true do
+        local rec, n, msg = all_rows()
+        if rec == nil or in_shard(rec, n) then return rec, n, msg end
+        summary.other_shards = summary.other_shards + 1
+      end
+    end
+  end
+  local shard_name = shard and (shard.k .. "/" .. shard.n) or nil
+
   -- journal: resume state
   local done_rows, intents = {}, {}
   local jr, results
@@ -361,9 +446,9 @@ function M.import(c, source, opts)
     local ok, perr = pcall(function()
       for rec in it do
         if rec.k == "begin" then
-          if rec.mode ~= mode or rec.provider ~= provider then
-            error(("journal %s belongs to a %s import into provider %s"):format(opts.journal,
-              tostring(rec.mode), tostring(rec.provider)), 0)
+          if rec.mode ~= mode or rec.provider ~= provider or rec.shard ~= shard_name then
+            error(("journal %s belongs to a %s import into provider %s%s"):format(opts.journal,
+              tostring(rec.mode), tostring(rec.provider), rec.shard and (", shard " .. rec.shard) or ""), 0)
           end
         elseif rec.k == "intent" then
           for i, r in ipairs(rec.r) do intents[r] = { ext = rec.x[i], op = rec.o and rec.o[i] } end
@@ -383,7 +468,7 @@ function M.import(c, source, opts)
     if not jr then close_source(); return nil, "cannot open journal: " .. tostring(jerr) end
     jr.clock = now
     if info.records == 0 then
-      jr:append({ k = "begin", v = 1, mode = mode, provider = provider,
+      jr:append({ k = "begin", v = 1, mode = mode, provider = provider, shard = shard_name,
                   source = type(source) == "string" and source or fmt })
       jr:sync()
     end
@@ -417,7 +502,7 @@ function M.import(c, source, opts)
   if opts.progress ~= false and (opts.progress or opts.on_progress) then
     local pmode = opts.progress == "bar" and "bar" or (opts.progress == true and "auto") or "callback"
     if pmode == "auto" and not progress_mod.isatty(io.stderr) and not opts.on_progress then pmode = "none" end
-    if pmode ~= "none" then total = count_rows(source, fmt) end
+    if pmode ~= "none" then total = count_rows(source, fmt, in_shard) end
     prog = progress_mod.new({ mode = pmode, total = total, callback = opts.on_progress,
                               label = opts.label or mode })
   end
@@ -428,7 +513,7 @@ function M.import(c, source, opts)
     info = info or {}
     local rec = { row = row.n, external_id = row.ext, id = info.id or row.id, outcome = outcome,
                   status = info.status, code = info.code, message = info.message,
-                  request_id = info.request_id }
+                  request_id = info.request_id, field = info.field, value = info.value }
     count(outcome)
     summary.read = summary.read + 1
     if outcome == "failed" and info.invalid then summary.invalid = summary.invalid + 1 end
@@ -449,13 +534,14 @@ function M.import(c, source, opts)
       if rec == false then
         finish({ n = n }, "failed", { message = msg, invalid = true })
       elseif not done_rows[n] then
-        local row, field, why = prepare(rec, n, popts)
+        local row, field, why, value = prepare(rec, n, popts)
         if row then
           summary.valid = (summary.valid or 0) + 1
           summary.read = summary.read + 1
         else
           finish({ n = n, ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil },
-            "failed", { message = with_field(field, why), field = field, invalid = true, code = "invalidRow" })
+            "failed", { message = with_field(field, why), field = field, value = value, invalid = true,
+                        code = "invalidRow" })
         end
       end
     end
@@ -524,11 +610,12 @@ function M.import(c, source, opts)
       if rec == false then
         finish({ n = n }, "failed", { message = msg, invalid = true, code = "invalidRow" })
       elseif not done_rows[n] then
-        local row, field, why = prepare(rec, n, popts)
+        local row, field, why, value = prepare(rec, n, popts)
         if not row then
           local ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil
           finish({ n = n, ext = type(ext) == "string" and ext or nil }, "failed",
-            { message = with_field(field, why), field = field, invalid = true, code = "invalidRow" })
+            { message = with_field(field, why), field = field, value = value, invalid = true,
+              code = "invalidRow" })
         else
           local intent = intents[n]
           if intent then
@@ -988,23 +1075,39 @@ end
 --- Write a learner's activities (c:activities{user=|me=}) to a CSV or JSON Lines file.
 -- opts: user | me, format ("csv"|"jsonl", default from the file name, else csv), output (path
 -- or file handle; default io.stdout), select, top. Returns the number of rows, or nil, err.
+-- A path is written under a temporary name beside it and renamed at the end, so a failed
+-- export leaves no file (and an existing one untouched). JSON Lines are the models' own JSON.
 function M.export(c, opts)
   opts = opts or {}
   local out = opts.output or io.stdout
   local format = opts.format or results_mod.format_for(out)
+  if format ~= "jsonl" and format ~= "csv" then error("export: format must be csv or jsonl", 2) end
+  local path, tmp = nil, nil
+  if type(out) == "string" then
+    path, tmp = out, ("%s.tmp-%d"):format(out, math.random(0, 0x7fffffff))
+    out = tmp
+  end
   local w, werr
   if format == "jsonl" then w, werr = jsonl.writer(out)
-  elseif format == "csv" then w, werr = csv.writer(out, { eol = "\n" })
-  else error("export: format must be csv or jsonl", 2) end
-  if not w then return nil, werr end
+  else w, werr = csv.writer(out, { eol = "\n" }) end
+  if not w then
+    if path then werr = path .. ": " .. (tostring(werr):match("^.*: (.-)$") or tostring(werr)) end
+    return nil, werr
+  end
+  local function fail(err)
+    w:close()
+    if tmp then os.remove(tmp) end
+    return nil, err
+  end
   if format == "csv" then w:write(rows.columns) end
   local n = 0
   local q = { user = opts.user, me = opts.me, select = opts.select, top = opts.top, max_pages = opts.max_pages }
   for act, err in c:activities(q) do
-    if not act then w:close(); return nil, err end
+    if not act then return fail(err) end
     n = n + 1
     if format == "jsonl" then
-      w:write(act:totable())
+      local ok, jerr = w.fh:write(act:tojson(), "\n")
+      if not ok then return fail(jerr) end
     else
       local flat = rows.from_model(act)
       local rec = {}
@@ -1013,10 +1116,19 @@ function M.export(c, opts)
         if v == rows.null then v = nil end
         rec[i] = v ~= nil and tostring(v) or ""
       end
-      w:write(rec, #rows.columns)
+      local ok, cerr = w:write(rec, #rows.columns)
+      if not ok then return fail(cerr) end
     end
   end
-  w:close()
+  if tmp then
+    local ok, cerr = w.fh:close()
+    w.fh = nil
+    if not ok then os.remove(tmp); return nil, cerr end
+    local rok, rerr = os.rename(tmp, path)
+    if not rok then os.remove(tmp); return nil, rerr end
+  else
+    w:close()
+  end
   return n
 end
 

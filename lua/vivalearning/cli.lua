@@ -1,14 +1,18 @@
 -- vivalearning.cli: the `vivalearning` command (bin/vivalearning runs M.main(arg)).
 --
 --   vivalearning import FILE --provider ID [--mode create|upsert|delete] [--batch N]
---                [--concurrency N] [--journal F] [--results F] [--type T] [--dry-run]
+--                [--concurrency N] [--journal F] [--results F|-] [--type T] [--dry-run]
+--                [--shard K/N]
 --   vivalearning export --user ID | --me [--format csv|jsonl] [-o FILE]
 --   vivalearning get ID | get --provider ID --external-id X
 --   vivalearning delete ID --provider ID | delete --provider ID --external-id X
 --   vivalearning providers [--format table|jsonl]
 --   vivalearning contents --provider ID [--format table|jsonl]
 --
--- Exit codes: 0 ok; 1 some rows (or the one operation) failed; 2 usage or fatal error.
+-- Exit codes, the same for every subcommand: 0 ok; 1 some rows (or the one operation) failed;
+-- 2 usage or fatal error (authentication failures included).
+-- Every subcommand also takes --max-retries, --timeout, --verbose and --log FILE; the command
+-- takes --version.
 -- Credentials and URLs come from flags or the environment: VIVA_TENANT_ID, VIVA_CLIENT_ID,
 -- VIVA_CLIENT_SECRET, VIVA_GRAPH_URL, VIVA_AUTHORITY_URL, VIVA_CA_FILE (and VIVA_TOKEN,
 -- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token).
@@ -18,13 +22,72 @@ local M = {}
 
 M.EXIT_OK, M.EXIT_FAILED, M.EXIT_USAGE = 0, 1, 2
 
+-- The examples `vivalearning --help` ends with (spec/cli_options_spec.lua runs them).
+M.EXAMPLES = {
+  "vivalearning import activities.csv --provider c0000000-0000-4000-8000-000000000001 --journal import.journal --results results.csv",
+  "vivalearning import activities.csv --provider c0000000-0000-4000-8000-000000000001 --mode upsert --dry-run",
+  "vivalearning export --user b0000000-0000-4000-8000-000000000002 -o learner.csv",
+}
+
 local ENV = {
   tenant = "VIVA_TENANT_ID", client_id = "VIVA_CLIENT_ID", client_secret = "VIVA_CLIENT_SECRET",
   graph_url = "VIVA_GRAPH_URL", authority_url = "VIVA_AUTHORITY_URL", ca_file = "VIVA_CA_FILE",
   token = "VIVA_TOKEN", username = "VIVA_USERNAME", password = "VIVA_PASSWORD",
 }
 
-local function add_connection(cmd)
+-- Converters for option values; their messages name the option.
+local function positive(option)
+  return function(s)
+    local n = math.tointeger(tonumber(s))
+    if not n or n < 1 then return nil, ("%s: '%s' is not a positive integer"):format(option, tostring(s)) end
+    return n
+  end
+end
+
+local function retries(s)
+  local n = math.tointeger(tonumber(s))
+  if not n or n < 0 or n > 20 then return nil, ("--max-retries: '%s' is not an integer 0..20"):format(tostring(s)) end
+  return n
+end
+
+local function seconds(s)
+  local n = tonumber(s)
+  if not n or n ~= n or n <= 0 or n > 86400 then
+    return nil, ("--timeout: '%s' is not a number of seconds (0 < s <= 86400)"):format(tostring(s))
+  end
+  return n
+end
+
+local function shard(v)
+  local ok, sh = pcall(require("vivalearning.bulk").parse_shard, v)
+  if not ok then return nil, ("--shard: '%s' is not K/N with 0 <= K < N"):format(v) end
+  return sh
+end
+
+-- The environment every subcommand reads, for its --help.
+local ENV_HELP = {
+  { "VIVA_TENANT_ID", "tenant id or domain (--tenant)" },
+  { "VIVA_CLIENT_ID", "app (client) id (--client-id)" },
+  { "VIVA_CLIENT_SECRET", "client secret (--client-secret)" },
+  { "VIVA_GRAPH_URL", "Graph base URL (--graph-url)" },
+  { "VIVA_AUTHORITY_URL", "token authority (--authority-url)" },
+  { "VIVA_CA_FILE", "CA bundle (--ca-file)" },
+  { "VIVA_TOKEN", "a bearer token instead of client credentials (--token)" },
+  { "VIVA_USERNAME", "user of a delegated token (--username)" },
+  { "VIVA_PASSWORD", "password of --username (--password)" },
+}
+
+local function env_epilog(extra)
+  local lines = { "Environment (flags win over it):" }
+  for _, e in ipairs(ENV_HELP) do lines[#lines + 1] = ("   %-20s %s"):format(e[1], e[2]) end
+  for _, e in ipairs(extra or {}) do lines[#lines + 1] = ("   %-20s %s"):format(e[1], e[2]) end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Exit codes: 0 ok, 1 " .. (extra and extra.failed or "the operation failed") ..
+    ", 2 usage or fatal error (authentication failures included)."
+  return table.concat(lines, "\n")
+end
+
+local function add_connection(cmd, extra_env)
   cmd:group("Connection (flags override the environment)",
     cmd:option("--tenant", "Tenant id (env VIVA_TENANT_ID)."),
     cmd:option("--client-id", "App (client) id (env VIVA_CLIENT_ID)."),
@@ -32,24 +95,33 @@ local function add_connection(cmd)
     cmd:option("--graph-url", "Graph base URL (env VIVA_GRAPH_URL, default https://graph.microsoft.com/v1.0)."),
     cmd:option("--authority-url", "Token authority (env VIVA_AUTHORITY_URL, default https://login.microsoftonline.com)."),
     cmd:option("--ca-file", "CA bundle for TLS (env VIVA_CA_FILE)."),
-    cmd:option("--token", "A bearer token to use instead of client credentials (env VIVA_TOKEN)."),
+    cmd:option("--token", "A bearer token to use instead of client credentials (env VIVA_TOKEN; prefer the environment: flags show in ps)."),
     cmd:option("--username", "User for a delegated token, with --password (env VIVA_USERNAME)."),
-    cmd:option("--password", "Password for --username (env VIVA_PASSWORD).")
+    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps).")
   )
-end
-
-local function positive(s)
-  local n = math.tointeger(tonumber(s))
-  if not n or n < 1 then return nil, ("'%s' is not a positive integer"):format(tostring(s)) end
-  return n
+  cmd:group("Requests and logging",
+    cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3)."):convert(retries),
+    cmd:option("--timeout", "Seconds one request may take, its retries included (default 300)."):convert(seconds),
+    cmd:flag("-v --verbose", "One line per HTTP attempt on stderr (method, path, status, attempt, time, request-id)."),
+    cmd:option("--log", "Append one JSON line per HTTP attempt to this file (method, path, status, attempt, elapsed, request_id; never a secret).")
+  )
+  cmd:epilog(env_epilog(extra_env))
 end
 
 function M.parser()
   local p = argparse("vivalearning", "Push and read Viva Learning course activities (Microsoft Graph).")
-    :epilog("Exit codes: 0 ok, 1 some rows failed, 2 usage or fatal error.\n" ..
-            "Run 'vivalearning <command> --help' for the options of a command.")
+    :epilog("Exit codes (every command): 0 ok, 1 some rows (or the one operation) failed, 2 usage or\n" ..
+            "fatal error (authentication failures included).\n" ..
+            "Run 'vivalearning <command> --help' for the options and environment of a command.\n\n" ..
+            "Examples:\n" ..
+            "   " .. M.EXAMPLES[1] .. "\n   " .. M.EXAMPLES[2] .. "\n   " .. M.EXAMPLES[3])
   p:command_target("command")
   p:require_command(true)
+  p:flag("--version", "Print the version and exit."):action(function()
+    io.stdout:write(tostring(require("vivalearning")._VERSION), "\n")
+    io.stdout:flush()
+    os.exit(0)
+  end)
 
   local imp = p:command("import", "Import course activities from a CSV or JSON Lines file.")
   imp:argument("file", "CSV (Graph field names as columns, dotted for complex fields) or .jsonl file; - for stdin.")
@@ -60,16 +132,20 @@ function M.parser()
     :choices({ "assignment", "self_initiated" })
   imp:option("--format", "Input format (default: from the file name; .jsonl = JSON Lines, else CSV).")
     :choices({ "csv", "jsonl" })
-  imp:option("--batch", "Requests per $batch, 1..20 (1 = single requests).", "20"):convert(positive)
+  imp:option("--batch", "Requests per $batch, 1..20 (1 = single requests).", "20"):convert(positive("--batch"))
   imp:flag("--no-batch", "Send single requests (same as --batch 1).")
-  imp:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive)
+  imp:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive("--concurrency"))
   imp:option("--journal", "Journal file: makes the import resumable (run again with the same file).")
-  imp:option("--results", "Per-row results file (.csv or .jsonl).")
+  imp:option("--results", "Per-row results file (.csv or .jsonl; - for stdout, then the summary goes to stderr).")
+  imp:option("--results-format", "Format of the results (default: from the name; csv for -)."):choices({ "csv", "jsonl" })
+  imp:option("--shard", "K/N: import only the rows whose externalCourseActivityId hashes to K of N (FNV-1a 32, 0 <= K < N).")
+    :convert(shard)
   imp:flag("--dry-run", "Validate every row, send nothing.")
-  imp:flag("--progress", "Draw the progress bar even when stderr is not a terminal.")
+  imp:flag("--progress", "Show progress even when stderr is not a terminal (then a plain line every 5 s, for CI logs).")
   imp:flag("--no-progress", "No progress bar.")
   imp:flag("-q --quiet", "No summary on stdout.")
-  add_connection(imp)
+  add_connection(imp, { { "COLUMNS", "progress bar width when the terminal reports none" },
+                        failed = "some rows failed" })
 
   local exp = p:command("export", "Write a learner's course activities as CSV or JSON Lines.")
   exp:mutex(
@@ -77,8 +153,8 @@ function M.parser()
     exp:flag("--me", "The signed-in user (delegated token).")
   )
   exp:option("--format", "csv or jsonl (default: from -o, else csv).") :choices({ "csv", "jsonl" })
-  exp:option("-o --output", "Output file (default stdout).")
-  exp:option("--top", "Page size to ask for."):convert(positive)
+  exp:option("-o --output", "Output file (default stdout); written under a temporary name and renamed when complete.")
+  exp:option("--top", "Page size to ask for."):convert(positive("--top"))
   add_connection(exp)
 
   local get = p:command("get", "Print one course activity as JSON.")
@@ -164,57 +240,189 @@ end
 
 local function say(io_, ...) io_:write(...) end
 
+-- "1 row", "2 rows"
+local function plural(n, word, words)
+  return ("%d %s"):format(n, n == 1 and word or (words or word .. "s"))
+end
+M.plural = plural
+
 local function fmt_err(err)
   return (tostring(err):gsub("^vivalearning: ", ""))
 end
 
 local function summary_text(s)
   local lines = {}
-  lines[#lines + 1] = ("%d rows read: %d created, %d updated, %d unchanged, %d deleted, %d failed")
-    :format(s.read, s.created, s.updated, s.unchanged, s.deleted, s.failed)
-  if s.invalid > 0 then lines[#lines + 1] = ("  %d of the failed rows were invalid and never sent"):format(s.invalid) end
-  if s.resumed > 0 then lines[#lines + 1] = ("  %d rows were already done in the journal (resumed)"):format(s.resumed) end
+  lines[#lines + 1] = ("%s read: %d created, %d updated, %d unchanged, %d deleted, %d failed")
+    :format(plural(s.read, "row"), s.created, s.updated, s.unchanged, s.deleted, s.failed)
+  if s.invalid > 0 then
+    lines[#lines + 1] = ("  %d of the failed rows %s invalid and never sent"):format(s.invalid,
+      s.invalid == 1 and "was" or "were")
+  end
+  if s.resumed > 0 then
+    lines[#lines + 1] = ("  %s %s already done in the journal (resumed)"):format(plural(s.resumed, "row"),
+      s.resumed == 1 and "was" or "were")
+  end
+  if s.shard then
+    lines[#lines + 1] = ("  shard %d/%d: %s of other shards skipped"):format(s.shard.k, s.shard.n,
+      plural(s.other_shards or 0, "row"))
+  end
   if s.elapsed and s.elapsed > 0 then
-    lines[#lines + 1] = ("  %d requests in %.1f s (%.0f rows/s)"):format(s.requests, s.elapsed,
+    lines[#lines + 1] = ("  %s in %.1f s (%.0f rows/s)"):format(plural(s.requests, "request"), s.elapsed,
       (s.read - s.resumed) / s.elapsed)
   end
-  if s.throttled then lines[#lines + 1] = ("  throttled %d times; concurrency backed off"):format(s.throttled) end
+  if s.throttled then
+    lines[#lines + 1] = ("  throttled %s; concurrency backed off"):format(plural(s.throttled, "time"))
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 M.summary_text = summary_text
+
+-- How many failed rows import and --dry-run list on stderr.
+M.SHOW_FAILED = 20
+
+-- Keeps the first M.SHOW_FAILED failed rows (by row number) and counts the rest.
+local function failure_log()
+  local kept, n = {}, 0
+  local log = {}
+  local function by_row(x, y) return x.row < y.row end
+  function log.add(rec)
+    if rec.outcome ~= "failed" then return end
+    n = n + 1
+    kept[#kept + 1] = { row = rec.row, external_id = rec.external_id, status = rec.status,
+                        code = rec.code, message = rec.message }
+    if #kept > M.SHOW_FAILED then
+      table.sort(kept, by_row)
+      kept[#kept] = nil
+    end
+  end
+  function log.write(errout, results_path)
+    if n == 0 then return end
+    table.sort(kept, by_row)
+    say(errout, ("%s failed%s:\n"):format(plural(n, "row"), n > #kept and (", the first " .. #kept) or ""))
+    for _, r in ipairs(kept) do
+      local what = {}
+      if r.status then what[#what + 1] = tostring(math.tointeger(r.status) or r.status) end
+      if r.code and r.code ~= "invalidRow" then what[#what + 1] = tostring(r.code) end
+      local msg = tostring(r.message or "")
+      if #what > 0 then msg = table.concat(what, " ") .. (msg ~= "" and (": " .. msg) or "") end
+      say(errout, ("  row %d%s: %s\n"):format(r.row,
+        (r.external_id and r.external_id ~= "") and (" (" .. tostring(r.external_id) .. ")") or "", msg))
+    end
+    if n > #kept then
+      local where = " (give --results FILE for every row)"
+      if results_path == "-" then where = " (every row is in the results on stdout)"
+      elseif results_path then where = " (every row is in " .. results_path .. ")" end
+      say(errout, ("  ... and %d more failed %s%s\n"):format(n - #kept, n - #kept == 1 and "row" or "rows", where))
+    end
+  end
+  return log
+end
+
+-- Exit code of an operation that failed: 2 when it could not have succeeded (authentication
+-- refused, or an argument the client will not send), else 1.
+local function failure_code(err)
+  local ok, kind = pcall(function() return err.kind end)
+  if ok and (kind == "auth" or kind == "validation") then return M.EXIT_USAGE end
+  return M.EXIT_FAILED
+end
+M.failure_code = failure_code
+
+-- The process id, for temporary names beside an output file.
+local function pid()
+  local f = io.open("/proc/self/stat", "r")
+  local n = f and f:read("n")
+  if f then f:close() end
+  return math.tointeger(n) or math.random(1, 0x7fffffff)
+end
+
+-- Output that appears whole or not at all: written to a temporary file (beside `path`, or in
+-- the temporary directory for stdout), then renamed to `path` or copied to `out` by commit();
+-- abort() removes it. A failed request leaves no file and prints nothing.
+local function open_sink(path, out)
+  local tmp = path and ("%s.tmp-%d"):format(path, pid()) or os.tmpname()
+  local fh, err = io.open(tmp, "wb")
+  if not fh then
+    if not path then os.remove(tmp) end
+    return nil, ("cannot write %s: %s"):format(path or "a temporary file", (tostring(err):match("^.*: (.-)$") or tostring(err)))
+  end
+  local sink, done = { fh = fh }, false
+  function sink.abort()
+    if done then return end
+    done = true
+    fh:close()
+    os.remove(tmp)
+  end
+  function sink.commit()
+    if done then return true end
+    done = true
+    local ok, cerr = fh:close()
+    if not ok then os.remove(tmp); return nil, ("cannot write %s: %s"):format(path or "stdout", tostring(cerr)) end
+    if path then
+      local rok, rerr = os.rename(tmp, path)
+      if not rok then os.remove(tmp); return nil, ("cannot write %s: %s"):format(path, tostring(rerr)) end
+      return true
+    end
+    local f = assert(io.open(tmp, "rb"))
+    while true do
+      local chunk = f:read(65536)
+      if not chunk then break end
+      out:write(chunk)
+    end
+    f:close()
+    os.remove(tmp)
+    return true
+  end
+  return sink
+end
 
 local commands = {}
 
 function commands.import(viva, c, a, out, errout)
   local batch = a.no_batch and 1 or a.batch
   if batch > 20 then
-    return nil, "--batch must be 1..20 (Graph allows at most 20 requests in a $batch)", true
+    return nil, "--batch must be 1..20 (Graph allows at most 20 requests in a $batch)", M.EXIT_USAGE
   end
   local progress = "auto"
   if a.no_progress then progress = false elseif a.progress then progress = "bar" end
+  local results = a.results
+  if results == "-" then results = out end
+  local failures = failure_log()
   local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, {
     provider = a.provider, mode = a.mode, type = a.type, format = a.format, batch = batch,
-    concurrency = a.concurrency, journal = a.journal, results = a.results, dry_run = a.dry_run,
-    progress = progress == "auto" and true or progress,
+    concurrency = a.concurrency, journal = a.journal, results = results,
+    results_format = a.results_format, dry_run = a.dry_run, shard = a.shard,
+    progress = progress == "auto" and true or progress, on_outcome = failures.add,
   })
-  if not s then return nil, err end
+  if not s then return nil, err, M.EXIT_USAGE end
+  -- with the results on stdout, the summary goes to stderr
+  local sout = a.results == "-" and errout or out
   if not a.quiet then
     if s.dry_run then
-      say(out, ("%d rows checked: %d valid, %d invalid\n"):format(s.read, s.valid or 0, s.failed))
+      say(sout, ("%s checked: %d valid, %d invalid\n"):format(plural(s.read, "row"), s.valid or 0, s.failed))
     else
-      say(out, summary_text(s))
+      say(sout, summary_text(s))
     end
-    if a.results then say(out, "  results: ", a.results, "\n") end
+    if a.results and a.results ~= "-" then say(sout, "  results: ", a.results, "\n") end
   end
+  failures.write(errout, a.results)
   return s.failed > 0 and M.EXIT_FAILED or M.EXIT_OK
 end
 
-function commands.export(viva, c, a, out)
-  if not a.user and not a.me then return nil, "export needs --user ID or --me", true end
-  local n, err = viva.bulk.export(c, { user = a.user, me = a.me or nil, format = a.format,
-                                        output = a.output or out, top = a.top })
-  if not n then return nil, err end
-  if a.output then say(io.stderr, ("%d activities written to %s\n"):format(n, a.output)) end
+function commands.export(viva, c, a, out, errout)
+  if not a.user and not a.me then return nil, "export needs --user ID or --me", M.EXIT_USAGE end
+  local format = a.format or require("vivalearning.results").format_for(a.output)
+  local sink, serr = open_sink(a.output, out)
+  if not sink then return nil, serr, M.EXIT_USAGE end
+  local ok, n, err = pcall(viva.bulk.export, c, { user = a.user, me = a.me or nil, format = format,
+                                                  output = sink.fh, top = a.top })
+  if not ok or not n then
+    sink.abort()
+    if not ok then error(n, 0) end
+    return nil, err, failure_code(err)
+  end
+  local cok, cerr = sink.commit()
+  if not cok then return nil, cerr, M.EXIT_USAGE end
+  if a.output then say(errout, ("%s written to %s\n"):format(plural(n, "activity", "activities"), a.output)) end
   return M.EXIT_OK
 end
 
@@ -229,14 +437,14 @@ end
 function commands.get(_, c, a, out)
   local act, err
   if a.external_id then
-    if not a.provider then return nil, "--external-id needs --provider", true end
+    if not a.provider then return nil, "--external-id needs --provider", M.EXIT_USAGE end
     act, err = c:get_by_external_id(a.provider, a.external_id)
   elseif a.id then
     if a.user then act, err = c:get_for_user(a.user, a.id) else act, err = c:get(a.id) end
   else
-    return nil, "get needs an ID or --provider with --external-id", true
+    return nil, "get needs an ID or --provider with --external-id", M.EXIT_USAGE
   end
-  if not act then return nil, err, false, M.EXIT_FAILED end
+  if not act then return nil, err, failure_code(err) end
   print_json(out, act)
   return M.EXIT_OK
 end
@@ -245,51 +453,107 @@ function commands.delete(_, c, a, out)
   local id = a.id
   if a.external_id then
     local act, err = c:get_by_external_id(a.provider, a.external_id)
-    if not act then return nil, err, false, M.EXIT_FAILED end
+    if not act then return nil, err, failure_code(err) end
     id = act.id
   end
-  if not id then return nil, "delete needs an ID or --external-id", true end
+  if not id then return nil, "delete needs an ID or --external-id", M.EXIT_USAGE end
   local ok, err = c:delete(a.provider, id)
-  if not ok then return nil, err, false, M.EXIT_FAILED end
+  if not ok then return nil, err, failure_code(err) end
   say(out, "deleted ", id, "\n")
   return M.EXIT_OK
 end
 
+-- A listing, whole or nothing: the table header and rows (or the models' own JSON lines) go
+-- to a sink that reaches `out` only when every page came.
 local function list(out, iter, format, cols)
-  local jsonl = require "vivalearning.jsonl"
-  local n = 0
-  if format == "table" then say(out, table.concat(cols, "\t"), "\n") end
-  for m, err in iter do
-    if not m then return nil, err end
-    n = n + 1
-    if format == "jsonl" then
-      say(out, jsonl.encode(m:totable()), "\n")
-    else
-      local t = {}
-      for i, k in ipairs(cols) do
-        local v = m[k]
-        t[i] = (v == nil or type(v) == "userdata") and "" or tostring(v)
+  local sink, serr = open_sink(nil, out)
+  if not sink then return nil, serr, M.EXIT_USAGE end
+  local ok, n, err = pcall(function()
+    local count = 0
+    local fh = sink.fh
+    if format == "table" then fh:write(table.concat(cols, "\t"), "\n") end
+    for m, e in iter do
+      if not m then return nil, e end
+      count = count + 1
+      if format == "jsonl" then
+        fh:write(m:tojson(), "\n")
+      else
+        local t = {}
+        for i, k in ipairs(cols) do
+          local v = m[k]
+          t[i] = (v == nil or type(v) == "userdata") and "" or tostring(v)
+        end
+        fh:write(table.concat(t, "\t"), "\n")
       end
-      say(out, table.concat(t, "\t"), "\n")
     end
+    return count
+  end)
+  if not ok or not n then
+    sink.abort()
+    if not ok then error(n, 0) end
+    return nil, err, failure_code(err)
   end
-  return n
+  local cok, cerr = sink.commit()
+  if not cok then return nil, cerr, M.EXIT_USAGE end
+  return M.EXIT_OK
 end
 
 function commands.providers(_, c, a, out)
-  local n, err = list(out, c:providers{}, a.format, { "id", "displayName", "isCourseActivitySyncEnabled" })
-  if not n then return nil, err, false, M.EXIT_FAILED end
-  return M.EXIT_OK
+  return list(out, c:providers{}, a.format, { "id", "displayName", "isCourseActivitySyncEnabled" })
 end
 
 function commands.contents(_, c, a, out)
-  local n, err = list(out, c:contents{ provider = a.provider }, a.format, { "id", "externalId", "title", "languageTag" })
-  if not n then return nil, err, false, M.EXIT_FAILED end
-  return M.EXIT_OK
+  return list(out, c:contents{ provider = a.provider }, a.format, { "id", "externalId", "title", "languageTag" })
+end
+
+-- One attempt as a JSON line, keys in a fixed order; only what the log promises (never the
+-- headers, so never a token).
+local LOG_KEYS = { "event", "op", "method", "path", "status", "attempt", "elapsed", "request_id",
+                   "client_request_id", "error" }
+local function log_line(ev)
+  local jsonl = require "vivalearning.jsonl"
+  local parts = { ('"time":%s'):format(jsonl.encode(os.date("!%Y-%m-%dT%H:%M:%SZ"))) }
+  for _, k in ipairs(LOG_KEYS) do
+    local v = ev[k]
+    if k == "path" then v = tostring(ev.url or ""):gsub("^%a[%w+.-]*://[^/]*", "") end
+    if k == "elapsed" and type(v) == "number" then v = math.floor(v * 1000 + 0.5) / 1000 end
+    if v ~= nil then parts[#parts + 1] = ("%s:%s"):format(jsonl.encode(k), jsonl.encode(v)) end
+  end
+  -- lua-cjson escapes every "/"; paths read better without (still valid JSON)
+  return (("{" .. table.concat(parts, ",") .. "}"):gsub("\\/", "/"))
+end
+M.log_line = log_line
+
+-- The client's log hook for --verbose / --log (nil when neither); the log file is returned
+-- for closing. nil, nil, message when the log file cannot be opened.
+local function log_hook(a, errout)
+  if not a.verbose and not a.log then return nil end
+  local fh
+  if a.log then
+    local err
+    fh, err = io.open(a.log, "a")
+    if not fh then return nil, nil, ("cannot open the log %s: %s"):format(a.log, tostring(err):match("^.*: (.-)$") or err) end
+  end
+  -- on a terminal, a line first clears the progress bar (redrawn at its next update)
+  local clear = a.verbose and require("vivalearning.progress").isatty(errout) and "\r\27[K" or ""
+  return function(ev)
+    if fh then
+      fh:write(log_line(ev), "\n")
+      fh:flush()
+    end
+    if a.verbose then
+      local path = tostring(ev.url or ""):gsub("^%a[%w+.-]*://[^/]*", "")
+      local extra = ev.request_id and (", request-id " .. tostring(ev.request_id)) or ""
+      if ev.error then extra = extra .. ", " .. tostring(ev.error) end
+      errout:write(clear, ("%s %s -> %s (attempt %s, %.3f s%s)\n"):format(tostring(ev.method), path,
+        tostring(ev.status), tostring(ev.attempt), tonumber(ev.elapsed) or 0, extra))
+      errout:flush()
+    end
+  end, fh
 end
 
 --- Run the command with an argument array; returns the exit code (never calls os.exit,
--- except argparse's --help, which exits 0 after printing).
+-- except argparse's --help and --version, which exit 0 after printing).
 function M.run(args, out, errout)
   out, errout = out or io.stdout, errout or io.stderr
   local a, msg, sub = M.parse(args)
@@ -304,19 +568,31 @@ function M.run(args, out, errout)
     return M.EXIT_USAGE
   end
   if a.command == "import" and a.concurrency then cfg.max_concurrency = a.concurrency end
-  local okc, c = pcall(viva.client, cfg)
-  if not okc or not c then
-    say(errout, "vivalearning ", a.command, ": cannot create the client: ", tostring(c), "\n")
+  if a.max_retries then cfg.max_retries = a.max_retries end
+  if a.timeout then
+    cfg.timeouts = { deadline = a.timeout, attempt = math.min(a.timeout, 60), connect = math.min(a.timeout, 10) }
+  end
+  local hook, logfh, lerr = log_hook(a, errout)
+  if lerr then
+    say(errout, "vivalearning ", a.command, ": ", lerr, "\n")
     return M.EXIT_USAGE
   end
-  local okr, code, err, usage, failcode = pcall(commands[a.command], viva, c, a, out, errout)
+  cfg.log = hook
+  local okc, c = pcall(viva.client, cfg)
+  if not okc or not c then
+    if logfh then logfh:close() end
+    say(errout, "vivalearning ", a.command, ": cannot create the client: ", fmt_err(c), "\n")
+    return M.EXIT_USAGE
+  end
+  local okr, code, err, failcode = pcall(commands[a.command], viva, c, a, out, errout)
+  pcall(c.close, c)
+  if logfh then logfh:close() end
   if not okr then
     say(errout, "vivalearning ", a.command, ": ", tostring(code), "\n")
     return M.EXIT_USAGE
   end
   if code == nil then
     say(errout, "vivalearning ", a.command, ": ", fmt_err(err), "\n")
-    if usage then return M.EXIT_USAGE end
     return failcode or M.EXIT_USAGE
   end
   out:flush()

@@ -1,8 +1,11 @@
 -- vivalearning.progress: progress reporting for long imports.
 --
 -- mode "auto" (default): a bar on stderr when stderr is a terminal, else silent (or the
--- callback, when one is given). "bar": always draw on the stream. "callback": only call
--- callback(state). "none": nothing.
+-- callback, when one is given). "bar": draw on the stream; on a stream that is not a terminal
+-- (a CI log) that becomes "lines": one plain line every `line_interval` seconds (default 5)
+-- and one at the end. "callback": only call callback(state). "none": nothing.
+-- The bar is as wide as the terminal (TIOCGWINSZ, asked at each redraw, so a resized window
+-- gets a bar of its new width at once), else $COLUMNS, else 80.
 -- state = { done =, total = (nil when unknown), failed =, rate = rows/s, eta = seconds or nil,
 --           elapsed = seconds, final = bool }
 local M = {}
@@ -26,14 +29,18 @@ function M.new(opts)
   opts = opts or {}
   local stream = opts.stream or io.stderr
   local mode = opts.mode or "auto"
+  local tty = M.isatty(stream)
   if mode == "auto" then
-    if M.isatty(stream) then mode = "bar"
+    if tty then mode = "bar"
     elseif opts.callback then mode = "callback"
     else mode = "none" end
+  elseif mode == "bar" and not tty then
+    mode = "lines"
   end
   local p = setmetatable({
     mode = mode, stream = stream, callback = opts.callback, total = opts.total,
-    interval = opts.interval or 0.1, start = now(), last = -math.huge, drawn = false,
+    interval = mode == "lines" and (opts.line_interval or 5) or (opts.interval or 0.1),
+    start = now(), last = -math.huge, drawn = false,
     label = opts.label or "import", width = opts.width,
   }, Progress)
   return p
@@ -74,7 +81,7 @@ function M.render(st, width, label)
     if st.failed > 0 then right = right .. (" failed %d"):format(st.failed) end
   end
   local left = (label or "import") .. " "
-  local barw = width - #left - #right - 4
+  local barw = width - #left - #right - 3   -- "[", "] ": the line is exactly `width` long
   if st.total and barw >= 10 then
     local fill = st.total > 0 and math.floor(barw * math.min(st.done, st.total) / st.total) or barw
     return left .. "[" .. ("#"):rep(fill) .. ("."):rep(barw - fill) .. "] " .. right
@@ -82,18 +89,38 @@ function M.render(st, width, label)
   return left .. right
 end
 
---- Report progress; redraws at most every `interval` seconds unless forced.
+--- Width of the terminal the stream is on (nil when it is not one or reports no size).
+function M.termsize(fh)
+  local ok, cols = pcall(sys.termsize, fh)
+  if ok and math.type(cols) == "integer" and cols > 0 then return cols end
+  return nil
+end
+
+function Progress:current_width()
+  return self.width or M.termsize(self.stream) or tonumber(os.getenv("COLUMNS")) or 80
+end
+
+--- Report progress; redraws at most every `interval` seconds unless forced (or the
+-- terminal's width changed since the last redraw).
 function Progress:update(done, failed, force)
   if self.mode == "none" then return end
   local t = now()
+  local width
+  if self.mode == "bar" then
+    width = self:current_width()
+    if self.drawn_width and width ~= self.drawn_width then force = true end
+  end
   if not force and t - self.last < self.interval then return end
   self.last = t
   local st = self:state(done, failed, false)
   if self.mode == "bar" then
-    local width = self.width or tonumber(os.getenv("COLUMNS")) or 80
+    -- one column short of the width: a full-width line would wrap on some terminals
     self.stream:write("\r", M.render(st, width - 1, self.label), "\27[K")
     self.stream:flush()
-    self.drawn = true
+    self.drawn, self.drawn_width = true, width
+  elseif self.mode == "lines" then
+    self.stream:write((M.render(st, 0, self.label):gsub("%s+$", "")), "\n")
+    self.stream:flush()
   elseif self.callback then
     self.callback(st)
   end
@@ -104,8 +131,10 @@ function Progress:finish(done, failed)
   if self.mode == "none" then return end
   local st = self:state(done, failed, true)
   if self.mode == "bar" then
-    local width = self.width or tonumber(os.getenv("COLUMNS")) or 80
-    self.stream:write("\r", M.render(st, width - 1, self.label), "\27[K\n")
+    self.stream:write("\r", M.render(st, self:current_width() - 1, self.label), "\27[K\n")
+    self.stream:flush()
+  elseif self.mode == "lines" then
+    self.stream:write((M.render(st, 0, self.label):gsub("%s+$", "")), "\n")
     self.stream:flush()
   elseif self.callback then
     self.callback(st)

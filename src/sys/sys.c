@@ -3,6 +3,7 @@
  * knows nothing about files or terminals. */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,30 @@ static int sys_isatty(lua_State *L) {
     return 1;
 }
 
+/* sys.termsize(fh): columns and rows of the terminal a Lua io file handle is on (TIOCGWINSZ),
+ * asked at every redraw so a progress bar follows a resized window. Returns cols, rows, or
+ * nil and a message (not a terminal, or a terminal that reports no size). */
+static int sys_termsize(lua_State *L) {
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (p->closef == NULL)
+        return luaL_error(L, "attempt to use a closed file");
+    struct winsize ws;
+    if (ioctl(fileno(p->f), TIOCGWINSZ, &ws) != 0) {
+        int e = errno;
+        luaL_pushfail(L);
+        lua_pushfstring(L, "termsize: %s", strerror(e));
+        return 2;
+    }
+    if (ws.ws_col == 0) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "termsize: the terminal reports no size");
+        return 2;
+    }
+    lua_pushinteger(L, ws.ws_col);
+    lua_pushinteger(L, ws.ws_row);
+    return 2;
+}
+
 /* sys.monotime(): seconds on a monotonic clock, for rates and ETAs that a wall-clock step
  * must not disturb. */
 static int sys_monotime(lua_State *L) {
@@ -67,6 +92,7 @@ int luaopen_vivalearning_sys(lua_State *L) {
         { "isatty", sys_isatty },
         { "monotime", sys_monotime },
         { "sleep", sys_sleep },
+        { "termsize", sys_termsize },
         { NULL, NULL },
     };
     luaL_newlib(L, funcs);
