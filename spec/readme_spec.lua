@@ -25,7 +25,8 @@
 -- Adding an example: write it as a fenced ```sh or ```lua block that runs from the repository
 -- root against the emulator (after `. emulator/.run/env`); say "continues the example above" in
 -- the prose before it when it needs an earlier block; put a skip marker before it when it cannot
--- run here. Other fences (```text, ```console, no language) are not run.
+-- run here. Other fences (```text, no language) are not run; ```bash, ```shell, ```zsh and
+-- ```console are refused (use ```sh to run a block, ```text to show one).
 local emu = require "support.emulator"
 local layer = require "support.lualayer"
 local http = require "support.http"
@@ -65,6 +66,10 @@ local function blocks_of(lines, name)
         else problems[#problems + 1] = ("%s:%d: unknown readme-spec marker %q (expected: skip (REASON))"):format(name, i - 1, prev) end
       elseif prev:find("readme-spec", 1, true) then
         problems[#problems + 1] = ("%s:%d: malformed readme-spec marker %q"):format(name, i - 1, prev)
+      end
+      if lang == "bash" or lang == "shell" or lang == "zsh" or lang == "console" then
+        problems[#problems + 1] = ("%s:%d: a ```%s block is neither run nor marked: use ```sh (run under sh -e) or ```text (not run)")
+          :format(name, i, lang)
       end
       local prose = table.concat(lines, "\n", prose_since, i - 1):lower()
       b.continues = prose:find("continues the example above", 1, true) ~= nil
