@@ -134,8 +134,27 @@ local function physical(path)
   return s
 end
 
-local LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
-local LUA_CPATH = ROOT .. "/?.so;;"
+-- This spec's module paths (the build under test: make check points cpath at its sanitizer
+-- build), made absolute so that they hold in the examples' working directory.
+local function absolute(paths)
+  return (paths:gsub("%f[^;%z]%./", ROOT .. "/"))
+end
+local LUA_PATH = absolute(package.path)
+local LUA_CPATH = absolute(package.cpath)
+
+-- What every example gets from the environment: PATH with a `lua5.4` that is this spec's
+-- interpreter first (so bin/vivalearning, `#!/usr/bin/env lua5.4`, runs on the same one), HOME,
+-- the module paths, and the sanitizers' options when make check set them.
+local function base_env(work)
+  local env = {
+    "PATH=" .. q(work .. "/.readme-bin:" .. os.getenv("PATH")), "HOME=" .. q(os.getenv("HOME") or work),
+    "LUA_PATH=" .. q(LUA_PATH), "LUA_CPATH=" .. q(LUA_CPATH),
+  }
+  for _, k in ipairs { "ASAN_OPTIONS", "UBSAN_OPTIONS", "TMPDIR" } do
+    if os.getenv(k) then env[#env + 1] = k .. "=" .. q(os.getenv(k)) end
+  end
+  return env
+end
 
 describe("README.md", function()
   local work
@@ -154,6 +173,9 @@ describe("README.md", function()
       "for f in run stop lua nginx.conf.in seed.json README.md; do ln -s " .. q(ROOT .. "/emulator/") ..
         "\"$f\" " .. q(work .. "/emulator/") .. "\"$f\"; done",
       "ln -s " .. q(emu_dir) .. " " .. q(work .. "/emulator/.run"),
+      "mkdir " .. q(work .. "/.readme-bin"),
+      "printf '#!/bin/sh\\nexec %s \"$@\"\\n' " .. q(q(layer.LUA)) .. " > " .. q(work .. "/.readme-bin/lua5.4"),
+      "chmod +x " .. q(work .. "/.readme-bin/lua5.4"),
     }, " && ")
     assert(http.ok(cmd), "could not prepare " .. work)
   end)
@@ -215,17 +237,20 @@ describe("README.md", function()
         local f = assert(io.open(script, "w"))
         f:write(table.concat(src, "\n"), "\n")
         f:close()
-        local env = {
-          "PATH=" .. q(os.getenv("PATH")), "HOME=" .. q(os.getenv("HOME") or work),
-          "LUA_PATH=" .. q(LUA_PATH), "LUA_CPATH=" .. q(LUA_CPATH),
+        local env = base_env(work)
+        for _, v in ipairs {
           "VIVA_EMU_HTTP=" .. q(emu.http), "VIVA_EMU_H2C=" .. q(emu.h2c),
           "VIVA_EMU_HTTPS=" .. q(emu.https), "VIVA_EMU_CA=" .. q(emu.ca), "VIVA_EMU_DIR=" .. q(emu.dir),
-        }
+        } do env[#env + 1] = v end
         env[#env + 1] = "README_SPEC_CHUNK=" .. q(script)
-        local driver = "local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('a'); f:close(); " ..
-          "local chunk = assert(load(s, '@README.md')); chunk()"
+        -- a driver file, not -e: make check's sanitizer host only runs script files
+        local driver = work .. "/.readme-driver.lua"
+        f = assert(io.open(driver, "w"))
+        f:write("local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('a'); f:close()\n",
+          "local chunk = assert(load(s, '@README.md')); chunk()\n")
+        f:close()
         code, out = http.run("cd " .. q(work) .. " && env -i " .. table.concat(env, " ") .. " timeout 300 " ..
-          q(layer.LUA) .. " -e " .. q(driver) .. " </dev/null")
+          q(layer.LUA) .. " " .. q(driver) .. " </dev/null")
       else
         local parts = {}
         for _, b in ipairs(c.blocks) do
@@ -235,16 +260,20 @@ describe("README.md", function()
         local f = assert(io.open(script, "w"))
         f:write(table.concat(parts, "\n"), "\n")
         f:close()
-        local env = {
-          "PATH=" .. q(os.getenv("PATH")), "HOME=" .. q(os.getenv("HOME") or work),
-          "LUA_PATH=" .. q(LUA_PATH), "LUA_CPATH=" .. q(LUA_CPATH),
-        }
+        local env = base_env(work)
         code, out = http.run("cd " .. q(work) .. " && env -i " .. table.concat(env, " ") ..
           " timeout 300 sh -e " .. q(script) .. " </dev/null")
       end
       if code ~= 0 then
         local at = c.blocks[1].first
-        if c.lang == "sh" then at = tonumber(http.read_file(script .. ".at"):match("%d+")) or at end
+        if c.lang == "sh" then
+          at = tonumber(http.read_file(script .. ".at"):match("%d+")) or at
+        else
+          local line = tonumber(out:match("README%.md:(%d+):"))
+          for _, b in ipairs(c.blocks) do
+            if line and line >= b.body_first and line <= b.body_last then at = b.first end
+          end
+        end
         if #out > 4000 then out = "...\n" .. out:sub(-4000) end
         error(("%s:%d: the %s block exits %s (chain %s); its output:\n%s")
           :format(README, at, c.lang, tostring(code), describe_chain(c), out), 0)
