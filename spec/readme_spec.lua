@@ -22,6 +22,8 @@
 -- last block is. Any other block runs on its own: it may not use a variable or a local of an
 -- earlier block.
 --
+-- A runnable block may not run emulator/stop (the examples share the spec's emulator).
+--
 -- Adding an example: write it as a fenced ```sh or ```lua block that runs from the repository
 -- root against the emulator (after `. emulator/.run/env`); say "continues the example above" in
 -- the prose before it when it needs an earlier block; put a skip marker before it when it cannot
@@ -80,6 +82,11 @@ local function blocks_of(lines, name)
       end
       b.body_last = j - 1
       b.code = table.concat(lines, "\n", b.body_first, b.body_last)
+      if lang == "sh" and not b.skip and b.code:find("emulator/stop", 1, true) then
+        problems[#problems + 1] = ("%s:%d: this sh block runs emulator/stop, which would stop the emulator the examples share: mark it with <!-- readme-spec: skip (stops the emulator) -->")
+          :format(name, i)
+        b.refused = true
+      end
       blocks[#blocks + 1] = b
       prose_since = j + 1
       i = j + 1
@@ -94,7 +101,7 @@ end
 local function chains_of(blocks, name)
   local chains, problems, last_chain = {}, {}, {}
   for _, b in ipairs(blocks) do
-    if (b.lang == "sh" or b.lang == "lua") and not b.skip then
+    if (b.lang == "sh" or b.lang == "lua") and not b.skip and not b.refused then
       if b.continues then
         local c = last_chain[b.lang]
         if not c then
