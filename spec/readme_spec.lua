@@ -200,6 +200,22 @@ describe("README.md", function()
     assert.is_true(#chains > 0, "no runnable block found")
   end)
 
+  it("has the newcomer's sections, in order", function()
+    local want = { "Two commands", "Quick start: the command", "Quick start in Lua", "The `vivalearning` command",
+                   "The Lua API", "Real Graph", "OpenResty and embedding", "Troubleshooting" }
+    local seen = {}
+    for _, l in ipairs(lines) do
+      local h = l:match("^## (.-)%s*$")
+      if h then seen[#seen + 1] = h end
+    end
+    local i = 1
+    for _, h in ipairs(seen) do
+      if h == want[i] then i = i + 1 end
+    end
+    assert.equal(#want + 1, i, ("README.md: the ## sections must include, in this order: %s (found: %s)")
+      :format(table.concat(want, " | "), table.concat(seen, " | ")))
+  end)
+
   it("names only documents that are in the repository", function()
     local problems = {}
     for _, doc in ipairs { "README.md", "docs/internals.md", "docs/benchmarks.md", "CHANGELOG.md" } do
