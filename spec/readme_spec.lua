@@ -6,8 +6,9 @@
 --     whose state directory emulator/.run is this spec's emulator: `emulator/run` there finds it
 --     running and prints its env, `. emulator/.run/env` loads it. Files a block writes stay in
 --     that directory for the blocks after it; it is removed at the end.
---   * `sh` blocks run under `sh -e`, with PATH, HOME, LUA_PATH and LUA_CPATH (the repository's
---     module paths) and no VIVA_* variable: a block that needs the emulator sources its env.
+--   * `sh` blocks run under `sh -e`, with PATH (a `lua5.4` that is this spec's interpreter first,
+--     for bin/vivalearning), HOME, LUA_PATH and LUA_CPATH (this spec's module paths, made
+--     absolute) and no VIVA_* variable: a block that needs the emulator sources its env.
 --   * `lua` blocks run in this spec's Lua interpreter with the same module paths and the
 --     emulator's environment (VIVA_EMU_HTTP, VIVA_EMU_HTTPS, VIVA_EMU_CA, ...), as after the
 --     quick start's `. emulator/.run/env`.
@@ -22,7 +23,10 @@
 -- last block is. Any other block runs on its own: it may not use a variable or a local of an
 -- earlier block.
 --
--- A runnable block may not run emulator/stop (the examples share the spec's emulator).
+-- A runnable block may not run emulator/stop (the examples share the spec's emulator). The
+-- other checks: README.md under 450 lines, its newcomer's sections in order, and no document
+-- named (README, docs/, CHANGELOG) that is not in the repository. docs/internals.md, "How the
+-- README's examples are checked", says the same for readers of the docs.
 --
 -- Adding an example: write it as a fenced ```sh or ```lua block that runs from the repository
 -- root against the emulator (after `. emulator/.run/env`); say "continues the example above" in
