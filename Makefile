@@ -35,12 +35,14 @@ DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-a
             gcc make
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
 BENCH_PKGS := wrk
+ROCK_PKGS  := luarocks
+ROCKSPEC   := $(wildcard rockspec/vivalearning-*.rockspec)
 
 EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
 
 .PHONY: all deps deps-check deps-bench build test check check-asan check-valgrind cppcheck \
-        fuzz demo bench emulator-start emulator-stop install uninstall clean
+        fuzz demo bench emulator-start emulator-stop install uninstall clean deps-rock rock
 
 all: build
 
@@ -60,6 +62,14 @@ deps:
 
 deps-check: deps
 	$(call install_missing,$(CHECK_PKGS))
+
+# The luarocks path: luarocks itself (nothing else installs it), and then the rockspec with
+# --deps-mode=none, since lua-cjson comes from apt (luarocks does not know about it).
+deps-rock: deps
+	$(call install_missing,$(ROCK_PKGS))
+
+rock: deps-rock
+	luarocks --lua-version $(LUA_VER) make --deps-mode=none $(ROCKSPEC)
 
 # Node (for the official JS client in bench/import.lua) only when the commands are missing:
 # a machine may carry another build of nodejs, with npm inside, that Debian's npm conflicts with.

@@ -43,11 +43,52 @@ describe("emulator/run and emulator/stop", function()
     assert.are_not.equal(0, (run("./emulator/run --dir " .. q(dir) .. " --status")))
   end)
 
-  it("starting twice says so", function()
+  -- A second run on the same directory reuses the running instance: it prints that one's env
+  -- and exits 0, so `emulator/run --dir D && . D/env` works whether or not one was running.
+  -- (This used to exit 1 with "already running".)
+  it("starting twice on one directory exits 0, prints the running one's env and says it reused it", function()
     assert.equal(0, (run("./emulator/run --dir " .. q(dir) .. " --quiet")))
-    local code, out = run("./emulator/run --dir " .. q(dir))
-    assert.are_not.equal(0, code)
+    local pid = io.open(dir .. "/nginx.pid"):read("l")
+    local env = read_env(dir)
+    local p = assert(io.popen("./emulator/run --dir " .. q(dir) .. " 2>" .. q(dir .. "/second.err")))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    assert.equal(0, code, out)
+    assert.truthy(out:find("VIVA_EMU_HTTPS=" .. env.VIVA_EMU_HTTPS, 1, true), out)
+    assert.matches("already running", io.open(dir .. "/second.err"):read("a"))
+    assert.equal(pid, io.open(dir .. "/nginx.pid"):read("l"))
+    assert.same(env, read_env(dir))
+    assert.equal(0, (run("./emulator/run --dir " .. q(dir) .. " --quiet")))
+  end)
+
+  it("`emulator/run --dir D && . D/env` exports the variables to child processes, on the first and the second run", function()
+    for _ = 1, 2 do
+      local code, out = run("./emulator/run --dir " .. q(dir) .. " >/dev/null 2>&1 && . " .. q(dir .. "/env") ..
+        " && sh -c 'echo \"$VIVA_EMU_HTTPS|$VIVA_EMU_CA\"'")
+      assert.equal(0, code, out)
+      local env = read_env(dir)
+      assert.equal(env.VIVA_EMU_HTTPS .. "|" .. env.VIVA_EMU_CA .. "\n", out)
+    end
+  end)
+
+  it("a second run asking for another port or seed than the running one's fails and names the option", function()
+    assert.equal(0, (run("./emulator/run --dir " .. q(dir) .. " --quiet")))
+    local port = tonumber(read_env(dir).VIVA_EMU_HTTP:match(":(%d+)$"))
+    local other = port == 65535 and port - 1 or port + 1
+    local code, out = run("./emulator/run --dir " .. q(dir) .. " --port " .. other)
+    assert.equal(1, code, out)
+    assert.matches("%-%-port " .. other, out)
     assert.matches("already running", out)
+    code, out = run("./emulator/run --dir " .. q(dir) .. " --port " .. port .. " --quiet")
+    assert.equal(0, code, out)
+    code, out = run("./emulator/run --dir " .. q(dir) .. " --seed spec/../emulator/seed.json --quiet")
+    assert.equal(0, code, out)
+    local seed = dir .. "-other-seed.json"
+    local f = io.open(seed, "w"); f:write(io.open("emulator/seed.json"):read("a")); f:close()
+    code, out = run("./emulator/run --dir " .. q(dir) .. " --seed " .. q(seed))
+    os.remove(seed)
+    assert.equal(1, code, out)
+    assert.matches("%-%-seed", out)
   end)
 
   it("stopping a stopped one says so", function()

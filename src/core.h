@@ -5,7 +5,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#define VL_VERSION "0.1.0"
+#define VL_VERSION "0.2.0"
 
 /* Each part of the core adds its functions to the module table on top of the stack.
  * All of them must be safe to run more than once in the same lua_State: busted

@@ -1,6 +1,6 @@
 rockspec_format = "3.0"
 package = "vivalearning"
-version = "scm-1"
+version = "0.2.0-1"
 source = {
   url = "git+file://.",
 }
