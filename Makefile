@@ -68,8 +68,10 @@ deps-check: deps
 deps-rock: deps
 	$(call install_missing,$(ROCK_PKGS))
 
+# ROCK_FLAGS: extra luarocks flags, e.g. ROCK_FLAGS="--tree /tmp/rocks" (the spec installs there).
+ROCK_FLAGS ?=
 rock: deps-rock
-	luarocks --lua-version $(LUA_VER) make --deps-mode=none $(ROCKSPEC)
+	luarocks --lua-version $(LUA_VER) $(ROCK_FLAGS) make --deps-mode=none $(ROCKSPEC)
 
 # Node (for the official JS client in bench/import.lua) only when the commands are missing:
 # a machine may carry another build of nodejs, with npm inside, that Debian's npm conflicts with.
@@ -97,7 +99,8 @@ $(SYS_MODULE): src/sys/sys.c
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $<
 
 # Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
-test: deps build
+# deps-rock: spec/make_rock_spec.lua builds and installs the rock for real.
+test: deps deps-rock build
 	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" BUSTED="$(BUSTED)" sh spec/run
 
 emulator-start: deps
