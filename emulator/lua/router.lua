@@ -75,8 +75,9 @@ end
 
 local function method_not_allowed(req) return errors.method_not_allowed(req) end
 
+-- Graph's answer to a path segment it does not know (also a $batch step URL that keeps /v1.0).
 local function unknown_segment(req, seg)
-  return errors.graph(req, 404, "notFound", "Resource not found for the segment '" .. tostring(seg) .. "'.")
+  return errors.graph(req, 400, "BadRequest", "Resource not found for the segment '" .. tostring(seg) .. "'.")
 end
 
 local NAV = { learningCourseActivities = true, learningContents = true, ["$ref"] = true, ["$count"] = true }
