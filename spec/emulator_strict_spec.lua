@@ -82,3 +82,64 @@ describe("emulator strict paths", function()
     assert.equal("Invalid batch payload format.", res2.json.error.message)
   end)
 end)
+
+describe("emulator activity ids shaped like Graph's ({guid}:{guid})", function()
+  before_each(function() emu.reset() end)
+
+  local G = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
+
+  it("a created activity's id is {learnerUserId}:{guid}; Location and @odata.context carry it", function()
+    local r = emu.graph("POST", COLL, { json = emu.assignment{ externalcourseActivityId = "colon-1" } })
+    assert.equal(201, r.status, r.body)
+    local id = r.json.id
+    assert.matches("^" .. G .. ":" .. G .. "$", id)
+    assert.equal(emu.LEARNER, id:match("^([^:]+):"))
+    assert.equal(emu.graph_url_http .. COLL .. "/" .. id, r.headers["location"])
+    local again = emu.graph("POST", COLL, { json = emu.assignment{ externalcourseActivityId = "colon-2" } })
+    assert.are_not.equal(id, again.json.id)
+  end)
+
+  it("every path that carries an activity id works with the ':' raw, percent-encoded and as a key literal", function()
+    local body = emu.self_initiated{ externalcourseActivityId = "colon-3", learnerUserId = emu.ADELE.id }
+    local id = emu.graph("POST", COLL, { json = body }).json.id
+    local enc = id:gsub(":", "%%3A")
+    for _, form in ipairs({ id, enc, "('" .. id .. "')", "(" .. id .. ")" }) do
+      local sep = form:sub(1, 1) == "(" and "" or "/"
+      local paths = {
+        "/employeeExperience/learningCourseActivities" .. sep .. form,
+        COLL .. sep .. form,
+        "/users/" .. emu.ADELE.id .. "/employeeExperience/learningCourseActivities" .. sep .. form,
+      }
+      for _, p in ipairs(paths) do
+        local g = emu.graph("GET", p)
+        assert.equal(200, g.status, p .. " " .. g.body)
+        assert.equal(id, g.json.id, p)
+      end
+      local me = emu.graph("GET", "/me/employeeExperience/learningCourseActivities" .. sep .. form, { app = "user" })
+      assert.equal(200, me.status, me.body)
+      assert.equal(id, me.json.id)
+      assert.equal(204, emu.graph("PATCH", COLL .. sep .. form, { json = { completionPercentage = 10 } }).status, form)
+    end
+    -- $batch steps carry it too
+    local res = batch({
+      { id = "1", method = "GET", url = "/employeeExperience/learningCourseActivities/" .. id },
+      { id = "2", method = "PATCH", url = COLL .. "/" .. enc, headers = JSON, body = { completionPercentage = 20 }, dependsOn = { "1" } },
+      { id = "3", method = "DELETE", url = COLL .. "/" .. id, dependsOn = { "2" } },
+    })
+    local r = by_id(res)
+    assert.equal(200, r["1"].status)
+    assert.equal(id, r["1"].body.id)
+    assert.equal(204, r["2"].status)
+    assert.equal(204, r["3"].status)
+    assert.equal(404, emu.graph("GET", COLL .. "/" .. id).status)
+  end)
+
+  it("activity_id_format = guid gives plain GUIDs; unknown formats are refused", function()
+    emu.settings{ activity_id_format = "guid" }
+    local id = emu.graph("POST", COLL, { json = emu.assignment() }).json.id
+    assert.matches("^" .. G .. "$", id)
+    local bad = http.post(emu.http .. "/_emulator/settings", { json = { activity_id_format = "colon" } })
+    assert.equal(400, bad.status)
+    assert.matches("activity_id_format", bad.json.error.message)
+  end)
+end)

@@ -30,7 +30,7 @@ local SETTING_TYPES = {
   page_size = "number", max_top = "number", token_lifetime = "number", max_body_bytes = "number",
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
   batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
-  empty_pages = "number", next_link_loop = "boolean",
+  empty_pages = "number", next_link_loop = "boolean", activity_id_format = "string",
 }
 
 function M.reset_all(seed)
@@ -69,6 +69,9 @@ function M.handle(req, what, rest)
     end
     if body.external_id_spelling and not ({ metadata = 1, docs = 1, both = 1 })[body.external_id_spelling] then
       return bad("external_id_spelling must be metadata, docs or both")
+    end
+    if body.activity_id_format and not ({ graph = 1, guid = 1 })[body.activity_id_format] then
+      return bad("activity_id_format must be graph ({guid}:{guid}) or guid")
     end
     for k, v in pairs(body) do
       if k == "rate_limit" then

@@ -14,6 +14,7 @@ M.DEFAULT_SETTINGS = {
   external_id_spelling = "metadata",   -- "metadata" (externalcourseActivityId), "docs" (externalCourseActivityId) or "both"
   batch_throttled_status = 200,        -- envelope status when a $batch item is throttled (200 or 424, §6 #22)
   location_header = true,              -- Location header on 201 responses (OData 4.0 §11.4.2)
+  activity_id_format = "graph",        -- "graph": "{learnerUserId}:{guid}" as in Graph's examples; "guid": plain GUIDs
   empty_pages = 0,                     -- test aid: N empty pages (with a nextLink) before a collection's data
   next_link_loop = false,              -- test aid: every nextLink points at the request's own URL
 }
