@@ -31,7 +31,22 @@ local SETTING_TYPES = {
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
   batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
   empty_pages = "number", next_link_loop = "boolean", activity_id_format = "string",
+  latency = "table", batch_order = "string", batch_seed = "number",
 }
+
+local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+
+-- settings.latency: {base, jitter?} seconds, each 0..60; returns the stored table or nil, message.
+local function check_latency(v)
+  if json.is_array(v) then return nil, "setting 'latency' must be an object {base, jitter}" end
+  for k in pairs(v) do
+    if k ~= "base" and k ~= "jitter" then return nil, "unknown latency field '" .. tostring(k) .. "' (base, jitter)" end
+  end
+  if not finite(v.base) or v.base < 0 or v.base > 60 then return nil, "latency.base must be a number of seconds, 0..60" end
+  local jitter = v.jitter == nil and 0 or v.jitter
+  if not finite(jitter) or jitter < 0 or jitter > 60 then return nil, "latency.jitter must be a number of seconds, 0..60" end
+  return { base = v.base, jitter = jitter }
+end
 
 function M.reset_all(seed)
   local ok, err = state.load(seed or state.default_seed)
@@ -40,6 +55,7 @@ function M.reset_all(seed)
   faults.reset()
   ratelimit.reset()
   for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
+  require("batch").reseed()
   return true
 end
 
@@ -70,6 +86,17 @@ function M.handle(req, what, rest)
     if body.external_id_spelling and not ({ metadata = 1, docs = 1, both = 1 })[body.external_id_spelling] then
       return bad("external_id_spelling must be metadata, docs or both")
     end
+    if body.latency and body.latency ~= json.null then
+      local l, lerr = check_latency(body.latency)
+      if not l then return bad(lerr) end
+      body.latency = l
+    end
+    if body.batch_order and not ({ shuffled = 1, request = 1 })[body.batch_order] then
+      return bad("batch_order must be shuffled or request")
+    end
+    if body.batch_seed and body.batch_seed ~= json.null and (not finite(body.batch_seed) or body.batch_seed % 1 ~= 0) then
+      return bad("batch_seed must be an integer")
+    end
     if body.activity_id_format and not ({ graph = 1, guid = 1 })[body.activity_id_format] then
       return bad("activity_id_format must be graph ({guid}:{guid}) or guid")
     end
@@ -85,6 +112,7 @@ function M.handle(req, what, rest)
         state.settings[k] = v
       end
     end
+    if body.batch_seed ~= nil then require("batch").reseed() end
     return reply(204)
   elseif what == "faults" then
     if m == "POST" and not rest then

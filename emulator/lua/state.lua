@@ -15,6 +15,9 @@ M.DEFAULT_SETTINGS = {
   batch_throttled_status = 200,        -- envelope status when a $batch item is throttled (200 or 424, §6 #22)
   location_header = true,              -- Location header on 201 responses (OData 4.0 §11.4.2)
   activity_id_format = "graph",        -- "graph": "{learnerUserId}:{guid}" as in Graph's examples; "guid": plain GUIDs
+  latency = nil,                       -- {base, jitter} seconds: every Graph request waits base ± jitter (non-blocking)
+  batch_order = "shuffled",            -- "shuffled": $batch steps in a random topological order, concurrent; "request": in order, one by one
+  batch_seed = nil,                    -- a number: the shuffle is repeatable (restarted each time it is set, and on reset)
   empty_pages = 0,                     -- test aid: N empty pages (with a nextLink) before a collection's data
   next_link_loop = false,              -- test aid: every nextLink points at the request's own URL
 }
