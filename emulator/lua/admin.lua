@@ -31,7 +31,7 @@ local SETTING_TYPES = {
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
   batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
   empty_pages = "number", next_link_loop = "boolean", activity_id_format = "string",
-  latency = "table", batch_order = "string", batch_seed = "number",
+  latency = "table", batch_order = "string", batch_seed = "number", throttle = "table",
 }
 
 local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
@@ -54,6 +54,7 @@ function M.reset_all(seed)
   log.reset()
   faults.reset()
   ratelimit.reset()
+  if state.throttle then ratelimit.set_profile(state.throttle) end
   for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
   require("batch").reseed()
   return true
@@ -91,6 +92,18 @@ function M.handle(req, what, rest)
       if not l then return bad(lerr) end
       body.latency = l
     end
+    -- throttling: checked whole before anything is applied
+    if body.throttle and body.throttle ~= json.null then
+      local ok, terr = ratelimit.check_profile(body.throttle)
+      if not ok then return bad(terr) end
+    end
+    if body.rate_limit and body.rate_limit ~= json.null then
+      local list = json.is_array(body.rate_limit) and body.rate_limit or { body.rate_limit }
+      for i, r in ipairs(list) do
+        local _, rerr = ratelimit.check(r, #list > 1 and ("rate_limit[" .. i .. "].") or "rate_limit.")
+        if rerr then return bad(rerr) end
+      end
+    end
     if body.batch_order and not ({ shuffled = 1, request = 1 })[body.batch_order] then
       return bad("batch_order must be shuffled or request")
     end
@@ -101,16 +114,19 @@ function M.handle(req, what, rest)
       return bad("activity_id_format must be graph ({guid}:{guid}) or guid")
     end
     for k, v in pairs(body) do
-      if k == "rate_limit" then
-        if v == json.null then ratelimit.reset() else
-          local ok, rerr = ratelimit.set(v)
-          if not ok then return bad(rerr) end
-        end
+      if k == "rate_limit" or k == "throttle" then
+        -- not stored in settings: the live rules are GET /_emulator/rate_limit
       elseif v == json.null then
         state.settings[k] = state.DEFAULT_SETTINGS[k]
       else
         state.settings[k] = v
       end
+    end
+    -- the profile replaces every rule, then rate_limit rules add to it
+    if body.throttle == json.null or body.rate_limit == json.null then ratelimit.reset() end
+    if type(body.throttle) == "table" then ratelimit.set_profile(body.throttle) end
+    if type(body.rate_limit) == "table" then
+      for _, r in ipairs(json.is_array(body.rate_limit) and body.rate_limit or { body.rate_limit }) do ratelimit.set(r) end
     end
     if body.batch_seed ~= nil then require("batch").reseed() end
     return reply(204)

@@ -291,7 +291,7 @@ function M.dispatch(req)
   end
   local principal, aerr = auth.authenticate(req)
   if not principal then return aerr end
-  local wait = ratelimit.take(principal.client_id)
+  local wait = ratelimit.take(principal)
   if wait then return ratelimit.response(req, wait), principal end
   local berr = check_json_body(req)
   if berr then return berr, principal end

@@ -159,11 +159,17 @@ function M.load(seed)
     a._provider = a.learningProviderId
     M.add_activity(a)
   end
-  -- Rate-limit settings in the seed.
+  -- Throttling settings in the seed (applied by admin.reset_all): the profile, then rules.
+  M.throttle = type(settings.throttle) == "table" and settings.throttle or nil
   M.rate_limits = {}
   if type(settings.rate_limit) == "table" then
-    M.rate_limits[#M.rate_limits + 1] = settings.rate_limit
+    if json.is_array(settings.rate_limit) then
+      for _, r in ipairs(settings.rate_limit) do M.rate_limits[#M.rate_limits + 1] = r end
+    else
+      M.rate_limits[1] = settings.rate_limit
+    end
   end
+  settings.rate_limit, settings.throttle = nil, nil   -- the live rules: GET /_emulator/rate_limit
   -- Each load starts a new generation of state: a request still sleeping on a delay fault from
   -- before it must not reach the new state (router.process drops it when it wakes).
   M.generation = (M.generation or 0) + 1
