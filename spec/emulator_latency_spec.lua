@@ -40,7 +40,11 @@ describe("emulator latency", function()
       grant_type = "client_credentials", scope = emu.GRAPH_SCOPE } })
     local log = emu.log(since)
     assert.equal(4, #log)
-    for i = 1, 3 do assert.is_true(log[i].duration >= 0.3 - EPS, log[i].path .. " " .. log[i].duration) end
+    for i = 1, 3 do
+      assert.equal(0.3, log[i].latency)
+      assert.is_true(log[i].duration >= 0.3 - EPS, log[i].path .. " " .. log[i].duration)
+    end
+    assert.is_nil(log[4].latency)
     assert.matches("/oauth2/v2.0/token$", log[4].path)
     assert.is_true(log[4].duration < 0.3, "token endpoint " .. log[4].duration)
   end)
@@ -76,6 +80,7 @@ describe("emulator latency", function()
       first_end = math.min(first_end, s.time + s.duration)
     end
     assert.is_true(last_start <= first_end + EPS, "steps did not overlap")   -- all ran at once
+    assert.is_nil(env.latency)               -- the envelope adds no wait of its own
     assert.is_true(env.duration >= 0.3 - EPS)
     assert.is_true(env.duration < 3 * 0.3, "envelope took " .. env.duration .. " s for 10 steps")  -- not 10 × base
   end)
@@ -99,6 +104,16 @@ describe("emulator latency", function()
     for _, r in ipairs(res.json.responses) do
       if r.id == "c" then assert.equal("completed", r.body.status) end
     end
+  end)
+
+  it("a $batch refused before any step runs still waits one latency", function()
+    emu.settings{ latency = { base = 0.2, jitter = 0 } }
+    local since = emu.last_seq()
+    local r = emu.graph("POST", "/$batch", { json = { requests = {} } })
+    assert.equal(400, r.status)
+    local e = emu.log(since)[1]
+    assert.equal(0.2, e.latency)
+    assert.is_true(e.duration >= 0.2 - EPS)
   end)
 
   it("rejects bad latency settings, naming the field; null turns it off", function()

@@ -324,6 +324,7 @@ function M.process(req)
   -- each wait, concurrently, so the batch costs one round trip (see batch.lua).
   local wait = not req.is_token and not req.is_batch and latency()
   if wait then
+    entry.latency = wait
     local generation = state.generation
     ngx.sleep(wait)
     -- reset while asleep: a straggler must not reach the new state (as with a delay fault below)
@@ -351,7 +352,7 @@ function M.process(req)
     if req.is_batch and not req.steps_ran then
       -- a $batch refused before any step ran (400, 405, 415...) still costs its round trip
       local d = latency()
-      if d then ngx.sleep(d) end
+      if d then entry.latency = d; ngx.sleep(d) end
     end
     if rule and rule.after then
       if rule.delay then ngx.sleep(rule.delay) end
