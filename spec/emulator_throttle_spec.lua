@@ -132,3 +132,34 @@ describe("emulator throttling profile", function()
     end
   end)
 end)
+
+describe("emulator throttling from a seed", function()
+  it("a seed's throttle and rate_limit settings are live from the start, not only after a reset", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local seed = cjson.decode(http.read_file("emulator/seed.json"))
+    seed.settings = seed.settings or {}
+    seed.settings.throttle = { tenant = { per_second = 2, burst = 3 } }
+    seed.settings.rate_limit = { app = emu.APPS.reader.client_id, per_second = 1, burst = 1 }
+    local path = dir .. "-seed.json"
+    local f = assert(io.open(path, "w"))
+    f:write(cjson.encode(seed))
+    f:close()
+    local code, out = http.run("./emulator/run --quiet --dir " .. http.shell_quote(dir) .. " --seed " .. http.shell_quote(path))
+    os.remove(path)
+    finally(function()
+      http.run("./emulator/stop --quiet --dir " .. http.shell_quote(dir))
+      http.ok("rm -rf " .. http.shell_quote(dir))
+    end)
+    assert.equal(0, code, out)
+    local base = emu.read_env(dir).VIVA_EMU_HTTP
+    local rules = http.get(base .. "/_emulator/rate_limit").json.value
+    local by_scope = {}
+    for _, r in ipairs(rules) do by_scope[r.scope] = r end
+    assert.equal(3, by_scope.tenant.burst)
+    assert.equal(emu.APPS.reader.client_id, by_scope.app.app)
+    -- and a reset applies them again
+    assert.equal(204, http.post(base .. "/_emulator/reset").status)
+    assert.equal(2, #http.get(base .. "/_emulator/rate_limit").json.value)
+  end)
+end)

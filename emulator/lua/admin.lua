@@ -48,14 +48,24 @@ local function check_latency(v)
   return { base = v.base, jitter = jitter }
 end
 
+-- The throttling rules of the loaded seed (settings.throttle, then settings.rate_limit).
+local function apply_seed_throttling()
+  ratelimit.reset()
+  if state.throttle then ratelimit.set_profile(state.throttle) end
+  for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
+end
+
+-- At start (init_by_lua, after state.init): the seed's rules are live from the first request.
+function M.init()
+  apply_seed_throttling()
+end
+
 function M.reset_all(seed)
   local ok, err = state.load(seed or state.default_seed)
   if not ok then return nil, err end
   log.reset()
   faults.reset()
-  ratelimit.reset()
-  if state.throttle then ratelimit.set_profile(state.throttle) end
-  for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
+  apply_seed_throttling()
   require("batch").reseed()
   return true
 end
