@@ -98,6 +98,24 @@ describe("emulator $batch order", function()
     end
   end)
 
+  it("a step asleep on a delay fault does not hold its independent siblings", function()
+    emu.fault{ path = "/%$count$", delay = 0.5, count = 1 }
+    local since = emu.last_seq()
+    local reqs = { { id = "slow", method = "GET", url = COLL .. "/$count" } }
+    for i = 1, 5 do reqs[#reqs + 1] = { id = tostring(i), method = "GET", url = COLL .. "?$top=1" } end
+    local res = emu.graph("POST", "/$batch", { json = { requests = reqs } })
+    assert.equal(200, res.status)
+    local slow, others = nil, {}
+    for _, e in ipairs(emu.log(since)) do
+      if e.batch_item == "slow" then slow = e elseif e.batch then others[#others + 1] = e end
+    end
+    assert.is_number(slow.fault)
+    assert.equal(5, #others)
+    for _, e in ipairs(others) do
+      assert.is_true(e.time < slow.time + slow.duration, "step " .. e.batch_item .. " waited for the delayed one")
+    end
+  end)
+
   it("batch_order = request: one after another, dependencies first, answered in request order", function()
     emu.settings{ batch_order = "request", batch_seed = 7 }
     local since = emu.last_seq()
