@@ -129,3 +129,22 @@ describe("emulator latency", function()
     assert.is_nil(emu.get_settings().latency)
   end)
 end)
+
+describe("emulator latency from a seed", function()
+  before_each(function() emu.reset() end)
+  it("a seed's latency is checked like the setting: a bad one is a 400 naming it, the old state stays", function()
+    local seed = require("cjson").decode(http.read_file("emulator/seed.json"))
+    seed.settings = seed.settings or {}
+    seed.settings.latency = { base = "slow" }
+    local r = http.post(emu.http .. "/_emulator/reset", { json = seed })
+    assert.equal(400, r.status, r.body)
+    assert.matches("latency.base", r.json.error.message, 1, true)
+    assert.equal(200, emu.graph("GET", COLL).status)
+    seed.settings.latency = { base = 0.25 }
+    assert.equal(204, http.post(emu.http .. "/_emulator/reset", { json = seed }).status)
+    assert.same({ base = 0.25, jitter = 0 }, emu.get_settings().latency)
+    local since = emu.last_seq()
+    emu.graph("GET", COLL)
+    assert.equal(0.25, emu.log(since)[1].latency)
+  end)
+end)

@@ -36,18 +36,6 @@ local SETTING_TYPES = {
 
 local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
 
--- settings.latency: {base, jitter?} seconds, each 0..60; returns the stored table or nil, message.
-local function check_latency(v)
-  if json.is_array(v) then return nil, "setting 'latency' must be an object {base, jitter}" end
-  for k in pairs(v) do
-    if k ~= "base" and k ~= "jitter" then return nil, "unknown latency field '" .. tostring(k) .. "' (base, jitter)" end
-  end
-  if not finite(v.base) or v.base < 0 or v.base > 60 then return nil, "latency.base must be a number of seconds, 0..60" end
-  local jitter = v.jitter == nil and 0 or v.jitter
-  if not finite(jitter) or jitter < 0 or jitter > 60 then return nil, "latency.jitter must be a number of seconds, 0..60" end
-  return { base = v.base, jitter = jitter }
-end
-
 -- The throttling rules of the loaded seed (settings.throttle, then settings.rate_limit).
 local function apply_seed_throttling()
   ratelimit.reset()
@@ -98,7 +86,7 @@ function M.handle(req, what, rest)
       return bad("external_id_spelling must be metadata, docs or both")
     end
     if body.latency and body.latency ~= json.null then
-      local l, lerr = check_latency(body.latency)
+      local l, lerr = state.check_latency(body.latency)
       if not l then return bad(lerr) end
       body.latency = l
     end

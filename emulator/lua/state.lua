@@ -22,6 +22,20 @@ M.DEFAULT_SETTINGS = {
   next_link_loop = false,              -- test aid: every nextLink points at the request's own URL
 }
 
+local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+
+-- settings.latency: {base, jitter?} seconds, each 0..60; returns the stored table or nil, message.
+function M.check_latency(v)
+  if type(v) ~= "table" or json.is_array(v) then return nil, "setting 'latency' must be an object {base, jitter}" end
+  for k in pairs(v) do
+    if k ~= "base" and k ~= "jitter" then return nil, "unknown latency field '" .. tostring(k) .. "' (base, jitter)" end
+  end
+  if not finite(v.base) or v.base < 0 or v.base > 60 then return nil, "latency.base must be a number of seconds, 0..60" end
+  local jitter = v.jitter == nil and 0 or v.jitter
+  if not finite(jitter) or jitter < 0 or jitter > 60 then return nil, "latency.jitter must be a number of seconds, 0..60" end
+  return { base = v.base, jitter = jitter }
+end
+
 M.tokens = {}          -- access token -> claims table (survives reset)
 M.token_gen = 1        -- expire_tokens bumps this; tokens of older generations answer 401
 
@@ -139,6 +153,11 @@ function M.load(seed)
   local settings = util.copy(M.DEFAULT_SETTINGS)
   for k, v in pairs(seed.settings or {}) do
     if v ~= json.null then settings[k] = v end
+  end
+  if settings.latency ~= nil then
+    local l, lerr = M.check_latency(settings.latency)
+    if not l then return nil, "settings: " .. lerr end
+    settings.latency = l
   end
   s.settings = settings
   local old_s, old_settings = M.s, M.settings
