@@ -212,8 +212,9 @@ function M.run(req)
       for _, t in pairs(running) do threads[#threads + 1] = t end
       local ok, key = ngx.thread.wait((unpack or table.unpack)(threads))
       if not ok or not running[key] then
-        -- cannot happen (step() catches its errors); wait for everything rather than spin
-        for _, t in pairs(running) do ngx.thread.wait(t) end
+        -- cannot happen (step() catches its errors); wait for the rest rather than spin
+        ngx.log(ngx.ERR, "emulator batch: a step thread failed: ", tostring(key))
+        for _, t in pairs(running) do pcall(ngx.thread.wait, t) end
         break
       end
       running[key] = nil
@@ -226,8 +227,10 @@ function M.run(req)
   local throttled = false
   for _, key in ipairs(answer_order) do
     local out = results[key]
-    responses[#responses + 1] = out
-    if out.status == 429 then throttled = true end
+    if out then
+      responses[#responses + 1] = out
+      if out.status == 429 then throttled = true end
+    end
   end
   local status = 200
   if throttled and tonumber(state.settings.batch_throttled_status) == 424 then status = 424 end
