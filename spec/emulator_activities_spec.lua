@@ -28,7 +28,7 @@ describe("emulator activities", function()
       local j = res.json
       assert.equal("#microsoft.graph.learningAssignment", j["@odata.type"])
       assert.equal(emu.http .. "/v1.0/$metadata#employeeExperience/learningProviders('" .. P .. "')/learningCourseActivities/$entity", j["@odata.context"])
-      assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", j.id)
+      assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+:%x+%-%x+%-%x+%-%x+%-%x+$", j.id)  -- {guid}:{guid}, as Graph's create examples
       assert.equal("a1-1", j.externalcourseActivityId)
       assert.equal(P, j.learningProviderId)
       assert.equal(20, j.completionPercentage)

@@ -132,17 +132,18 @@ describe("emulator robustness", function()
     still_alive()
   end)
 
-  it("unknown paths: 404 in Graph's shape, with request-id headers", function()
+  it("unknown paths: 400 BadRequest in Graph's shape, with request-id headers", function()
     for _, p in ipairs({ "/nope", "/employeeExperience/nope", "/employeeExperience", "/me/nope", "/employeeExperience/learningProviders/x/y" }) do
       local r = emu.graph("GET", p)
-      assert.equal(404, r.status, p)
-      assert.equal("notFound", r.json.error.code)
+      assert.equal(400, r.status, p)
+      assert.equal("BadRequest", r.json.error.code)
+      assert.matches("^Resource not found for the segment '", r.json.error.message)
       assert.truthy(r.headers["request-id"])
       assert.truthy(r.json.error.innerError["request-id"])
     end
     local r = http.get(emu.http .. "/v2.0/whatever")
-    assert.equal(404, r.status)
-    assert.equal("notFound", r.json.error.code)
+    assert.equal(400, r.status)
+    assert.equal("BadRequest", r.json.error.code)
   end)
 
   it("hostile ids stay inside their segment", function()

@@ -65,6 +65,16 @@ function M.render(req, a, select)
   return out
 end
 
+local GUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+-- A new activity id.  Graph's create examples show "{learnerUserId}:{guid}" (graph-api.md §6 #16);
+-- settings.activity_id_format = "guid" gives plain GUIDs instead.
+function M.new_id(a)
+  if state.settings.activity_id_format == "guid" then return util.uuid() end
+  local learner = type(a.learnerUserId) == "string" and a.learnerUserId:match(GUID) and a.learnerUserId:lower()
+  return (learner or util.uuid()) .. ":" .. util.uuid()
+end
+
 local function entity_context(req, a)
   return req.base .. "/" .. req.version .. "/$metadata#employeeExperience/learningProviders('" ..
     a._provider .. "')/learningCourseActivities/$entity"
@@ -77,7 +87,7 @@ local function reply_entity(req, a, status, select)
   if req.unknown_members then headers["Preference-Applied"] = "include-unknown-enum-members" end
   if status == 201 and state.settings.location_header then
     headers.Location = req.base .. "/" .. req.version .. "/employeeExperience/learningProviders/" ..
-      util.pct_encode(a._provider) .. "/learningCourseActivities/" .. util.pct_encode(a.id)
+      util.pct_encode(a._provider) .. "/learningCourseActivities/" .. util.pct_encode_segment(a.id)
   end
   return { status = status, json = body, headers = headers }
 end
@@ -170,7 +180,7 @@ function M.create(req, principal, pkey)
     end
   end
   local a = fields
-  a.id = util.uuid()
+  a.id = M.new_id(a)
   a._kind = kind
   a._provider = provider.id
   a.learningProviderId = provider.id

@@ -30,16 +30,31 @@ local SETTING_TYPES = {
   page_size = "number", max_top = "number", token_lifetime = "number", max_body_bytes = "number",
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
   batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
-  empty_pages = "number", next_link_loop = "boolean",
+  empty_pages = "number", next_link_loop = "boolean", activity_id_format = "string",
+  latency = "table", batch_order = "string", batch_seed = "number", throttle = "table",
 }
+
+local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+
+-- The throttling rules of the loaded seed (settings.throttle, then settings.rate_limit).
+local function apply_seed_throttling()
+  ratelimit.reset()
+  if state.throttle then ratelimit.set_profile(state.throttle) end
+  for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
+end
+
+-- At start (init_by_lua, after state.init): the seed's rules are live from the first request.
+function M.init()
+  apply_seed_throttling()
+end
 
 function M.reset_all(seed)
   local ok, err = state.load(seed or state.default_seed)
   if not ok then return nil, err end
   log.reset()
   faults.reset()
-  ratelimit.reset()
-  for _, r in ipairs(state.rate_limits or {}) do ratelimit.set(r) end
+  apply_seed_throttling()
+  require("batch").reseed()
   return true
 end
 
@@ -70,18 +85,48 @@ function M.handle(req, what, rest)
     if body.external_id_spelling and not ({ metadata = 1, docs = 1, both = 1 })[body.external_id_spelling] then
       return bad("external_id_spelling must be metadata, docs or both")
     end
+    if body.latency and body.latency ~= json.null then
+      local l, lerr = state.check_latency(body.latency)
+      if not l then return bad(lerr) end
+      body.latency = l
+    end
+    -- throttling: checked whole before anything is applied
+    if body.throttle and body.throttle ~= json.null then
+      local ok, terr = ratelimit.check_profile(body.throttle)
+      if not ok then return bad(terr) end
+    end
+    if body.rate_limit and body.rate_limit ~= json.null then
+      local list = json.is_array(body.rate_limit) and body.rate_limit or { body.rate_limit }
+      for i, r in ipairs(list) do
+        local _, rerr = ratelimit.check(r, #list > 1 and ("rate_limit[" .. i .. "].") or "rate_limit.")
+        if rerr then return bad(rerr) end
+      end
+    end
+    if body.batch_order and not ({ shuffled = 1, request = 1 })[body.batch_order] then
+      return bad("batch_order must be shuffled or request")
+    end
+    if body.batch_seed and body.batch_seed ~= json.null and (not finite(body.batch_seed) or body.batch_seed % 1 ~= 0) then
+      return bad("batch_seed must be an integer")
+    end
+    if body.activity_id_format and not ({ graph = 1, guid = 1 })[body.activity_id_format] then
+      return bad("activity_id_format must be graph ({guid}:{guid}) or guid")
+    end
     for k, v in pairs(body) do
-      if k == "rate_limit" then
-        if v == json.null then ratelimit.reset() else
-          local ok, rerr = ratelimit.set(v)
-          if not ok then return bad(rerr) end
-        end
+      if k == "rate_limit" or k == "throttle" then
+        -- not stored in settings: the live rules are GET /_emulator/rate_limit
       elseif v == json.null then
         state.settings[k] = state.DEFAULT_SETTINGS[k]
       else
         state.settings[k] = v
       end
     end
+    -- the profile replaces every rule, then rate_limit rules add to it
+    if body.throttle == json.null or body.rate_limit == json.null then ratelimit.reset() end
+    if type(body.throttle) == "table" then ratelimit.set_profile(body.throttle) end
+    if type(body.rate_limit) == "table" then
+      for _, r in ipairs(json.is_array(body.rate_limit) and body.rate_limit or { body.rate_limit }) do ratelimit.set(r) end
+    end
+    if body.batch_seed ~= nil then require("batch").reseed() end
     return reply(204)
   elseif what == "faults" then
     if m == "POST" and not rest then

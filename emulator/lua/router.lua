@@ -71,12 +71,25 @@ function M.prepare(req)
   req.client_request_id = crid or req.request_id
   req.unknown_members = activities.prefers_unknown_members(req)
   req.is_token = req.raw_path:match("^/[^/]+/oauth2/v2%.0/token/?$") ~= nil
+  local s1, s2 = req.segs[1], req.segs[2]
+  req.is_batch = s1 ~= nil and (s1.name == "v1.0" or s1.name == "beta") and s2 ~= nil and s2.name == "$batch"
+    and req.segs[3] == nil
+end
+
+-- Seconds this request waits under settings.latency ({base, jitter}: base ± jitter), or nil.
+local function latency()
+  local l = state.settings.latency
+  if type(l) ~= "table" then return nil end
+  local d = (l.base or 0) + (2 * math.random() - 1) * (l.jitter or 0)
+  if d <= 0 then return nil end
+  return d
 end
 
 local function method_not_allowed(req) return errors.method_not_allowed(req) end
 
+-- Graph's answer to a path segment it does not know (also a $batch step URL that keeps /v1.0).
 local function unknown_segment(req, seg)
-  return errors.graph(req, 404, "notFound", "Resource not found for the segment '" .. tostring(seg) .. "'.")
+  return errors.graph(req, 400, "BadRequest", "Resource not found for the segment '" .. tostring(seg) .. "'.")
 end
 
 local NAV = { learningCourseActivities = true, learningContents = true, ["$ref"] = true, ["$count"] = true }
@@ -278,7 +291,7 @@ function M.dispatch(req)
   end
   local principal, aerr = auth.authenticate(req)
   if not principal then return aerr end
-  local wait = ratelimit.take(principal.client_id)
+  local wait = ratelimit.take(principal)
   if wait then return ratelimit.response(req, wait), principal end
   local berr = check_json_body(req)
   if berr then return berr, principal end
@@ -305,8 +318,19 @@ function M.process(req)
   M.prepare(req)
   local entry = log.start(req)
   log.counters.requests = log.counters.requests + 1
-  local rule = faults.match(req)
   local resp, principal
+  -- Latency (settings.latency): every Graph request, not the token endpoint (Entra is another
+  -- service, and a client asks it once an hour).  A $batch envelope gets none of its own: its steps
+  -- each wait, concurrently, so the batch costs one round trip (see batch.lua).
+  local wait = not req.is_token and not req.is_batch and latency()
+  if wait then
+    entry.latency = wait
+    local generation = state.generation
+    ngx.sleep(wait)
+    -- reset while asleep: a straggler must not reach the new state (as with a delay fault below)
+    if state.generation ~= generation then resp = { drop = true } end
+  end
+  local rule = not resp and faults.match(req)
   if rule and not rule.after then
     local generation = state.generation
     if rule.delay then ngx.sleep(rule.delay) end
@@ -324,6 +348,11 @@ function M.process(req)
     else
       ngx.log(ngx.ERR, "emulator handler error: ", r)
       resp = errors.graph(req, 500, "internalServerError", "Internal server error.")
+    end
+    if req.is_batch and not req.steps_ran then
+      -- a $batch refused before any step ran (400, 405, 415...) still costs its round trip
+      local d = latency()
+      if d then entry.latency = d; ngx.sleep(d) end
     end
     if rule and rule.after then
       if rule.delay then ngx.sleep(rule.delay) end

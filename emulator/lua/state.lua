@@ -14,9 +14,27 @@ M.DEFAULT_SETTINGS = {
   external_id_spelling = "metadata",   -- "metadata" (externalcourseActivityId), "docs" (externalCourseActivityId) or "both"
   batch_throttled_status = 200,        -- envelope status when a $batch item is throttled (200 or 424, §6 #22)
   location_header = true,              -- Location header on 201 responses (OData 4.0 §11.4.2)
+  activity_id_format = "graph",        -- "graph": "{learnerUserId}:{guid}" as in Graph's examples; "guid": plain GUIDs
+  latency = nil,                       -- {base, jitter} seconds: every Graph request waits base ± jitter (non-blocking)
+  batch_order = "shuffled",            -- "shuffled": $batch steps in a random topological order, concurrent; "request": in order, one by one
+  batch_seed = nil,                    -- a number: the shuffle is repeatable (restarted each time it is set, and on reset)
   empty_pages = 0,                     -- test aid: N empty pages (with a nextLink) before a collection's data
   next_link_loop = false,              -- test aid: every nextLink points at the request's own URL
 }
+
+local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+
+-- settings.latency: {base, jitter?} seconds, each 0..60; returns the stored table or nil, message.
+function M.check_latency(v)
+  if type(v) ~= "table" or json.is_array(v) then return nil, "setting 'latency' must be an object {base, jitter}" end
+  for k in pairs(v) do
+    if k ~= "base" and k ~= "jitter" then return nil, "unknown latency field '" .. tostring(k) .. "' (base, jitter)" end
+  end
+  if not finite(v.base) or v.base < 0 or v.base > 60 then return nil, "latency.base must be a number of seconds, 0..60" end
+  local jitter = v.jitter == nil and 0 or v.jitter
+  if not finite(jitter) or jitter < 0 or jitter > 60 then return nil, "latency.jitter must be a number of seconds, 0..60" end
+  return { base = v.base, jitter = jitter }
+end
 
 M.tokens = {}          -- access token -> claims table (survives reset)
 M.token_gen = 1        -- expire_tokens bumps this; tokens of older generations answer 401
@@ -136,6 +154,11 @@ function M.load(seed)
   for k, v in pairs(seed.settings or {}) do
     if v ~= json.null then settings[k] = v end
   end
+  if settings.latency ~= nil then
+    local l, lerr = M.check_latency(settings.latency)
+    if not l then return nil, "settings: " .. lerr end
+    settings.latency = l
+  end
   s.settings = settings
   local old_s, old_settings = M.s, M.settings
   M.s = s
@@ -155,11 +178,17 @@ function M.load(seed)
     a._provider = a.learningProviderId
     M.add_activity(a)
   end
-  -- Rate-limit settings in the seed.
+  -- Throttling settings in the seed (applied by admin.reset_all): the profile, then rules.
+  M.throttle = type(settings.throttle) == "table" and settings.throttle or nil
   M.rate_limits = {}
   if type(settings.rate_limit) == "table" then
-    M.rate_limits[#M.rate_limits + 1] = settings.rate_limit
+    if json.is_array(settings.rate_limit) then
+      for _, r in ipairs(settings.rate_limit) do M.rate_limits[#M.rate_limits + 1] = r end
+    else
+      M.rate_limits[1] = settings.rate_limit
+    end
   end
+  settings.rate_limit, settings.throttle = nil, nil   -- the live rules: GET /_emulator/rate_limit
   -- Each load starts a new generation of state: a request still sleeping on a delay fault from
   -- before it must not reach the new state (router.process drops it when it wakes).
   M.generation = (M.generation or 0) + 1

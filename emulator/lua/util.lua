@@ -30,6 +30,11 @@ function M.pct_encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return fmt("%%%02X", c:byte()) end))
 end
 
+-- Encoding for one path segment: ':' and '@' are pchars (RFC 3986) and stay as they are.
+function M.pct_encode_segment(s)
+  return (s:gsub("[^%w%-%._~:@]", function(c) return fmt("%%%02X", c:byte()) end))
+end
+
 -- Encoding for a query value that keeps '$', ',' and "'" readable (as Graph's own nextLinks do).
 function M.query_encode(s)
   return (s:gsub("[^%w%-%._~%$,'%(%)]", function(c) return fmt("%%%02X", c:byte()) end))
