@@ -290,6 +290,185 @@ local function check_opts(c, source, opts)
   return mode, batch, conc
 end
 
+---------------------------------------------------------------------------------------------
+-- Files: the same file under two names, the source's size and mtime
+---------------------------------------------------------------------------------------------
+
+-- What identifies a file: dev:ino of the file, or (when it does not exist yet) of its
+-- directory plus its name; nil when neither can be found (then it cannot be compared).
+local function file_id(f)
+  if io.type(f) == "file" then
+    local st = sys.stat(f)
+    return st and ("%d:%d"):format(st.dev, st.ino)
+  end
+  if type(f) ~= "string" then return nil end
+  local st, _, code = sys.stat(f)
+  if st then return ("%d:%d"):format(st.dev, st.ino) end
+  if code ~= "ENOENT" then return nil end
+  local dir, base = f:match("^(.*)/([^/]*)$")
+  if not dir then dir, base = ".", f elseif dir == "" then dir = "/" end
+  local dst = sys.stat(dir)
+  return dst and ("%d:%d/%s"):format(dst.dev, dst.ino, base)
+end
+
+-- Refuse results or journal on the source, and results on the journal (compared by device
+-- and inode: symlinks, hard links, "./x" and "x" are one file). nil, message, or true.
+local function check_files(source, opts)
+  local sid = file_id(source)
+  local jid = opts.journal and file_id(opts.journal)
+  local rid = opts.results and file_id(opts.results)
+  local sname = type(source) == "string" and source or "(the open source file)"
+  if jid and jid == sid then
+    return nil, ("journal %s is the source file %s: it would be written over"):format(opts.journal, sname)
+  end
+  if rid and rid == sid then
+    return nil, ("results file %s is the source file %s: it would be written over"):format(
+      tostring(opts.results), sname)
+  end
+  if rid and rid == jid then
+    return nil, ("results file %s is the journal %s: they would write over each other"):format(
+      tostring(opts.results), opts.journal)
+  end
+  return true
+end
+
+-- size and mtime of a source file (recorded in the journal to see a changed source)
+local function source_stat(source)
+  if type(source) ~= "string" and io.type(source) ~= "file" then return nil end
+  local st = sys.stat(source)
+  if not st or st.type ~= "file" then return nil end
+  -- mtime as text: a JSON number would keep 14 digits, not the nanoseconds
+  return { size = st.size, mtime = ("%.9f"):format(st.mtime) }
+end
+
+---------------------------------------------------------------------------------------------
+-- The journal of an earlier run
+---------------------------------------------------------------------------------------------
+
+local OUTCOME = {}
+for _, o in ipairs(M.OUTCOMES) do OUTCOME[o] = true end
+local INTENT_OP = { create = true, update = true, delete = true }
+-- the fields of a "done" entry after row and outcome, with their types
+local DONE_FIELDS = { { "external_id", "string" }, { "id", "string" }, { "status", "integer" },
+                      { "code", "string" }, { "message", "string" }, { "request_id", "string" } }
+
+-- A row that failed in an earlier run is tried again (opts.retry_failed, default true),
+-- except a create refused with 409 (the activity exists: sending it again gets the same).
+-- A row that was sent (not invalid) is looked up first: its create may have been applied.
+local function retry_failed_row(rec, mode)
+  if rec.outcome ~= "failed" then return nil end
+  if mode == "create" and rec.status == 409 then return nil end
+  return { reconcile = rec.code ~= "invalidRow" and rec.code ~= "duplicateRow" }
+end
+
+-- Check every record of jr.loaded and build the resume state, or nil, message (naming the
+-- journal, the line and the problem): a record with a valid checksum can still be wrong.
+local function load_journal(jr, opts, mode, provider, source, fmt)
+  local path = opts.journal
+  local st = { done_rows = {}, intents = {}, prior = {}, retry_rows = {}, warnings = {},
+               records = #jr.loaded, retried = 0 }
+  local final = {}        -- row -> its outcome record (the last one)
+  local last_stat, max_row = nil, 0
+  local function bad(i, rec, why)
+    return nil, ("journal %s: line %d (%s record): %s"):format(path, i, tostring(type(rec) == "table" and rec.k), why)
+  end
+  local function pos_int(v) return math.type(v) == "integer" and v >= 1 end
+  local function opt_field(v, t)
+    if v == nil or v == jsonl.null then return true, nil end
+    if t == "integer" then return math.type(v) == "integer", v end
+    return type(v) == t, v
+  end
+  for i, rec in ipairs(jr.loaded) do
+    local k = rec.k
+    if i == 1 and k ~= "begin" and not opts.journal_repair then
+      return bad(i, rec, "the journal does not start with its header (a begin record): records are missing at the start")
+    end
+    if k == "begin" then
+      if i ~= 1 and not opts.journal_repair then return bad(i, rec, "a second header") end
+      if rec.mode ~= mode or rec.provider ~= provider then
+        return nil, ("journal %s belongs to a %s import into provider %s"):format(path,
+          tostring(rec.mode), tostring(rec.provider))
+      end
+      last_stat = rec.stat
+    elseif k == "run" then
+      last_stat = rec.stat
+    elseif k == "intent" then
+      if type(rec.r) ~= "table" or type(rec.x) ~= "table" then return bad(i, rec, "no row list (r, x)") end
+      for j, r in ipairs(rec.r) do
+        if not pos_int(r) then return bad(i, rec, ("row %s is not a row number"):format(tostring(r))) end
+        local x = rec.x[j]
+        if x ~= false and type(x) ~= "string" then return bad(i, rec, ("row %d has no external id"):format(r)) end
+        local op = rec.o and rec.o[j]
+        if op ~= nil and not INTENT_OP[op] then return bad(i, rec, ("row %d: unknown operation %s"):format(r, tostring(op))) end
+        if not st.done_rows[r] then st.intents[r] = { ext = x or nil, op = op } end
+      end
+    elseif k == "done" then
+      if type(rec.o) ~= "table" then return bad(i, rec, "no outcome list (o)") end
+      for _, o in ipairs(rec.o) do
+        if type(o) ~= "table" then return bad(i, rec, "an outcome entry that is not a list") end
+        local row, outcome = o[1], o[2]
+        if not pos_int(row) then return bad(i, rec, ("row %s is not a row number"):format(tostring(row))) end
+        if not OUTCOME[outcome] then
+          return bad(i, rec, ("row %d: %s is not an outcome"):format(row, outcome == nil and "no outcome" or tostring(outcome)))
+        end
+        local r = { row = row, outcome = outcome }
+        for j, f in ipairs(DONE_FIELDS) do
+          local ok, v = opt_field(o[j + 2], f[2])
+          if not ok then return bad(i, rec, ("row %d: %s must be a %s"):format(row, f[1], f[2])) end
+          r[f[1]] = v
+        end
+        local was = final[row]
+        if was and was.outcome ~= "failed" then
+          return bad(i, rec, ("row %d is done twice (%s, then %s)"):format(row, was.outcome, outcome))
+        end
+        final[row] = r
+        st.intents[row] = nil
+        if row > max_row then max_row = row end
+      end
+    elseif k ~= "end" then
+      return bad(i, rec, "unknown record kind " .. tostring(k))
+    end
+  end
+  -- a row number beyond the source: the journal is of another file
+  if max_row > 0 and (type(source) == "string" or type(source) == "table") then
+    local n = count_rows(source, fmt)
+    if n and max_row > n then
+      return nil, ("journal %s: row %d is done, but the source has %d rows: the journal is of another file"):format(
+        path, max_row, n)
+    end
+  end
+  for row = 1, max_row do
+    local r = final[row]
+    if r then
+      local again = opts.retry_failed ~= false and retry_failed_row(r, mode)
+      if again then
+        st.retry_rows[row] = again
+        st.retried = st.retried + 1
+      else
+        st.done_rows[row] = true
+        st.prior[#st.prior + 1] = r
+      end
+    end
+  end
+  if jr.info.torn then
+    st.warnings[#st.warnings + 1] = ("journal %s: a torn last line (line %d, %d bytes) was cut off: "
+      .. "the import before was killed while writing it"):format(path, jr.info.torn_line or 0, jr.info.torn_bytes or 0)
+  end
+  if jr.info.repaired then
+    st.warnings[#st.warnings + 1] = ("journal %s was repaired (%s); rows without an outcome are looked up "
+      .. "before anything is sent"):format(path, table.concat(jr.info.problems, "; "))
+  end
+  local now_stat = source_stat(source)
+  if type(last_stat) == "table" and now_stat
+      and (last_stat.size ~= now_stat.size or last_stat.mtime ~= now_stat.mtime) then
+    st.warnings[#st.warnings + 1] = ("the source %s changed since the last run with journal %s (%s bytes then, %d now): "
+      .. "rows already done were not read again%s"):format(type(source) == "string" and source or "file", path,
+      tostring(last_stat.size), now_stat.size,
+      opts.retry_failed ~= false and ", rows that failed are tried again" or "")
+  end
+  return st
+end
+
 --- Import rows. See the header of this file and README "Paging and bulk import".
 -- opts: provider (required), mode ("create"|"upsert"|"delete"), type (default row type),
 --   format ("csv"|"jsonl" for a path or file handle), batch (1..20, default 20; 1 = no $batch),
@@ -306,6 +485,9 @@ function M.import(c, source, opts)
   local max_attempts = opts.max_attempts or M.defaults.max_attempts
   local popts = { mode = mode, provider = provider, type = opts.type }
 
+  local fok, ferr = check_files(source, opts)
+  if not fok then return nil, ferr end
+
   local t_start = now()
   local next_row, fmt, close_source = open_source(source, opts)
   if not next_row then return nil, fmt end
@@ -313,41 +495,34 @@ function M.import(c, source, opts)
   local summary = { read = 0, created = 0, updated = 0, unchanged = 0, deleted = 0, failed = 0,
                     invalid = 0, resumed = 0, requests = 0, mode = mode }
 
-  -- journal: resume state
+  -- journal: resume state (the journal is locked from here until it is closed)
   local done_rows, intents = {}, {}
   local jr, results
   local prior = {}
+  local retry_rows = {}
+  local reconcile_all = false   -- a repaired journal: any row may have been sent
+  summary.warnings = {}
   if opts.journal then
-    local it, info = journal_mod.read(opts.journal)
-    local ok, perr = pcall(function()
-      for rec in it do
-        if rec.k == "begin" then
-          if rec.mode ~= mode or rec.provider ~= provider then
-            error(("journal %s belongs to a %s import into provider %s"):format(opts.journal,
-              tostring(rec.mode), tostring(rec.provider)), 0)
-          end
-        elseif rec.k == "intent" then
-          for i, r in ipairs(rec.r) do intents[r] = { ext = rec.x[i], op = rec.o and rec.o[i] } end
-        elseif rec.k == "done" then
-          for _, o in ipairs(rec.o) do
-            done_rows[o[1]] = true
-            intents[o[1]] = nil
-            prior[#prior + 1] = o
-          end
-        end
-      end
-    end)
-    if not ok then close_source(); return nil, perr end
-    summary.torn_journal = info.torn
     local jerr
-    jr, jerr = journal_mod.open(opts.journal)
-    if not jr then close_source(); return nil, "cannot open journal: " .. tostring(jerr) end
+    jr, jerr = journal_mod.open(opts.journal, { repair = opts.journal_repair })
+    if not jr then close_source(); return nil, jerr end
     jr.clock = now
-    if info.records == 0 then
-      jr:append({ k = "begin", v = 1, mode = mode, provider = provider,
-                  source = type(source) == "string" and source or fmt })
-      jr:sync()
+    local st, lerr = load_journal(jr, opts, mode, provider, source, fmt)
+    if not st then jr:close(); close_source(); return nil, lerr end
+    done_rows, intents, prior, retry_rows = st.done_rows, st.intents, st.prior, st.retry_rows
+    summary.torn_journal = jr.info.torn
+    summary.journal_repaired = jr.info.repaired or nil
+    reconcile_all = jr.info.repaired == true
+    summary.retried = st.retried
+    for _, w in ipairs(st.warnings) do summary.warnings[#summary.warnings + 1] = w end
+    local src_stat = source_stat(source)
+    if st.records == 0 then
+      jr:append({ k = "begin", v = 2, mode = mode, provider = provider,
+                  source = type(source) == "string" and source or fmt, stat = src_stat })
     end
+    jr:append({ k = "run", pid = sys.getpid(), stat = src_stat })
+    local sok, serr = jr:sync()
+    if not sok then jr:close(); close_source(); return nil, "journal: " .. tostring(serr) end
   end
 
   if opts.results then
@@ -363,9 +538,7 @@ function M.import(c, source, opts)
   local function count(outcome) summary[outcome] = summary[outcome] + 1 end
 
   -- outcomes already recorded by an earlier run of this journal
-  for _, o in ipairs(prior) do
-    local rec = { row = o[1], outcome = o[2], external_id = o[3], id = o[4], status = o[5],
-                  code = o[6], message = o[7], request_id = o[8] }
+  for _, rec in ipairs(prior) do
     count(rec.outcome)
     summary.read = summary.read + 1
     summary.resumed = summary.resumed + 1
@@ -502,6 +675,12 @@ function M.import(c, source, opts)
             row.reconcile = true
             row.intent_op = intent.op
             intents[n] = nil
+          end
+          local again = retry_rows[n] or (reconcile_all and { reconcile = true })
+          if again then
+            -- failed in an earlier run, tried again; if it was sent, it may exist already
+            retry_rows[n] = nil
+            if again.reconcile then row.reconcile = true end
           end
           if row.ext and active_ext[row.ext] then
             finish(row, "failed", { message = ("externalCourseActivityId %s is also on row %d, which is still in progress")
@@ -934,7 +1113,10 @@ function M.import(c, source, opts)
     jr:close()
   end
   if results then results:close() end
-  if prog then prog:finish(summary.read, summary.failed) end
+  if prog and ok then
+    -- a callback that raises makes the import return nil, err (everything is closed by now)
+    ok, loop_err = pcall(prog.finish, prog, summary.read, summary.failed)
+  end
   if not ok then return nil, loop_err end
   if summary.fatal then return nil, summary.fatal, summary end
   summary.elapsed = now() - t_start

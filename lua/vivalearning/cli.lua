@@ -198,6 +198,7 @@ function commands.import(viva, c, a, out, errout)
     progress = progress == "auto" and true or progress,
   })
   if not s then return nil, err end
+  for _, w in ipairs(s.warnings or {}) do say(errout, "warning: ", w, "\n") end
   if not a.quiet then
     if s.dry_run then
       say(out, ("%d rows checked: %d valid, %d invalid\n"):format(s.read, s.valid or 0, s.failed))
