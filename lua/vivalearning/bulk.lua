@@ -767,6 +767,13 @@ function M.import(c, source, opts)
         end
         finish(row, done[1], { id = row.id, status = done[2] })
         release(row)
+      elseif o == "create" and mode == "upsert" and err_status(err) == 409 and not row.conflict then
+        -- the row exists after all (created since our lookup, or the lookup did not see it
+        -- yet): look it up again, then update it or report it unchanged
+        row.conflict = err
+        row.reconcile = false
+        row.intent_op = nil
+        push({ row = row, op = "lookup" })
       elseif o == "delete" and err_status(err) == 404 and (row.reconcile or row.delete_retried) then
         finish(row, "deleted", { id = row.id, status = 404, code = err.code,
                                  message = "already gone (deleted by an earlier attempt)" })
@@ -811,6 +818,9 @@ function M.import(c, source, opts)
             push({ row = row, op = "update" })
           end
         end
+      elseif err_status(err) == 404 and row.conflict then
+        -- Graph said it exists (409), the lookup says it does not: report the 409
+        fail(row, err_fields(row.conflict))
       elseif err_status(err) == 404 then
         if mode == "delete" then
           if row.reconcile then
