@@ -90,9 +90,9 @@ describe("bulk import reliability", function()
 
   it("rejects a bad max_wait or deadline, naming the option", function()
     assert.has_error(function() viva.bulk.import(c, {}, { provider = PROVIDER, max_wait = -1 }) end,
-      "import: max_wait must be a number of seconds >= 0")
+      "import: max_wait must be a number of seconds >= 0, got -1")
     assert.has_error(function() viva.bulk.import(c, {}, { provider = PROVIDER, deadline = "soon" }) end,
-      "import: deadline must be a number of seconds > 0")
+      "import: deadline must be a number of seconds > 0, got soon")
   end)
 
   it("stops at the deadline: rows not done are reported, and a re-run with the journal does them", function()
@@ -116,6 +116,32 @@ describe("bulk import reliability", function()
     assert.equal(30, s.read)
     assert.equal(30, s.created)
     for i = 1, 30 do assert.equal(1, creates(("dl-%06d"):format(i)), i) end
+    os.remove(src); os.remove(res); os.remove(jr)
+  end)
+
+  it("stops sending at the deadline: the request in flight completes, the rest are not sent", function()
+    local src, res, jr = tmp(".csv"), tmp(".csv"), tmp(".journal")
+    sample.write(src, 30, { prefix = "dl2-" })
+    -- one request at a time, each answered after longer than the deadline: the first $batch
+    -- is the only one sent
+    emu.fault({ method = "POST", path = "/v1.0/%$batch", delay = 1.5 })
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res, journal = jr,
+      deadline = 1, batch = 5, concurrency = 1 }))
+    assert.is_true(s.deadline_reached)
+    assert.equal(30, s.read)
+    assert.equal(5, s.created)
+    assert.equal(25, s.not_attempted)
+    assert.equal(25, s.failed)
+    local byrow, n = outcomes(res)
+    assert.equal(30, n)
+    for i = 6, 30 do assert.equal("deadline", byrow[i].code, i) end
+    for i = 6, 30 do assert.equal(0, creates(("dl2-%06d"):format(i)), i) end
+    emu.clear_faults()
+    s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res, journal = jr }))
+    assert.equal(30, s.read)
+    assert.equal(5, s.resumed)
+    assert.equal(30, s.created)
+    for i = 1, 30 do assert.equal(1, creates(("dl2-%06d"):format(i)), i) end
     os.remove(src); os.remove(res); os.remove(jr)
   end)
 end)

@@ -33,7 +33,7 @@ local M = {}
 
 M.OUTCOMES = { "created", "updated", "unchanged", "deleted", "failed" }
 M.MODES = { create = true, upsert = true, delete = true }
-M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil }
+M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil, max_wait = 120 }
 
 local sys = require "vivalearning.sys"
 local now = progress_mod.now
@@ -350,11 +350,27 @@ for _, o in ipairs(M.OUTCOMES) do OUTCOME[o] = true end
 local INTENT_OP = { create = true, update = true, delete = true }
 -- the fields of a "done" entry after row and outcome, with their types
 local DONE_FIELDS = { { "external_id", "string" }, { "id", "string" }, { "status", "integer" },
-                      { "code", "string" }, { "message", "string" }, { "request_id", "string" } }
+                      { "code", "string" }, { "message", "string" }, { "request_id", "string" },
+                      { "retry_after", "number" } }
 
 -- A row that failed in an earlier run is tried again (opts.retry_failed, default true),
 -- except a create refused with 409 (the activity exists: sending it again gets the same).
 -- A row that was sent (not invalid) is looked up first: its create may have been applied.
+-- max_wait (seconds a row may wait for a Retry-After) and deadline (seconds the whole import
+-- may run, nil = none); raises on a bad value.
+local function check_wait_opts(opts)
+  local mw = opts.max_wait
+  if mw == nil then mw = M.defaults.max_wait end
+  if type(mw) ~= "number" or mw ~= mw or mw < 0 then
+    error("import: max_wait must be a number of seconds >= 0, got " .. tostring(opts.max_wait), 3)
+  end
+  local dl = opts.deadline
+  if dl ~= nil and (type(dl) ~= "number" or dl ~= dl or dl <= 0) then
+    error("import: deadline must be a number of seconds > 0, got " .. tostring(dl), 3)
+  end
+  return mw, dl
+end
+
 local function retry_failed_row(rec, mode)
   if rec.outcome ~= "failed" then return nil end
   if mode == "create" and rec.status == 409 then return nil end
@@ -374,7 +390,7 @@ local function load_journal(jr, opts, mode, provider, source, fmt)
   end
   local function pos_int(v) return math.type(v) == "integer" and v >= 1 end
   local function opt_field(v, t)
-    if v == nil or v == jsonl.null then return true, nil end
+    if v == nil or v == jsonl.null or v == false then return true, nil end
     if t == "integer" then return math.type(v) == "integer", v end
     return type(v) == t, v
   end
@@ -483,12 +499,14 @@ function M.import(c, source, opts)
   local mode, batch_size, max_window = check_opts(c, source, opts)
   local provider = opts.provider
   local max_attempts = opts.max_attempts or M.defaults.max_attempts
+  local max_wait, deadline = check_wait_opts(opts)
   local popts = { mode = mode, provider = provider, type = opts.type }
 
   local fok, ferr = check_files(source, opts)
   if not fok then return nil, ferr end
 
   local t_start = now()
+  local deadline_at = deadline and t_start + deadline
   local next_row, fmt, close_source = open_source(source, opts)
   if not next_row then return nil, fmt end
 
@@ -562,14 +580,14 @@ function M.import(c, source, opts)
     info = info or {}
     local rec = { row = row.n, external_id = row.ext, id = info.id or row.id, outcome = outcome,
                   status = info.status, code = info.code, message = info.message,
-                  request_id = info.request_id }
+                  request_id = info.request_id, retry_after = info.retry_after }
     count(outcome)
     summary.read = summary.read + 1
     if outcome == "failed" and info.invalid then summary.invalid = summary.invalid + 1 end
     if results then results:write(rec) end
-    if jr then
+    if jr and not info.not_done then
       pending_done[#pending_done + 1] = { rec.row, outcome, rec.external_id, rec.id, rec.status,
-                                          rec.code, rec.message, rec.request_id }
+                                          rec.code, rec.message, rec.request_id, rec.retry_after }
     end
     if opts.on_outcome then opts.on_outcome(rec) end
     row.final = true
@@ -634,6 +652,17 @@ function M.import(c, source, opts)
 
   local function fail(row, info)
     finish(row, "failed", info)
+    release(row)
+  end
+
+  -- The deadline: a row without an outcome is reported failed, code "deadline", and not
+  -- journaled as done, so a run with the same journal does it (looked up first if it had an
+  -- intent).
+  local function not_done(row, why)
+    summary.deadline_reached = true
+    summary.not_attempted = (summary.not_attempted or 0) + 1
+    finish(row, "failed", { code = "deadline", message = "not done by the import's deadline: " .. why,
+                            not_done = true })
     release(row)
   end
 
@@ -707,8 +736,21 @@ function M.import(c, source, opts)
       return
     end
     local wait = type(err) == "table" and tonumber(err.retry_after)
+    if wait and wait > max_wait then
+      -- the service asks for a longer wait than this import allows: the row fails throttled
+      -- (a re-run with the journal tries it again, looked up first)
+      local e = err_fields(err)
+      e.code, e.retry_after = "throttled", wait
+      e.message = ("Retry-After %gs is longer than max_wait (%gs): %s"):format(wait, max_wait, tostring(e.message))
+      fail(row, e)
+      return
+    end
     if not wait or wait < 0 then
       wait = math.min(30, 0.2 * 2 ^ row.attempts) * (0.5 + math.random() * 0.5)
+    end
+    if deadline_at and now() + wait > deadline_at then
+      not_done(row, ("waiting %gs for a retry would pass the import's deadline"):format(wait))
+      return
     end
     local nop = { row = row, op = op.op, single = true, not_before = now() + wait }
     if ambiguous and op.op == "create" then
@@ -905,8 +947,37 @@ function M.import(c, source, opts)
     return ops, (#ops == 1)
   end
 
+  -- past the deadline: nothing more is sent; every row still queued, waiting, or not read yet
+  -- is reported not done
+  local function cut_at_deadline()
+    summary.deadline_reached = true
+    local function cut(op)
+      if not op.row.final then not_done(op.row, op.row.attempts > 0 and "waiting for a retry" or "not sent") end
+    end
+    while true do
+      local op = pop()
+      if not op then break end
+      cut(op)
+    end
+    for _, op in ipairs(delayed) do cut(op) end
+    delayed = {}
+    if not source_done then
+      source_done = true
+      while true do
+        local rec, n = next_row()
+        if rec == nil then break end
+        if not done_rows[n] then
+          local ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil
+          buffered = buffered + 1
+          not_done({ n = n, ext = type(ext) == "string" and ext or nil }, "not read")
+        end
+      end
+    end
+  end
+
   local function dispatch()
     local t = now()
+    if deadline_at and t >= deadline_at then cut_at_deadline(); return end
     if summary.fatal then
       -- fatal error: nothing more is sent; rows still queued stay unprocessed (no outcome,
       -- nothing journaled for them), so a later run with the same journal does them
@@ -1089,6 +1160,7 @@ function M.import(c, source, opts)
         if qlen() == 0 and #delayed > 0 then
           local soonest = math.huge
           for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end
+          if deadline_at then soonest = math.min(soonest, deadline_at) end
           sleep(math.min(0.5, math.max(0, soonest - now())))
         end
       else
