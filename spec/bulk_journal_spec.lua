@@ -194,6 +194,11 @@ print(s.created)
       s, err = viva.bulk.import(c, src, { provider = PROVIDER, journal = jr })
       assert.is_nil(s)
       assert.matches("missing at the start", err)
+      -- repaired, the header is written again: the next run needs no option
+      s = assert(viva.bulk.import(c, src, { provider = PROVIDER, journal = jr, journal_repair = true }))
+      assert.equal(60, s.read); assert.equal(0, s.failed)
+      s = assert(viva.bulk.import(c, src, { provider = PROVIDER, journal = jr }))
+      assert.equal(60, s.resumed)
       -- going on when asked: rows without an outcome are looked up first, none is created twice
       write(jr, table.concat(good, "", 1, 2) .. table.concat(good, "", 5))
       local res = tmp(".csv")
@@ -207,6 +212,22 @@ print(s.created)
       s = assert(viva.bulk.import(c, src, { provider = PROVIDER, journal = jr }))
       assert.equal(60, s.resumed)
       os.remove(src); os.remove(jr); os.remove(res)
+    end)
+
+    it("the command refuses a damaged journal (exit 2) and goes on with --repair-journal", function()
+      local src, jr = first_run(30, "cgap-")
+      local good = lines_of(jr)
+      write(jr, table.concat(good, "", 1, 2) .. table.concat(good, "", 5))
+      local code, _, err = vl({ "import", src, "--provider", PROVIDER, "--journal", jr })
+      assert.equal(2, code)
+      assert.matches("records are missing", err)
+      local out
+      code, out, err = vl({ "import", src, "--provider", PROVIDER, "--journal", jr, "--repair-journal" })
+      assert.equal(0, code, err)
+      assert.matches("30 created", out)
+      assert.matches("warning: .*repaired", err)
+      for i = 1, 30 do assert.equal(1, creates(("cgap-%06d"):format(i)), i) end
+      os.remove(src); os.remove(jr)
     end)
 
     it("stops on a damaged record followed by others", function()
@@ -297,6 +318,25 @@ print(s.created)
       for i = 1, 50 do assert.equal(1, creates(("cb-%06d"):format(i)), i) end
       os.remove(src); os.remove(jr)
     end)
+  end)
+
+  -- issue 18, through the command
+  it("the command takes --max-wait and --deadline", function()
+    local src, res = tmp(".csv"), tmp(".csv")
+    sample.write(src, 3, { prefix = "cmw-" })
+    emu.fault({ method = "POST", path = "/v1.0/employeeExperience/learningProviders/.*/learningCourseActivities$",
+                status = 429, retry_after = 3600 })
+    local code, out, err = vl({ "import", src, "--provider", PROVIDER, "--max-wait", "2", "--results", res })
+    assert.equal(1, code, err)
+    assert.matches("3 failed", out)
+    for r in results.read(res) do assert.equal("throttled", r.code); assert.equal(3600, r.retry_after) end
+    code, out, err = vl({ "import", src, "--provider", PROVIDER, "--max-wait", "7200", "--deadline", "1" })
+    assert.equal(1, code, err)
+    assert.matches("warning: the deadline", err)
+    code, _, err = vl({ "import", src, "--provider", PROVIDER, "--deadline", "soon" })
+    assert.equal(2, code)
+    assert.matches("deadline", err)
+    os.remove(src); os.remove(res)
   end)
 
   -- issue 26 and the first-hour re-run item

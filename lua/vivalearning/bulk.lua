@@ -522,7 +522,9 @@ function M.import(c, source, opts)
   summary.warnings = {}
   if opts.journal then
     local jerr
-    jr, jerr = journal_mod.open(opts.journal, { repair = opts.journal_repair })
+    jr, jerr = journal_mod.open(opts.journal, { repair = opts.journal_repair,
+      header = { k = "begin", v = 2, mode = mode, provider = provider,
+                 source = type(source) == "string" and source or fmt } })
     if not jr then close_source(); return nil, jerr end
     jr.clock = now
     local st, lerr = load_journal(jr, opts, mode, provider, source, fmt)
@@ -1201,6 +1203,11 @@ function M.import(c, source, opts)
   end
   if not ok then return nil, loop_err end
   if summary.fatal then return nil, summary.fatal, summary end
+  if summary.deadline_reached then
+    summary.warnings[#summary.warnings + 1] = ("the deadline (%gs) passed: %d rows were not done%s"):format(
+      deadline, summary.not_attempted or 0,
+      jr and "; run again with the same journal to do them" or "")
+  end
   summary.elapsed = now() - t_start
   summary.window = window
   return summary

@@ -44,6 +44,12 @@ local function positive(s)
   return n
 end
 
+local function seconds(s)
+  local n = tonumber(s)
+  if not n or n ~= n or n < 0 or n == math.huge then return nil, ("'%s' is not a number of seconds"):format(tostring(s)) end
+  return n
+end
+
 function M.parser()
   local p = argparse("vivalearning", "Push and read Viva Learning course activities (Microsoft Graph).")
     :epilog("Exit codes: 0 ok, 1 some rows failed, 2 usage or fatal error.\n" ..
@@ -65,6 +71,14 @@ function M.parser()
   imp:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive)
   imp:option("--journal", "Journal file: makes the import resumable (run again with the same file).")
   imp:option("--results", "Per-row results file (.csv or .jsonl).")
+  imp:flag("--repair-journal", "Go on with a damaged journal (records missing or damaged): keep its intact "
+    .. "records and look up every row without an outcome before sending it.")
+  imp:flag("--no-retry-failed", "Keep the outcome of rows that failed in an earlier run with the journal "
+    .. "(by default they are tried again).")
+  imp:option("--max-wait", "Longest Retry-After a row waits for, in seconds (default 120); "
+    .. "longer fails the row as throttled."):convert(seconds)
+  imp:option("--deadline", "Stop sending after this many seconds; rows not done are reported "
+    .. "(run again with the same journal to do them)."):convert(seconds)
   imp:flag("--dry-run", "Validate every row, send nothing.")
   imp:flag("--progress", "Draw the progress bar even when stderr is not a terminal.")
   imp:flag("--no-progress", "No progress bar.")
@@ -195,6 +209,8 @@ function commands.import(viva, c, a, out, errout)
   local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, {
     provider = a.provider, mode = a.mode, type = a.type, format = a.format, batch = batch,
     concurrency = a.concurrency, journal = a.journal, results = a.results, dry_run = a.dry_run,
+    journal_repair = a.repair_journal or nil, retry_failed = not a.no_retry_failed,
+    max_wait = a.max_wait, deadline = a.deadline,
     progress = progress == "auto" and true or progress,
   })
   if not s then return nil, err end

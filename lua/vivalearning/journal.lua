@@ -172,7 +172,8 @@ end
 -- journal and the holder's pid, pid. The records already there are checked (as read()
 -- does) and kept in j.loaded, j.info describes them; a torn last line left by a crash is
 -- cut off (in place), so new records start on a fresh line. opts.repair: damaged lines and
--- gaps are skipped, and the file is rewritten with the intact records only (renumbered).
+-- gaps are skipped, and the file is rewritten with the intact records only (renumbered),
+-- led by opts.header (a record) when the first one is not of its kind.
 function M.open(path, opts)
   opts = opts or {}
   local fh, err, pid, st = acquire(path)
@@ -187,6 +188,11 @@ function M.open(path, opts)
     if not nfh then fh:close(); return nil, ("cannot repair journal %s: %s"):format(path, tostring(nerr)) end
     local lok, lerr = sys.lock(nfh)
     if not lok then nfh:close(); fh:close(); return nil, ("cannot repair journal %s: %s"):format(path, tostring(lerr)) end
+    -- a header lost with the records at the start is put back (opts.header, when given)
+    if opts.header and (not loaded[1] or loaded[1].k ~= opts.header.k) then
+      table.insert(loaded, 1, opts.header)
+      info.problems[#info.problems + 1] = "its header was written again"
+    end
     for i, rec in ipairs(loaded) do
       rec.seq = i
       nfh:write(M.frame(rec))
