@@ -115,16 +115,23 @@ print(s.created)
     it("refuses a second import on the same journal in the same process", function()
       local src, jr = tmp(".csv"), tmp(".journal")
       sample.write(src, 5, { prefix = "lock1-" })
-      local inner_err
+      local inner_err, other_err
       local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, journal = jr, on_outcome = function()
         if inner_err == nil then
           local s2, e2 = viva.bulk.import(c, src, { provider = PROVIDER, journal = jr })
           inner_err = s2 and "it ran" or e2
+          -- reading it here must not drop the lock: another process is still refused
+          for _ in journal.read(jr) do end
+          local p = io.popen(LUA_ENV .. " " .. LUA .. " -e " .. q("local j, e = require('vivalearning.journal').open("
+            .. ("%q"):format(jr) .. ") print(j and 'opened' or e)"))
+          other_err = p:read("a")
+          p:close()
         end
       end }))
       assert.equal(5, s.created)
       assert.matches("in use", inner_err)
       assert.matches(jr, inner_err, 1, true)
+      assert.matches("in use by another import %(process %d+", other_err)
       for i = 1, 5 do assert.equal(1, creates(("lock1-%06d"):format(i))) end
       os.remove(src); os.remove(jr)
     end)

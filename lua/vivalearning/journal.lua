@@ -24,6 +24,10 @@ local sys = require "vivalearning.sys"
 local Journal = {}
 Journal.__index = Journal
 
+-- Journals this process holds open (by dev:ino): a second import in the same process must
+-- refuse too, and must not open-and-close the file (that would drop the first one's fcntl lock).
+local held = setmetatable({}, { __mode = "v" })
+
 --- Encode one record as a framed line (exposed for tests).
 function M.frame(rec)
   local s, err = jsonl.encode(rec)
@@ -112,11 +116,22 @@ end
 -- line was ignored. opts.repair: skip damage instead (listed in info.problems).
 function M.read(path, opts)
   local info = { torn = false, records = 0 }
-  local fh, err = io.open(path, "rb")
-  if not fh then return function() return nil end, info end
   local recs = {}
-  local ok, res = pcall(scan, fh, path, function(rec) recs[#recs + 1] = rec end, opts and opts.repair)
-  fh:close()
+  local ok, res
+  local st = sys.stat(path)
+  local h = st and held[("%d:%d"):format(st.dev, st.ino)]
+  if h and h.fh then
+    -- open in this process: read through its handle (closing another descriptor of the
+    -- file would drop the lock), then back to appending at the end
+    h.fh:flush()
+    ok, res = pcall(scan, h.fh, path, function(rec) recs[#recs + 1] = rec end, opts and opts.repair)
+    h.fh:seek("end")
+  else
+    local fh = io.open(path, "rb")
+    if not fh then return function() return nil end, info end
+    ok, res = pcall(scan, fh, path, function(rec) recs[#recs + 1] = rec end, opts and opts.repair)
+    fh:close()
+  end
   if not ok then
     -- same contract as before: the error surfaces while iterating
     return function() error(res, 0) end, info
@@ -126,9 +141,6 @@ function M.read(path, opts)
   return function() i = i + 1; return recs[i] end, info
 end
 
--- Journals this process holds open (by dev:ino): a second import in the same process must
--- refuse too, and must not open-and-close the file (that would drop the first one's fcntl lock).
-local held = setmetatable({}, { __mode = "v" })
 
 local function file_key(st) return ("%d:%d"):format(st.dev, st.ino) end
 
