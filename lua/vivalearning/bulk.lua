@@ -22,6 +22,10 @@
 -- SIGKILL) and rows already done are skipped (their outcomes are copied into the new results
 -- file), rows with an intent but no outcome are reconciled by a GET on their
 -- externalCourseActivityId before anything is re-sent: no row lost, no duplicate created.
+-- The journal is locked (vivalearning.sys.lock, fcntl) while an import uses it, and every
+-- record is checked when it is read again (journal.lua and load_journal below): a torn last
+-- line is cut with a warning; records missing or damaged stop the import unless
+-- journal_repair is given. Rows that failed in an earlier run are tried again (retry_failed).
 local rows = require "vivalearning.rows"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
@@ -490,10 +494,15 @@ end
 --   format ("csv"|"jsonl" for a path or file handle), batch (1..20, default 20; 1 = no $batch),
 --   concurrency (max requests in flight, default 16), journal (path), results (path),
 --   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
---   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8).
+--   on_outcome(record), dry_run (validate only), max_attempts (per row, default 8),
+--   max_wait (longest Retry-After a row waits for, seconds, default 120), deadline (seconds
+--   the import may send for), journal_repair (go on with a damaged journal), retry_failed
+--   (default true: rows that failed in an earlier run with the journal are tried again).
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
---   requests, elapsed, rate, mode }, or nil, err when the import cannot start (source,
---   journal or results file unusable; journal of another import).
+--   retried, requests, elapsed, rate, mode, warnings, torn_journal, journal_repaired,
+--   deadline_reached, not_attempted }, or nil, err when the import cannot start (source,
+--   journal or results file unusable or one and the same file; journal in use, damaged, or
+--   of another import).
 function M.import(c, source, opts)
   opts = opts or {}
   local mode, batch_size, max_window = check_opts(c, source, opts)
