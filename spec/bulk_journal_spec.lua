@@ -367,6 +367,18 @@ print(s.created)
       os.remove(src); os.remove(jr); os.remove(res)
     end)
 
+    it("a delete that failed 404 is tried again and still fails 404 (not taken as already gone)", function()
+      local jr = tmp(".journal")
+      local src = { { externalCourseActivityId = "never-there-1" } }
+      local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, mode = "delete", journal = jr }))
+      assert.equal(1, s.failed)
+      s = assert(viva.bulk.import(c, src, { provider = PROVIDER, mode = "delete", journal = jr }))
+      assert.equal(1, s.retried)
+      assert.equal(1, s.failed)
+      assert.equal(0, s.deleted)
+      os.remove(jr)
+    end)
+
     it("tries again the rows that failed once the user fixed them, and reports the changed source", function()
       local src, jr, res = tmp(".csv"), tmp(".journal"), tmp(".csv")
       local bad = sample.write(src, 40, { prefix = "fix-", invalid = 4 })

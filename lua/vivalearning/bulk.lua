@@ -357,9 +357,6 @@ local DONE_FIELDS = { { "external_id", "string" }, { "id", "string" }, { "status
                       { "code", "string" }, { "message", "string" }, { "request_id", "string" },
                       { "retry_after", "number" } }
 
--- A row that failed in an earlier run is tried again (opts.retry_failed, default true),
--- except a create refused with 409 (the activity exists: sending it again gets the same).
--- A row that was sent (not invalid) is looked up first: its create may have been applied.
 -- max_wait (seconds a row may wait for a Retry-After) and deadline (seconds the whole import
 -- may run, nil = none); raises on a bad value.
 local function check_wait_opts(opts)
@@ -375,10 +372,14 @@ local function check_wait_opts(opts)
   return mw, dl
 end
 
+-- A row that failed in an earlier run is tried again (opts.retry_failed, default true),
+-- except a create refused with 409 (the activity exists: sending it again gets the same).
+-- A row that was sent (not invalid) is looked up first: its create may have been applied
+-- (not in delete mode: there a 404 after a retry would read as "already gone").
 local function retry_failed_row(rec, mode)
   if rec.outcome ~= "failed" then return nil end
   if mode == "create" and rec.status == 409 then return nil end
-  return { reconcile = rec.code ~= "invalidRow" and rec.code ~= "duplicateRow" }
+  return { reconcile = mode ~= "delete" and rec.code ~= "invalidRow" and rec.code ~= "duplicateRow" }
 end
 
 -- Check every record of jr.loaded and build the resume state, or nil, message (naming the
