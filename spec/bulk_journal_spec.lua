@@ -122,10 +122,13 @@ print(s.created)
           inner_err = s2 and "it ran" or e2
           -- reading it here must not drop the lock: another process is still refused
           for _ in journal.read(jr) do end
-          local p = io.popen(LUA_ENV .. " " .. LUA .. " -e " .. q("local j, e = require('vivalearning.journal').open("
-            .. ("%q"):format(jr) .. ") print(j and 'opened' or e)"))
+          local script = tmp(".lua")
+          write(script, "local j, e = require('vivalearning.journal').open(" .. ("%q"):format(jr)
+            .. ") print(j and 'opened' or e)")
+          local p = io.popen(LUA_ENV .. " " .. LUA .. " " .. q(script))
           other_err = p:read("a")
           p:close()
+          os.remove(script)
         end
       end }))
       assert.equal(5, s.created)
