@@ -306,6 +306,17 @@ print(s.created)
       os.remove(src)
     end)
 
+    it("warns when an iterator source ends before the rows its journal has outcomes for", function()
+      local jr = tmp(".journal")
+      local t = {}
+      for r in sample.rows(6, { prefix = "it-" }) do t[#t + 1] = r end
+      local function iter(n) local i = 0; return function() i = i + 1; if i <= n then return t[i] end end end
+      assert(viva.bulk.import(c, iter(6), { provider = PROVIDER, journal = jr }))
+      local s = assert(viva.bulk.import(c, iter(3), { provider = PROVIDER, journal = jr }))
+      assert.matches("outcomes up to row 6, but the source had 3 rows", table.concat(s.warnings, "\n"), 1, true)
+      os.remove(jr)
+    end)
+
     it("gives a clear error for a journal that is a directory", function()
       local src, dir = tmp(".csv"), tmp(".d")
       sample.write(src, 3, { prefix = "dir-" })

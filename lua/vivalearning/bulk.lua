@@ -479,6 +479,7 @@ local function load_journal(jr, opts, mode, provider, source, fmt)
     st.warnings[#st.warnings + 1] = ("journal %s was repaired (%s); rows without an outcome are looked up "
       .. "before anything is sent"):format(path, table.concat(jr.info.problems, "; "))
   end
+  st.max_row = max_row
   local now_stat = source_stat(source)
   if type(last_stat) == "table" and now_stat
       and (last_stat.size ~= now_stat.size or last_stat.mtime ~= now_stat.mtime) then
@@ -529,6 +530,7 @@ function M.import(c, source, opts)
   local prior = {}
   local retry_rows = {}
   local reconcile_all = false   -- a repaired journal: any row may have been sent
+  local journal_max_row = 0
   summary.warnings = {}
   if opts.journal then
     local jerr
@@ -540,6 +542,7 @@ function M.import(c, source, opts)
     local st, lerr = load_journal(jr, opts, mode, provider, source, fmt)
     if not st then jr:close(); close_source(); return nil, lerr end
     done_rows, intents, prior, retry_rows = st.done_rows, st.intents, st.prior, st.retry_rows
+    journal_max_row = st.max_row
     summary.torn_journal = jr.info.torn
     summary.journal_repaired = jr.info.repaired or nil
     reconcile_all = jr.info.repaired == true
@@ -689,13 +692,20 @@ function M.import(c, source, opts)
     end
   end
 
+  local last_row = 0
   local function read_rows()
     while not source_done and buffered < lookahead and qlen() < lookahead do
       local rec, n, msg = next_row()
       if rec == nil then
         source_done = true
+        if journal_max_row > last_row then
+          -- an iterator source (not counted before): the journal's rows beyond it were copied
+          summary.warnings[#summary.warnings + 1] = ("journal %s has outcomes up to row %d, but the source "
+            .. "had %d rows: is it the journal of another source?"):format(opts.journal, journal_max_row, last_row)
+        end
         break
       end
+      last_row = n
       if rec == false then
         finish({ n = n }, "failed", { message = msg, invalid = true, code = "invalidRow" })
       elseif not done_rows[n] then

@@ -154,7 +154,7 @@ local function acquire(path)
         sys.getpid()
     end
     local fh, err = io.open(path, "a+b")
-    if not fh then return nil, ("cannot open journal %s: %s"):format(path, tostring(err)) end
+    if not fh then return nil, "cannot open journal: " .. tostring(err) end
     local ok, lerr, pid = sys.lock(fh)
     if not ok then
       fh:close()
