@@ -22,6 +22,10 @@
 -- SIGKILL) and rows already done are skipped (their outcomes are copied into the new results
 -- file), rows with an intent but no outcome are reconciled by a GET on their
 -- externalCourseActivityId before anything is re-sent: no row lost, no duplicate created.
+-- The journal is locked (vivalearning.sys.lock, fcntl) while an import uses it, and every
+-- record is checked when it is read again (journal.lua and load_journal below): a torn last
+-- line is cut with a warning; records missing or damaged stop the import unless
+-- journal_repair is given. Rows that failed in an earlier run are tried again (retry_failed).
 local rows = require "vivalearning.rows"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
@@ -33,7 +37,7 @@ local M = {}
 
 M.OUTCOMES = { "created", "updated", "unchanged", "deleted", "failed" }
 M.MODES = { create = true, upsert = true, delete = true }
-M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil }
+M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil, max_wait = 120 }
 
 local sys = require "vivalearning.sys"
 local now = progress_mod.now
@@ -394,6 +398,203 @@ local function check_opts(c, source, opts)
   return mode, batch, conc, parse_shard(opts.shard, 4)
 end
 
+---------------------------------------------------------------------------------------------
+-- Files: the same file under two names, the source's size and mtime
+---------------------------------------------------------------------------------------------
+
+-- What identifies a file: dev:ino of the file, or (when it does not exist yet) of its
+-- directory plus its name; nil when neither can be found (then it cannot be compared).
+local function file_id(f)
+  if io.type(f) == "file" then
+    local st = sys.stat(f)
+    return st and ("%d:%d"):format(st.dev, st.ino)
+  end
+  if type(f) ~= "string" then return nil end
+  local st, _, code = sys.stat(f)
+  if st then return ("%d:%d"):format(st.dev, st.ino) end
+  if code ~= "ENOENT" then return nil end
+  local dir, base = f:match("^(.*)/([^/]*)$")
+  if not dir then dir, base = ".", f elseif dir == "" then dir = "/" end
+  local dst = sys.stat(dir)
+  return dst and ("%d:%d/%s"):format(dst.dev, dst.ino, base)
+end
+
+-- Refuse results or journal on the source, and results on the journal (compared by device
+-- and inode: symlinks, hard links, "./x" and "x" are one file). nil, message, or true.
+local function check_files(source, opts)
+  local sid = file_id(source)
+  local jid = opts.journal and file_id(opts.journal)
+  local rid = opts.results and file_id(opts.results)
+  local sname = type(source) == "string" and source or "(the open source file)"
+  if jid and jid == sid then
+    return nil, ("journal %s is the source file %s: it would be written over"):format(opts.journal, sname)
+  end
+  if rid and rid == sid then
+    return nil, ("results file %s is the source file %s: it would be written over"):format(
+      tostring(opts.results), sname)
+  end
+  if rid and rid == jid then
+    return nil, ("results file %s is the journal %s: they would write over each other"):format(
+      tostring(opts.results), opts.journal)
+  end
+  return true
+end
+
+-- size and mtime of a source file (recorded in the journal to see a changed source)
+local function source_stat(source)
+  if type(source) ~= "string" and io.type(source) ~= "file" then return nil end
+  local st = sys.stat(source)
+  if not st or st.type ~= "file" then return nil end
+  -- mtime as text: a JSON number would keep 14 digits, not the nanoseconds
+  return { size = st.size, mtime = ("%.9f"):format(st.mtime) }
+end
+
+---------------------------------------------------------------------------------------------
+-- The journal of an earlier run
+---------------------------------------------------------------------------------------------
+
+local OUTCOME = {}
+for _, o in ipairs(M.OUTCOMES) do OUTCOME[o] = true end
+local INTENT_OP = { create = true, update = true, delete = true }
+-- the fields of a "done" entry after row and outcome, with their types
+local DONE_FIELDS = { { "external_id", "string" }, { "id", "string" }, { "status", "integer" },
+                      { "code", "string" }, { "message", "string" }, { "request_id", "string" },
+                      { "retry_after", "number" } }
+
+-- max_wait (seconds a row may wait for a Retry-After) and deadline (seconds the whole import
+-- may run, nil = none); raises on a bad value.
+local function check_wait_opts(opts)
+  local mw = opts.max_wait
+  if mw == nil then mw = M.defaults.max_wait end
+  if type(mw) ~= "number" or mw ~= mw or mw < 0 then
+    error("import: max_wait must be a number of seconds >= 0, got " .. tostring(opts.max_wait), 3)
+  end
+  local dl = opts.deadline
+  if dl ~= nil and (type(dl) ~= "number" or dl ~= dl or dl <= 0) then
+    error("import: deadline must be a number of seconds > 0, got " .. tostring(dl), 3)
+  end
+  return mw, dl
+end
+
+-- A row that failed in an earlier run is tried again (opts.retry_failed, default true),
+-- except a create refused with 409 (the activity exists: sending it again gets the same).
+-- A row that was sent (not invalid) is looked up first: its create may have been applied
+-- (not in delete mode: there a 404 after a retry would read as "already gone").
+local function retry_failed_row(rec, mode)
+  if rec.outcome ~= "failed" then return nil end
+  if mode == "create" and rec.status == 409 then return nil end
+  return { reconcile = mode ~= "delete" and rec.code ~= "invalidRow" and rec.code ~= "duplicateRow" }
+end
+
+-- Check every record of jr.loaded and build the resume state, or nil, message (naming the
+-- journal, the line and the problem): a record with a valid checksum can still be wrong.
+local function load_journal(jr, opts, mode, provider, shard_name, source, fmt)
+  local path = opts.journal
+  local st = { done_rows = {}, intents = {}, prior = {}, retry_rows = {}, warnings = {},
+               records = #jr.loaded, retried = 0 }
+  local final = {}        -- row -> its outcome record (the last one)
+  local last_stat, max_row = nil, 0
+  local function bad(i, rec, why)
+    return nil, ("journal %s: line %d (%s record): %s"):format(path, i, tostring(type(rec) == "table" and rec.k), why)
+  end
+  local function pos_int(v) return math.type(v) == "integer" and v >= 1 end
+  local function opt_field(v, t)
+    if v == nil or v == jsonl.null or v == false then return true, nil end
+    if t == "integer" then return math.type(v) == "integer", v end
+    return type(v) == t, v
+  end
+  for i, rec in ipairs(jr.loaded) do
+    local k = rec.k
+    if i == 1 and k ~= "begin" and not opts.journal_repair then
+      return bad(i, rec, "the journal does not start with its header (a begin record): records are missing at the start")
+    end
+    if k == "begin" then
+      if i ~= 1 and not opts.journal_repair then return bad(i, rec, "a second header") end
+      if rec.mode ~= mode or rec.provider ~= provider or rec.shard ~= shard_name then
+        return nil, ("journal %s belongs to a %s import into provider %s%s"):format(path,
+          tostring(rec.mode), tostring(rec.provider), rec.shard and (", shard " .. rec.shard) or "")
+      end
+      last_stat = rec.stat
+    elseif k == "run" then
+      last_stat = rec.stat
+    elseif k == "intent" then
+      if type(rec.r) ~= "table" or type(rec.x) ~= "table" then return bad(i, rec, "no row list (r, x)") end
+      for j, r in ipairs(rec.r) do
+        if not pos_int(r) then return bad(i, rec, ("row %s is not a row number"):format(tostring(r))) end
+        local x = rec.x[j]
+        if x ~= false and type(x) ~= "string" then return bad(i, rec, ("row %d has no external id"):format(r)) end
+        local op = rec.o and rec.o[j]
+        if op ~= nil and not INTENT_OP[op] then return bad(i, rec, ("row %d: unknown operation %s"):format(r, tostring(op))) end
+        if not st.done_rows[r] then st.intents[r] = { ext = x or nil, op = op } end
+      end
+    elseif k == "done" then
+      if type(rec.o) ~= "table" then return bad(i, rec, "no outcome list (o)") end
+      for _, o in ipairs(rec.o) do
+        if type(o) ~= "table" then return bad(i, rec, "an outcome entry that is not a list") end
+        local row, outcome = o[1], o[2]
+        if not pos_int(row) then return bad(i, rec, ("row %s is not a row number"):format(tostring(row))) end
+        if not OUTCOME[outcome] then
+          return bad(i, rec, ("row %d: %s is not an outcome"):format(row, outcome == nil and "no outcome" or tostring(outcome)))
+        end
+        local r = { row = row, outcome = outcome }
+        for j, f in ipairs(DONE_FIELDS) do
+          local ok, v = opt_field(o[j + 2], f[2])
+          if not ok then return bad(i, rec, ("row %d: %s must be a %s"):format(row, f[1], f[2])) end
+          r[f[1]] = v
+        end
+        local was = final[row]
+        if was and was.outcome ~= "failed" then
+          return bad(i, rec, ("row %d is done twice (%s, then %s)"):format(row, was.outcome, outcome))
+        end
+        final[row] = r
+        st.intents[row] = nil
+        if row > max_row then max_row = row end
+      end
+    elseif k ~= "end" then
+      return bad(i, rec, "unknown record kind " .. tostring(k))
+    end
+  end
+  -- a row number beyond the source: the journal is of another file
+  if max_row > 0 and (type(source) == "string" or type(source) == "table") then
+    local n = count_rows(source, fmt)
+    if n and max_row > n then
+      return nil, ("journal %s: row %d is done, but the source has %d rows: the journal is of another file"):format(
+        path, max_row, n)
+    end
+  end
+  for row = 1, max_row do
+    local r = final[row]
+    if r then
+      local again = opts.retry_failed ~= false and retry_failed_row(r, mode)
+      if again then
+        st.retry_rows[row] = again
+        st.retried = st.retried + 1
+      else
+        st.done_rows[row] = true
+        st.prior[#st.prior + 1] = r
+      end
+    end
+  end
+  if jr.info.torn then
+    st.warnings[#st.warnings + 1] = ("journal %s: a torn last line (line %d, %d bytes) was cut off: "
+      .. "the import before was killed while writing it"):format(path, jr.info.torn_line or 0, jr.info.torn_bytes or 0)
+  end
+  if jr.info.repaired then
+    st.warnings[#st.warnings + 1] = ("journal %s was repaired (%s); rows without an outcome are looked up "
+      .. "before anything is sent"):format(path, table.concat(jr.info.problems, "; "))
+  end
+  st.max_row = max_row
+  local now_stat = source_stat(source)
+  if type(last_stat) == "table" and now_stat
+      and (last_stat.size ~= now_stat.size or last_stat.mtime ~= now_stat.mtime) then
+    st.warnings[#st.warnings + 1] = ("the source %s changed since the last run with journal %s (%s bytes then, %d now): "
+      .. "rows already done were not read again%s"):format(type(source) == "string" and source or "file", path,
+      tostring(last_stat.size), now_stat.size,
+      opts.retry_failed ~= false and ", rows that failed are tried again" or "")
+  end
+  return st
+end
+
 --- Import rows. See the header of this file and README "Paging and bulk import".
 -- opts: provider (required), mode ("create"|"upsert"|"delete"), type (default row type),
 --   format ("csv"|"jsonl" for a path or file handle), batch (1..20, default 20; 1 = no $batch),
@@ -401,20 +602,30 @@ end
 --   results_format ("csv"|"jsonl"), progress (true|"bar"|false), on_progress(state),
 --   on_outcome(record) (failed rows also carry field and value), dry_run (validate only),
 --   max_attempts (per row, default 8), shard ("K/N" or {K, N}: only the rows whose
---   externalCourseActivityId, else id, else "#<row>", hashes to K: FNV-1a 32 mod N, 0 <= K < N).
+--   externalCourseActivityId, else id, else "#<row>", hashes to K: FNV-1a 32 mod N, 0 <= K < N),
+--   max_wait (longest Retry-After a row waits for, seconds, default 120), deadline (seconds
+--   the import may send for), journal_repair (go on with a damaged journal), retry_failed
+--   (default true: rows that failed in an earlier run with the journal are tried again).
 --   An unknown or ill-typed option raises (M.IMPORT_OPTIONS lists them all). A CSV header with
 --   a duplicated, conflicting or unknown column returns nil, err before any row is sent.
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
---   requests, elapsed, rate, mode, and with a shard: shard = {k, n}, other_shards }, or nil, err when the import cannot start (source,
---   journal or results file unusable; journal of another import).
+--   retried, requests, elapsed, rate, mode, warnings, torn_journal, journal_repaired,
+--   deadline_reached, not_attempted, and with a shard: shard = {k, n}, other_shards }, or
+--   nil, err when the import cannot start (source, journal or results file unusable or one
+--   and the same file; journal in use, damaged, or of another import or shard).
 function M.import(c, source, opts)
   opts = opts or {}
   local mode, batch_size, max_window, shard = check_opts(c, source, opts)
   local provider = opts.provider
   local max_attempts = opts.max_attempts or M.defaults.max_attempts
+  local max_wait, deadline = check_wait_opts(opts)
   local popts = { mode = mode, provider = provider, type = opts.type }
 
+  local fok, ferr = check_files(source, opts)
+  if not fok then return nil, ferr end
+
   local t_start = now()
+  local deadline_at = deadline and t_start + deadline
   local next_row, fmt, close_source = open_source(source, opts)
   if not next_row then return nil, fmt end
 
@@ -437,41 +648,38 @@ function M.import(c, source, opts)
   end
   local shard_name = shard and (shard.k .. "/" .. shard.n) or nil
 
-  -- journal: resume state
+  -- journal: resume state (the journal is locked from here until it is closed)
   local done_rows, intents = {}, {}
   local jr, results
   local prior = {}
+  local retry_rows = {}
+  local reconcile_all = false   -- a repaired journal: any row may have been sent
+  local journal_max_row = 0
+  summary.warnings = {}
   if opts.journal then
-    local it, info = journal_mod.read(opts.journal)
-    local ok, perr = pcall(function()
-      for rec in it do
-        if rec.k == "begin" then
-          if rec.mode ~= mode or rec.provider ~= provider or rec.shard ~= shard_name then
-            error(("journal %s belongs to a %s import into provider %s%s"):format(opts.journal,
-              tostring(rec.mode), tostring(rec.provider), rec.shard and (", shard " .. rec.shard) or ""), 0)
-          end
-        elseif rec.k == "intent" then
-          for i, r in ipairs(rec.r) do intents[r] = { ext = rec.x[i], op = rec.o and rec.o[i] } end
-        elseif rec.k == "done" then
-          for _, o in ipairs(rec.o) do
-            done_rows[o[1]] = true
-            intents[o[1]] = nil
-            prior[#prior + 1] = o
-          end
-        end
-      end
-    end)
-    if not ok then close_source(); return nil, perr end
-    summary.torn_journal = info.torn
     local jerr
-    jr, jerr = journal_mod.open(opts.journal)
-    if not jr then close_source(); return nil, "cannot open journal: " .. tostring(jerr) end
+    jr, jerr = journal_mod.open(opts.journal, { repair = opts.journal_repair,
+      header = { k = "begin", v = 2, mode = mode, provider = provider, shard = shard_name,
+                 source = type(source) == "string" and source or fmt } })
+    if not jr then close_source(); return nil, jerr end
     jr.clock = now
-    if info.records == 0 then
-      jr:append({ k = "begin", v = 1, mode = mode, provider = provider, shard = shard_name,
-                  source = type(source) == "string" and source or fmt })
-      jr:sync()
+    local st, lerr = load_journal(jr, opts, mode, provider, shard_name, source, fmt)
+    if not st then jr:close(); close_source(); return nil, lerr end
+    done_rows, intents, prior, retry_rows = st.done_rows, st.intents, st.prior, st.retry_rows
+    journal_max_row = st.max_row
+    summary.torn_journal = jr.info.torn
+    summary.journal_repaired = jr.info.repaired or nil
+    reconcile_all = jr.info.repaired == true
+    summary.retried = st.retried
+    for _, w in ipairs(st.warnings) do summary.warnings[#summary.warnings + 1] = w end
+    local src_stat = source_stat(source)
+    if st.records == 0 then
+      jr:append({ k = "begin", v = 2, mode = mode, provider = provider, shard = shard_name,
+                  source = type(source) == "string" and source or fmt, stat = src_stat })
     end
+    jr:append({ k = "run", pid = sys.getpid(), stat = src_stat })
+    local sok, serr = jr:sync()
+    if not sok then jr:close(); close_source(); return nil, "journal: " .. tostring(serr) end
   end
 
   if opts.results then
@@ -487,9 +695,7 @@ function M.import(c, source, opts)
   local function count(outcome) summary[outcome] = summary[outcome] + 1 end
 
   -- outcomes already recorded by an earlier run of this journal
-  for _, o in ipairs(prior) do
-    local rec = { row = o[1], outcome = o[2], external_id = o[3], id = o[4], status = o[5],
-                  code = o[6], message = o[7], request_id = o[8] }
+  for _, rec in ipairs(prior) do
     count(rec.outcome)
     summary.read = summary.read + 1
     summary.resumed = summary.resumed + 1
@@ -513,14 +719,15 @@ function M.import(c, source, opts)
     info = info or {}
     local rec = { row = row.n, external_id = row.ext, id = info.id or row.id, outcome = outcome,
                   status = info.status, code = info.code, message = info.message,
-                  request_id = info.request_id, field = info.field, value = info.value }
+                  request_id = info.request_id, field = info.field, value = info.value,
+                  retry_after = info.retry_after }
     count(outcome)
     summary.read = summary.read + 1
     if outcome == "failed" and info.invalid then summary.invalid = summary.invalid + 1 end
     if results then results:write(rec) end
-    if jr then
+    if jr and not info.not_done then
       pending_done[#pending_done + 1] = { rec.row, outcome, rec.external_id, rec.id, rec.status,
-                                          rec.code, rec.message, rec.request_id }
+                                          rec.code, rec.message, rec.request_id, rec.retry_after }
     end
     if opts.on_outcome then opts.on_outcome(rec) end
     row.final = true
@@ -589,6 +796,17 @@ function M.import(c, source, opts)
     release(row)
   end
 
+  -- The deadline: a row without an outcome is reported failed, code "deadline", and not
+  -- journaled as done, so a run with the same journal does it (looked up first if it had an
+  -- intent).
+  local function not_done(row, why)
+    summary.deadline_reached = true
+    summary.not_attempted = (summary.not_attempted or 0) + 1
+    finish(row, "failed", { code = "deadline", message = "not done by the import's deadline: " .. why,
+                            not_done = true })
+    release(row)
+  end
+
   local function start_row(row)
     if mode == "delete" then
       if row.id then push({ row = row, op = "delete" })
@@ -600,13 +818,20 @@ function M.import(c, source, opts)
     end
   end
 
+  local last_row = 0
   local function read_rows()
     while not source_done and buffered < lookahead and qlen() < lookahead do
       local rec, n, msg = next_row()
       if rec == nil then
         source_done = true
+        if journal_max_row > last_row then
+          -- an iterator source (not counted before): the journal's rows beyond it were copied
+          summary.warnings[#summary.warnings + 1] = ("journal %s has outcomes up to row %d, but the source "
+            .. "had %d rows: is it the journal of another source?"):format(opts.journal, journal_max_row, last_row)
+        end
         break
       end
+      last_row = n
       if rec == false then
         finish({ n = n }, "failed", { message = msg, invalid = true, code = "invalidRow" })
       elseif not done_rows[n] then
@@ -628,6 +853,12 @@ function M.import(c, source, opts)
             row.reconcile = true
             row.intent_op = intent.op
             intents[n] = nil
+          end
+          local again = retry_rows[n] or (reconcile_all and { reconcile = true })
+          if again then
+            -- failed in an earlier run, tried again; if it was sent, it may exist already
+            retry_rows[n] = nil
+            if again.reconcile then row.reconcile = true end
           end
           if row.ext and active_ext[row.ext] then
             finish(row, "failed", { message = ("externalCourseActivityId %s is also on row %d, which is still in progress")
@@ -654,8 +885,21 @@ function M.import(c, source, opts)
       return
     end
     local wait = type(err) == "table" and tonumber(err.retry_after)
+    if wait and wait > max_wait then
+      -- the service asks for a longer wait than this import allows: the row fails throttled
+      -- (a re-run with the journal tries it again, looked up first)
+      local e = err_fields(err)
+      e.code, e.retry_after = "throttled", wait
+      e.message = ("Retry-After %gs is longer than max_wait (%gs): %s"):format(wait, max_wait, tostring(e.message))
+      fail(row, e)
+      return
+    end
     if not wait or wait < 0 then
       wait = math.min(30, 0.2 * 2 ^ row.attempts) * (0.5 + math.random() * 0.5)
+    end
+    if deadline_at and now() + wait > deadline_at then
+      not_done(row, ("waiting %gs for a retry would pass the import's deadline"):format(wait))
+      return
     end
     local nop = { row = row, op = op.op, single = true, not_before = now() + wait }
     if ambiguous and op.op == "create" then
@@ -714,6 +958,13 @@ function M.import(c, source, opts)
         end
         finish(row, done[1], { id = row.id, status = done[2] })
         release(row)
+      elseif o == "create" and mode == "upsert" and err_status(err) == 409 and not row.conflict then
+        -- the row exists after all (created since our lookup, or the lookup did not see it
+        -- yet): look it up again, then update it or report it unchanged
+        row.conflict = err
+        row.reconcile = false
+        row.intent_op = nil
+        push({ row = row, op = "lookup" })
       elseif o == "delete" and err_status(err) == 404 and (row.reconcile or row.delete_retried) then
         finish(row, "deleted", { id = row.id, status = 404, code = err.code,
                                  message = "already gone (deleted by an earlier attempt)" })
@@ -758,6 +1009,9 @@ function M.import(c, source, opts)
             push({ row = row, op = "update" })
           end
         end
+      elseif err_status(err) == 404 and row.conflict then
+        -- Graph said it exists (409), the lookup says it does not: report the 409
+        fail(row, err_fields(row.conflict))
       elseif err_status(err) == 404 then
         if mode == "delete" then
           if row.reconcile then
@@ -842,8 +1096,37 @@ function M.import(c, source, opts)
     return ops, (#ops == 1)
   end
 
+  -- past the deadline: nothing more is sent; every row still queued, waiting, or not read yet
+  -- is reported not done
+  local function cut_at_deadline()
+    summary.deadline_reached = true
+    local function cut(op)
+      if not op.row.final then not_done(op.row, op.row.attempts > 0 and "waiting for a retry" or "not sent") end
+    end
+    while true do
+      local op = pop()
+      if not op then break end
+      cut(op)
+    end
+    for _, op in ipairs(delayed) do cut(op) end
+    delayed = {}
+    if not source_done then
+      source_done = true
+      while true do
+        local rec, n = next_row()
+        if rec == nil then break end
+        if not done_rows[n] then
+          local ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil
+          buffered = buffered + 1
+          not_done({ n = n, ext = type(ext) == "string" and ext or nil }, "not read")
+        end
+      end
+    end
+  end
+
   local function dispatch()
     local t = now()
+    if deadline_at and t >= deadline_at then cut_at_deadline(); return end
     if summary.fatal then
       -- fatal error: nothing more is sent; rows still queued stay unprocessed (no outcome,
       -- nothing journaled for them), so a later run with the same journal does them
@@ -1026,6 +1309,7 @@ function M.import(c, source, opts)
         if qlen() == 0 and #delayed > 0 then
           local soonest = math.huge
           for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end
+          if deadline_at then soonest = math.min(soonest, deadline_at) end
           sleep(math.min(0.5, math.max(0, soonest - now())))
         end
       else
@@ -1060,9 +1344,17 @@ function M.import(c, source, opts)
     jr:close()
   end
   if results then results:close() end
-  if prog then prog:finish(summary.read, summary.failed) end
+  if prog and ok then
+    -- a callback that raises makes the import return nil, err (everything is closed by now)
+    ok, loop_err = pcall(prog.finish, prog, summary.read, summary.failed)
+  end
   if not ok then return nil, loop_err end
   if summary.fatal then return nil, summary.fatal, summary end
+  if summary.deadline_reached then
+    summary.warnings[#summary.warnings + 1] = ("the deadline (%gs) passed: %d rows were not done%s"):format(
+      deadline, summary.not_attempted or 0,
+      jr and "; run again with the same journal to do them" or "")
+  end
   summary.elapsed = now() - t_start
   summary.window = window
   return summary

@@ -50,12 +50,17 @@ local function retries(s)
   return n
 end
 
-local function seconds(s)
-  local n = tonumber(s)
-  if not n or n ~= n or n <= 0 or n > 86400 then
-    return nil, ("--timeout: '%s' is not a number of seconds (0 < s <= 86400)"):format(tostring(s))
+-- A converter for a seconds option: a finite number above `min` (or equal to it, when
+-- `min_ok`) and at most `max`; the message names the option and the range.
+local function seconds(flag, min, min_ok, max)
+  local range = ("%s %s s%s"):format(min, min_ok and "<=" or "<", max and (" <= " .. max) or "")
+  return function(s)
+    local n = tonumber(s)
+    if not n or n ~= n or n == math.huge or n < min or (n == min and not min_ok) or (max and n > max) then
+      return nil, ("%s: '%s' is not a number of seconds (%s)"):format(flag, tostring(s), range)
+    end
+    return n
   end
-  return n
 end
 
 local function shard(v)
@@ -101,7 +106,7 @@ local function add_connection(cmd, extra_env)
   )
   cmd:group("Requests and logging",
     cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3)."):convert(retries),
-    cmd:option("--timeout", "Seconds one request may take, its retries included (default 300)."):convert(seconds),
+    cmd:option("--timeout", "Seconds one request may take, its retries included (default 300)."):convert(seconds("--timeout", 0, false, 86400)),
     cmd:flag("-v --verbose", "One line per HTTP attempt on stderr (method, path, status, attempt, time, request-id)."),
     cmd:option("--log", "Append one JSON line per HTTP attempt to this file (method, path, status, attempt, elapsed, request_id; never a secret).")
   )
@@ -140,6 +145,14 @@ function M.parser()
   imp:option("--results-format", "Format of the results (default: from the name; csv for -)."):choices({ "csv", "jsonl" })
   imp:option("--shard", "K/N: import only the rows whose externalCourseActivityId hashes to K of N (FNV-1a 32, 0 <= K < N).")
     :convert(shard)
+  imp:flag("--repair-journal", "Go on with a damaged journal (records missing or damaged): keep its intact "
+    .. "records and look up every row without an outcome before sending it.")
+  imp:flag("--no-retry-failed", "Keep the outcome of rows that failed in an earlier run with the journal "
+    .. "(by default they are tried again).")
+  imp:option("--max-wait", "Longest Retry-After a row waits for, in seconds (default 120); "
+    .. "longer fails the row as throttled."):convert(seconds("--max-wait", 0, true))
+  imp:option("--deadline", "Stop sending after this many seconds; rows not done are reported "
+    .. "(run again with the same journal to do them)."):convert(seconds("--deadline", 0, false))
   imp:flag("--dry-run", "Validate every row, send nothing.")
   imp:flag("--progress", "Show progress even when stderr is not a terminal (then a plain line every 5 s, for CI logs).")
   imp:flag("--no-progress", "No progress bar.")
@@ -391,11 +404,14 @@ function commands.import(viva, c, a, out, errout)
     provider = a.provider, mode = a.mode, type = a.type, format = a.format, batch = batch,
     concurrency = a.concurrency, journal = a.journal, results = results,
     results_format = a.results_format, dry_run = a.dry_run, shard = a.shard,
+    journal_repair = a.repair_journal or nil, retry_failed = not a.no_retry_failed,
+    max_wait = a.max_wait, deadline = a.deadline,
     progress = progress == "auto" and true or progress, on_outcome = failures.add,
   })
   if not s then return nil, err, M.EXIT_USAGE end
   -- with the results on stdout, the summary goes to stderr
   local sout = a.results == "-" and errout or out
+  for _, w in ipairs(s.warnings or {}) do say(errout, "warning: ", w, "\n") end
   if not a.quiet then
     if s.dry_run then
       say(sout, ("%s checked: %d valid, %d invalid\n"):format(plural(s.read, "row"), s.valid or 0, s.failed))

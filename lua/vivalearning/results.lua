@@ -1,11 +1,13 @@
 -- vivalearning.results: the per-row outcome file of an import, CSV or JSON Lines.
--- Columns: row, external_id, id, outcome, status, code, message, request_id.
+-- Columns: row, external_id, id, outcome, status, code, message, request_id, retry_after
+-- (seconds the service asked to wait, for rows that failed throttled).
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
 
 local M = {}
 
-M.columns = { "row", "external_id", "id", "outcome", "status", "code", "message", "request_id" }
+M.columns = { "row", "external_id", "id", "outcome", "status", "code", "message", "request_id", "retry_after" }
+local NUMERIC = { row = true, status = true, retry_after = true }
 
 --- "csv" or "jsonl" from an explicit format or the file name (.jsonl/.ndjson/.json -> jsonl).
 function M.format_for(path, format)
@@ -36,7 +38,8 @@ function M.open(path, format)
   return self
 end
 
---- Write one outcome record {row=, external_id=, id=, outcome=, status=, code=, message=, request_id=}.
+--- Write one outcome record {row=, external_id=, id=, outcome=, status=, code=, message=,
+-- request_id=, retry_after=}.
 function Writer:write(r)
   self.count = self.count + 1
   if self.format == "jsonl" then
@@ -47,6 +50,8 @@ function Writer:write(r)
   local row = {}
   for i, k in ipairs(M.columns) do
     local v = r[k]
+    if v == jsonl.null then v = nil end
+    if math.type(v) == "float" and v == math.floor(v) and v > -2^53 and v < 2^53 then v = math.tointeger(v) end
     row[i] = v ~= nil and tostring(v) or ""
   end
   return self.w:write(row, #M.columns)
@@ -80,7 +85,7 @@ function M.read(path, format)
     local t = {}
     for i, k in ipairs(cols) do
       local v = rec[i]
-      if v ~= "" then t[k] = (k == "row" or k == "status") and tonumber(v) or v end
+      if v ~= "" then t[k] = NUMERIC[k] and tonumber(v) or v end
     end
     return t
   end

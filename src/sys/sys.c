@@ -2,9 +2,12 @@
  * (Debian 12 has no luaposix for 5.4). Kept out of vivalearning.core on purpose: the core
  * knows nothing about files or terminals. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,15 +87,117 @@ static int sys_sleep(lua_State *L) {
     return 0;
 }
 
+
+/* The descriptor of an open Lua io file handle (raises on a closed one). */
+static int fh_fd(lua_State *L, int idx) {
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, idx, LUA_FILEHANDLE);
+    if (p->closef == NULL)
+        return luaL_error(L, "attempt to use a closed file");
+    return fileno(p->f);
+}
+
+/* sys.lock(fh): an exclusive fcntl lock on the whole file, without waiting. The lock belongs
+ * to the handle: closing it (or the process ending, even by SIGKILL) releases it. Returns
+ * true; or nil, message, pid of the holder (when the system says) if another process has it;
+ * or nil, message on other failures. Note: POSIX drops a process's locks on a file when
+ * *any* of its descriptors for that file is closed, so the holder must not open and close
+ * the same file elsewhere. */
+static int sys_lock(lua_State *L) {
+    int fd = fh_fd(L, 1);
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    int e = errno;
+    luaL_pushfail(L);
+    if (e == EACCES || e == EAGAIN) {
+        struct flock q;
+        memset(&q, 0, sizeof q);
+        q.l_type = F_WRLCK;
+        q.l_whence = SEEK_SET;
+        lua_pushliteral(L, "locked by another process");
+        if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK && q.l_pid > 0) {
+            lua_pushinteger(L, (lua_Integer)q.l_pid);
+            return 3;
+        }
+        return 2;
+    }
+    lua_pushfstring(L, "lock: %s", strerror(e));
+    return 2;
+}
+
+/* sys.truncate(fh, size): flush the handle and cut its file to size bytes (in place: the
+ * inode, and so a lock on it, stays). Returns true, or nil and a message. */
+static int sys_truncate(lua_State *L) {
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    lua_Integer size = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, size >= 0, 2, "size >= 0 expected");
+    if (p->closef == NULL)
+        return luaL_error(L, "attempt to use a closed file");
+    if (fflush(p->f) != 0 || ftruncate(fileno(p->f), (off_t)size) != 0) {
+        int e = errno;
+        luaL_pushfail(L);
+        lua_pushfstring(L, "truncate: %s", strerror(e));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sys.stat(path | fh): { dev =, ino =, size =, mtime = (seconds, with the fraction),
+ * type = "file" | "directory" | "other" } following symlinks; or nil, message, errno name
+ * ("ENOENT" when the path does not exist). Files are compared by (dev, ino), not by name. */
+static int sys_stat(lua_State *L) {
+    struct stat st;
+    int rc;
+    if (lua_type(L, 1) == LUA_TSTRING)
+        rc = stat(lua_tostring(L, 1), &st);
+    else
+        rc = fstat(fh_fd(L, 1), &st);
+    if (rc != 0) {
+        int e = errno;
+        luaL_pushfail(L);
+        lua_pushstring(L, strerror(e));
+        lua_pushstring(L, e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR" : e == EACCES ? "EACCES" : "other");
+        return 3;
+    }
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)st.st_dev);
+    lua_setfield(L, -2, "dev");
+    lua_pushinteger(L, (lua_Integer)st.st_ino);
+    lua_setfield(L, -2, "ino");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
+    lua_setfield(L, -2, "mtime");
+    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+    lua_setfield(L, -2, "type");
+    return 1;
+}
+
+/* sys.getpid(): this process's id (named in journal lock messages). */
+static int sys_getpid(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
 int luaopen_vivalearning_sys(lua_State *L);
 
 int luaopen_vivalearning_sys(lua_State *L) {
     static const luaL_Reg funcs[] = {
         { "fsync", sys_fsync },
+        { "getpid", sys_getpid },
         { "isatty", sys_isatty },
+        { "lock", sys_lock },
         { "monotime", sys_monotime },
         { "sleep", sys_sleep },
+        { "stat", sys_stat },
         { "termsize", sys_termsize },
+        { "truncate", sys_truncate },
         { NULL, NULL },
     };
     luaL_newlib(L, funcs);
