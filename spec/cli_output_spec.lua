@@ -124,7 +124,7 @@ describe("vivalearning output", function()
     assert.equal(1, code)
     local lines = {}
     for l in so:gmatch("[^\n]+") do lines[#lines + 1] = l end
-    assert.equal("row,external_id,id,outcome,status,code,message,request_id", lines[1])
+    assert.equal("row,external_id,id,outcome,status,code,message,request_id,retry_after", lines[1])
     assert.equal(8, #lines)
     assert.matches("7 rows read: 6 created", se)
     assert.not_matches("rows read", so)
