@@ -1,12 +1,84 @@
 /* A minimal Lua 5.4 script host for `make check`: `lua_host script.lua args...` runs the script
  * like `lua5.4` does. Built with the sanitizers, it carries their runtime itself, so nothing has
- * to be LD_PRELOADed into the environment that the specs' child processes (curl, sh) inherit. */
+ * to be LD_PRELOADed into the environment that the specs' child processes (curl, sh) inherit.
+ *
+ * Built with -DVL_FORCED_GC it is the forced-GC host (Lua's own EMERGENCYGCTESTS idea, without
+ * rebuilding Lua): its allocator fails every growing allocation once, so Lua runs a full
+ * emergency collection and asks again, and that retry succeeds. Every object that is not
+ * reachable is then collected, and every pending finalizer can run, at each allocation a C
+ * function makes: a missing anchor or a finalizer that frees something under a running call
+ * shows up at once (with ASan, as a use-after-free). Lua retries only once its state is fully
+ * built, so the allocator is installed after luaL_newstate. lauxlib's buffer boxes call the
+ * allocator from lua_getallocf directly, with no retry (a failure there is a memory error):
+ * the host defines lua_getallocf (exported with -rdynamic; liblua calls it through the PLT)
+ * and hands those callers a plain allocator. VL_FORCED_GC_STATS=1 prints the counts at exit. */
+#define _GNU_SOURCE     /* RTLD_NEXT */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+
+#ifdef VL_FORCED_GC
+#include <dlfcn.h>
+
+typedef struct forced {
+    int failed;         /* the last growing allocation failed: the next one is its retry */
+    void *block;        /* what the failed allocation asked for */
+    size_t osize, nsize;
+    unsigned long count, unretried;
+} forced;
+
+/* busted leaves with os.exit(code, true): the count is printed at exit */
+static forced *forced_stats;
+
+static void forced_report(void) {
+    if (forced_stats && getenv("VL_FORCED_GC_STATS"))
+        fprintf(stderr, "forced-GC host: %lu forced collections, %lu failures not retried\n",
+                forced_stats->count, forced_stats->unretried);
+}
+
+static void *forced_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    forced *f = ud;
+    size_t old = ptr ? osize : 0;    /* for a new block osize is the object's type */
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > old) {
+        if (f->failed && ptr == f->block && osize == f->osize && nsize == f->nsize) {
+            f->failed = 0;              /* the retry, after the collection */
+        } else {
+            /* another allocation while one failed: Lua could not collect (inside a collection
+             * step, where only a stack shrink allocates, and does without on failure) */
+            if (f->failed) f->unretried++;
+            f->failed = 1;
+            f->block = ptr; f->osize = osize; f->nsize = nsize;
+            f->count++;
+            return NULL;                /* Lua: full emergency collection, then asks again */
+        }
+    }
+    return realloc(ptr, nsize);
+}
+
+static void *plain_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud; (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+
+lua_Alloc lua_getallocf(lua_State *L, void **ud) {
+    static lua_Alloc (*real)(lua_State *, void **);
+    lua_Alloc f;
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "lua_getallocf");
+    f = real(L, ud);
+    return f == forced_alloc ? plain_alloc : f;
+}
+#endif
 
 static int traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
@@ -26,6 +98,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: cannot create a Lua state\n", argv[0]);
         return 1;
     }
+#ifdef VL_FORCED_GC
+    /* luaL_newstate's allocator is realloc/free too: blocks move freely between the two */
+    static forced f;
+    forced_stats = &f;
+    atexit(forced_report);
+    lua_setallocf(L, forced_alloc, &f);
+    /* An emergency collection leaves the finalizers it found for the next GC step, and with a
+     * collection at every allocation the debt that triggers a step never builds up. No pause
+     * and a step that does a whole cycle: the next allocation after a collection runs the
+     * pending finalizers. */
+    lua_gc(L, LUA_GCINC, 1, 1000, 30);
+#endif
     luaL_openlibs(L);
     /* arg[-1] = host, arg[0] = script, arg[1..] = arguments, as lua.c sets them. */
     lua_createtable(L, argc, 2);
