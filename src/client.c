@@ -100,7 +100,30 @@ static vl_client *check_client(lua_State *L, int idx) {
     vl_client *c = luaL_checkudata(L, idx, VL_CLIENT_MT);
     if (c->closed) luaL_error(L, "vivalearning: attempt to use a closed client");
     if (c->in_cb) luaL_error(L, "vivalearning: the client cannot be used from its own token_provider or log callback");
+    /* the engine is not re-entrant: a finalizer run by an allocation inside a call gets here */
+    if (c->busy) luaL_error(L, "vivalearning: the client is busy (used from a finalizer during one of its own calls)");
     return c;
+}
+
+static void client_release(vl_client *c);
+
+/* Runs the function at fidx with the arguments of the current call (the client first) as one
+ * call of the client: busy for the whole of it, errors included (a Lua error, a memory error
+ * too, is caught, the depth restored, then raised again). A close, __gc or __close that came
+ * while it ran only marked the client: the outermost call releases it here, on its way out.
+ * The arguments stay on this frame, so the client cannot be collected meanwhile. Leaves the
+ * results on top and returns their number. */
+static int busy_call(lua_State *L, vl_client *c, int fidx) {
+    int n = lua_gettop(L), i, status;
+    luaL_checkstack(L, n + 1, NULL);
+    lua_pushvalue(L, fidx);
+    for (i = 1; i <= n; i++) lua_pushvalue(L, i);
+    c->busy++;
+    status = lua_pcall(L, n, LUA_MULTRET, 0);
+    c->busy--;
+    if (c->busy == 0 && c->closed) client_release(c);
+    if (status != LUA_OK) lua_error(L);
+    return lua_gettop(L) - n;
 }
 
 /* refs table: client uservalue 1 = { handles = {[lightud]=handle}, done = {...}, token_provider=, log= } */
@@ -243,20 +266,25 @@ static int push_result(lua_State *L, int hidx) {
     return n;
 }
 
-/* sync call: c:op(...) */
-static int op_call(lua_State *L) {
-    vl_client *c = check_client(L, 1);
+/* sync call: c:op(...); upvalues: module table, op name, op_body (with the same two) */
+static int op_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     const opdef *od = vl_find_op(lua_tostring(L, lua_upvalueindex(2)));
-    vl_req *r;
-    int hidx;
-    r = build(L, c, 1, od, 2, 1);
-    hidx = lua_gettop(L);
+    vl_req *r = build(L, c, 1, od, 2, 1);
     if (!r->done) vl_drive(L, c, 1, r, 1e9);
-    return push_result(L, hidx);
+    return 1;                   /* the handle */
 }
 
-static int c_submit(lua_State *L) {
+static int op_call(lua_State *L) {
     vl_client *c = check_client(L, 1);
+    busy_call(L, c, lua_upvalueindex(3));
+    /* after a close during the call: the result it had, or "closed before it completed" */
+    return push_result(L, lua_gettop(L));
+}
+
+/* c:submit(op, ...); upvalues: module table, submit_body (with the module table) */
+static int submit_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     const char *name = luaL_checkstring(L, 2);
     const opdef *od = vl_find_op(name);
     if (!od) return luaL_error(L, "vivalearning: unknown operation '%s'", name);
@@ -264,8 +292,13 @@ static int c_submit(lua_State *L) {
     return 1;
 }
 
-static int c_poll(lua_State *L) {
+static int c_submit(lua_State *L) {
     vl_client *c = check_client(L, 1);
+    return busy_call(L, c, lua_upvalueindex(2));
+}
+
+static int poll_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     double t = luaL_optnumber(L, 2, 0);
     if (t < 0) t = 0;
     if (c->ndone == 0) vl_drive(L, c, 1, NULL, t);
@@ -275,6 +308,11 @@ static int c_poll(lua_State *L) {
     lua_newtable(L);
     lua_setfield(L, -3, "done");
     return 1;
+}
+
+static int c_poll(lua_State *L) {
+    vl_client *c = check_client(L, 1);
+    return busy_call(L, c, lua_upvalueindex(1));
 }
 
 static int c_stats(lua_State *L) {
@@ -328,8 +366,11 @@ static void detach_list(vl_client *c, vl_req *h) {
     }
 }
 
+/* The one release routine: frees what the client owns, once. Only ever called when none of the
+ * client's calls runs (c_close, or the outermost busy_call on its way out). */
 static void client_release(vl_client *c) {
-    if (c->closed) return;
+    if (c->released) return;
+    c->released = 1;
     c->closed = 1;
     detach_list(c, c->active_h);
     detach_list(c, c->ready_h);
@@ -356,16 +397,12 @@ static void client_release(vl_client *c) {
     c->scope = c->ca_file = c->user_agent = c->token_url = NULL;
 }
 
+/* close(), __gc and __close: during one of the client's own calls (its hooks, or a finalizer
+ * that an allocation inside the call ran) the client is only marked closed. */
 static int c_close(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    if (c->in_cb) return luaL_error(L, "vivalearning: cannot close the client from its own callback");
-    client_release(c);
-    return 0;
-}
-
-static int c_gc(lua_State *L) {
-    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    client_release(c);
+    c->closed = 1;
+    if (c->busy == 0) client_release(c);
     return 0;
 }
 
@@ -380,6 +417,9 @@ static int handle_gc(lua_State *L) {
     vl_handle *h = luaL_checkudata(L, 1, VL_HANDLE_MT);
     vl_req *r = h->r;
     if (!r) return 0;
+    /* a pending request's handle is anchored by its client, so the collector cannot be here
+     * while the client is in a call: this is __gc called by hand, and the engine may hold r */
+    if (r->c && !r->done && r->c->busy) return 0;
     h->r = NULL;
     if (r->c && !r->done) {
         vl_client *c = r->c;
@@ -474,15 +514,13 @@ static int c_new(lua_State *L) {
         lua_pop(L, 1);
     }
     c = lua_newuserdatauv(L, sizeof *c, 1);
-    memset(c, 0, sizeof *c);
-    c->closed = 1;            /* until fully built: __gc of a half-built client frees what exists */
+    memset(c, 0, sizeof *c);  /* __gc of a half-built client frees what exists */
     luaL_setmetatable(L, VL_CLIENT_MT);
     cidx = lua_gettop(L);
     lua_createtable(L, 0, 4);
     lua_newtable(L); lua_setfield(L, -2, "handles");
     lua_newtable(L); lua_setfield(L, -2, "done");
     lua_setiuservalue(L, cidx, 1);
-    c->closed = 0;
     /* strings are copied as we go: a raise below leaves them to __gc */
     lua_getfield(L, 1, "allow_http");
     c->allow_http = lua_toboolean(L, -1);
@@ -641,13 +679,19 @@ void vl_client_open(lua_State *L) {
         for (o = vl_ops; o->name; o++) {
             lua_pushvalue(L, mod);
             lua_pushstring(L, o->name);
-            lua_pushcclosure(L, op_call, 2);
+            lua_pushvalue(L, mod);
+            lua_pushstring(L, o->name);
+            lua_pushcclosure(L, op_body, 2);
+            lua_pushcclosure(L, op_call, 3);
             lua_setfield(L, -2, o->name);
         }
         lua_pushvalue(L, mod);
-        lua_pushcclosure(L, c_submit, 1);
+        lua_pushvalue(L, mod);
+        lua_pushcclosure(L, submit_body, 1);
+        lua_pushcclosure(L, c_submit, 2);
         lua_setfield(L, -2, "submit");
-        lua_pushcfunction(L, c_poll);
+        lua_pushcfunction(L, poll_body);
+        lua_pushcclosure(L, c_poll, 1);
         lua_setfield(L, -2, "poll");
         lua_pushcfunction(L, c_pending);
         lua_setfield(L, -2, "pending");
@@ -658,9 +702,9 @@ void vl_client_open(lua_State *L) {
         lua_pushvalue(L, -1);
         lua_setfield(L, mod, "client_methods");
         lua_setfield(L, mt, "__index");
-        lua_pushcfunction(L, c_gc);
+        lua_pushcfunction(L, c_close);
         lua_setfield(L, mt, "__gc");
-        lua_pushcfunction(L, c_gc);
+        lua_pushcfunction(L, c_close);
         lua_setfield(L, mt, "__close");
         lua_pushcfunction(L, c_tostring);
         lua_setfield(L, mt, "__tostring");

@@ -130,7 +130,10 @@ typedef struct vl_token {
 enum { VL_AUTH_SECRET, VL_AUTH_PASSWORD, VL_AUTH_FIXED, VL_AUTH_PROVIDER };
 
 struct vl_client {
-    int closed;
+    int closed;                 /* close asked for: every call refuses the client */
+    int released;               /* what the client owns is freed (once, client_release) */
+    int busy;                   /* depth of the client's own calls running; while > 0 a close
+                                 * only marks the client, the outermost call releases it */
     int in_cb;                  /* inside token_provider or log hook */
     int auth;                   /* VL_AUTH_* */
     vl_origin graph, authority;

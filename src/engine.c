@@ -510,7 +510,7 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
 /* ------------------------------------------------------------------ the engine */
 
 static void admit(lua_State *L, vl_client *c, int cidx, double now) {
-    while (c->ready_h && c->nactive < c->max_concurrency) {
+    while (c->ready_h && c->nactive < c->max_concurrency && !c->closed) {
         vl_req *r = c->ready_h;
         int rc;
         vl_list_remove(c, r);
@@ -571,14 +571,16 @@ static int idle(vl_client *c) {
 }
 
 /* Drives transfers until `until` is done (sync calls), or something finished (poll), or
- * timeout seconds passed, or nothing is left to do. */
+ * timeout seconds passed, or nothing is left to do, or the client was closed meanwhile (by a
+ * hook or a finalizer: the caller's busy_call releases it when the call is over). */
 void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
     double end = vl_now() + timeout;
-    for (;;) {
+    while (!c->closed) {
         double now = vl_now(), wait;
         promote(c, now);
         vl_auth_tick(L, c, cidx, now);
         admit(L, c, cidx, now);
+        if (c->closed) break;
         vl_transport_timers(c, vl_now());
         process(L, c, cidx);
         if (until ? until->done : c->ndone > 0) break;
