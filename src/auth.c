@@ -4,6 +4,7 @@
  * waiters (single flight). Token endpoint errors become auth errors with the OAuth `error`
  * and the AADSTS code. The secret only ever travels in the token request body; neither the
  * body nor the token is logged or put in an error. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,14 +119,18 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
         double life = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
         for (i = 0; i < n; i++)
             if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) break;
-        if (i == n) {
+        if (!isfinite(life)) {
+            /* with a NaN expiry the token is never usable: it would be asked for again and again */
+            lua_pushfstring(L, "token_provider returned expires_in = %f (a finite number of seconds expected)", life);
+        } else if (i == n) {
             c->tok.fetching = 0;
             set_token(c, t, life, now);
             lua_settop(L, top);
             vl_client_release_waiters(c);
             return;
+        } else {
+            lua_pushliteral(L, "token_provider returned a token with whitespace or control characters");
         }
-        lua_pushliteral(L, "token_provider returned a token with whitespace or control characters");
     } else if (lua_isstring(L, -1)) {
         lua_pushfstring(L, "token_provider failed: %s", lua_tostring(L, -1));
         redact_top(L, c);
@@ -234,6 +239,7 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         lua_getfield(L, t, "expires_in");
         if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
             double life = lua_tonumber(L, -1);   /* number or numeric string */
+            if (!isfinite(life)) life = 0;        /* 1e999 decodes to inf: no usable lifetime */
             size_t n, i;
             const char *tok = lua_tolstring(L, -2, &n);
             for (i = 0; i < n; i++)

@@ -7,6 +7,7 @@
  * submitted handle the caller drops still completes and shows up in poll(). Results are
  * built in Lua between libcurl calls, never inside a libcurl callback.
  * The engine is in engine.c, the request builders and the ops table in ops.c, $batch in batch.c. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,20 @@ static vl_client *check_client(lua_State *L, int idx) {
 
 static void client_release(vl_client *c);
 
+/* luaL_argerror in a body run by busy_call names it '?' and counts the client as argument 1:
+ * say what the caller called instead ("bad argument #1 to 'batch' (table expected, got nil)"). */
+static void name_argerror(lua_State *L) {
+    lua_Debug ar;
+    const char *m = lua_tostring(L, -1);
+    int n = 0, k = 0;
+    if (lua_type(L, -1) != LUA_TSTRING || sscanf(m, "bad argument #%d to '?' %n", &n, &k) != 1 || k == 0)
+        return;
+    if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "n", &ar) || !ar.name) return;
+    if (ar.namewhat && strcmp(ar.namewhat, "method") == 0) n--;
+    lua_pushfstring(L, "bad argument #%d to '%s' %s", n, ar.name, m + k);
+    lua_replace(L, -2);
+}
+
 /* Runs the function at fidx with the arguments of the current call (the client first) as one
  * call of the client: busy for the whole of it, errors included (a Lua error, a memory error
  * too, is caught, the depth restored, then raised again). A close, __gc or __close that came
@@ -122,7 +137,10 @@ static int busy_call(lua_State *L, vl_client *c, int fidx) {
     status = lua_pcall(L, n, LUA_MULTRET, 0);
     c->busy--;
     if (c->busy == 0 && c->closed) client_release(c);
-    if (status != LUA_OK) lua_error(L);
+    if (status != LUA_OK) {
+        name_argerror(L);
+        lua_error(L);
+    }
     return lua_gettop(L) - n;
 }
 
@@ -285,15 +303,14 @@ static int op_call(lua_State *L) {
 /* c:submit(op, ...); upvalues: module table, submit_body (with the module table) */
 static int submit_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    const char *name = luaL_checkstring(L, 2);
-    const opdef *od = vl_find_op(name);
-    if (!od) return luaL_error(L, "vivalearning: unknown operation '%s'", name);
-    build(L, c, 1, od, 3, 0);
+    build(L, c, 1, vl_find_op(lua_tostring(L, 2)), 3, 0);
     return 1;
 }
 
 static int c_submit(lua_State *L) {
     vl_client *c = check_client(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    if (!vl_find_op(name)) return luaL_error(L, "vivalearning: unknown operation '%s'", name);
     return busy_call(L, c, lua_upvalueindex(2));
 }
 
@@ -310,8 +327,12 @@ static int poll_body(lua_State *L) {
     return 1;
 }
 
+/* c:poll(timeout): a NaN timeout would never pass, an infinite one never end */
 static int c_poll(lua_State *L) {
     vl_client *c = check_client(L, 1);
+    double t = luaL_optnumber(L, 2, 0);
+    if (!isfinite(t))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "finite number of seconds expected, got %f", t));
     return busy_call(L, c, lua_upvalueindex(1));
 }
 
