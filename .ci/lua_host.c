@@ -22,46 +22,83 @@
 
 #ifdef VL_FORCED_GC
 #include <dlfcn.h>
+#endif
 
-typedef struct forced {
-    int failed;         /* the last growing allocation failed: the next one is its retry */
-    void *block;        /* what the failed allocation asked for */
+typedef struct host_alloc {
+    int failed;         /* the last growing allocation failed: the next one should be its retry */
+    void *block;        /* what it asked for */
     size_t osize, nsize;
     unsigned long count, unretried;
-} forced;
+    /* vl_host_fail_alloc(n): the n-th growing allocation from now fails, and its retry after
+     * the emergency collection too, so Lua raises a memory error there */
+    long fail_in;
+    int injected, fired;
+} host_alloc;
 
+#ifdef VL_FORCED_GC
 /* busted leaves with os.exit(code, true): the count is printed at exit */
-static forced *forced_stats;
+static host_alloc *forced_stats;
 
 static void forced_report(void) {
     if (forced_stats && getenv("VL_FORCED_GC_STATS"))
         fprintf(stderr, "forced-GC host: %lu forced collections, %lu failures not retried\n",
                 forced_stats->count, forced_stats->unretried);
 }
+#endif
 
-static void *forced_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-    forced *f = ud;
+static void *host_alloc_f(void *ud, void *ptr, size_t osize, size_t nsize) {
+    host_alloc *f = ud;
     size_t old = ptr ? osize : 0;    /* for a new block osize is the object's type */
     if (nsize == 0) {
         free(ptr);
         return NULL;
     }
     if (nsize > old) {
+        int fail = 0;
         if (f->failed && ptr == f->block && osize == f->osize && nsize == f->nsize) {
             f->failed = 0;              /* the retry, after the collection */
+            if (f->injected) {
+                f->injected = 0;
+                return NULL;            /* fails too: a memory error */
+            }
+            return realloc(ptr, nsize);
+        }
+        /* another allocation while one failed: Lua could not collect (inside a collection
+         * step, where only a stack shrink allocates, and does without on failure) */
+        if (f->failed) f->unretried++;
+        f->injected = 0;
+        if (f->fail_in > 0 && --f->fail_in == 0) {
+            f->injected = f->fired = fail = 1;
         } else {
-            /* another allocation while one failed: Lua could not collect (inside a collection
-             * step, where only a stack shrink allocates, and does without on failure) */
-            if (f->failed) f->unretried++;
-            f->failed = 1;
-            f->block = ptr; f->osize = osize; f->nsize = nsize;
+#ifdef VL_FORCED_GC
             f->count++;
-            return NULL;                /* Lua: full emergency collection, then asks again */
+            fail = 1;                   /* Lua: full emergency collection, then asks again */
+#endif
+        }
+        f->failed = fail;
+        if (fail) {
+            f->block = ptr; f->osize = osize; f->nsize = nsize;
+            return NULL;
         }
     }
     return realloc(ptr, nsize);
 }
 
+/* vl_host_fail_alloc(n): arms the n-th growing allocation from now (0: disarms); returns
+ * whether the previous arming fired. For the specs of what a memory error leaves behind. */
+static int host_fail_alloc(lua_State *L) {
+    void *ud;
+    lua_Integer n = luaL_checkinteger(L, 1);
+    host_alloc *f;
+    lua_getallocf(L, &ud);
+    f = ud;
+    lua_pushboolean(L, f->fired);
+    f->fired = 0;
+    f->fail_in = n > 0 ? (long)n : 0;
+    return 1;
+}
+
+#ifdef VL_FORCED_GC
 static void *plain_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud; (void)osize;
     if (nsize == 0) {
@@ -76,7 +113,7 @@ lua_Alloc lua_getallocf(lua_State *L, void **ud) {
     lua_Alloc f;
     if (!real) *(void **)&real = dlsym(RTLD_NEXT, "lua_getallocf");
     f = real(L, ud);
-    return f == forced_alloc ? plain_alloc : f;
+    return f == host_alloc_f ? plain_alloc : f;
 }
 #endif
 
@@ -98,12 +135,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: cannot create a Lua state\n", argv[0]);
         return 1;
     }
-#ifdef VL_FORCED_GC
     /* luaL_newstate's allocator is realloc/free too: blocks move freely between the two */
-    static forced f;
+    static host_alloc f;
+    lua_setallocf(L, host_alloc_f, &f);
+#ifdef VL_FORCED_GC
     forced_stats = &f;
     atexit(forced_report);
-    lua_setallocf(L, forced_alloc, &f);
     /* An emergency collection leaves the finalizers it found for the next GC step, and with a
      * collection at every allocation the debt that triggers a step never builds up. No pause
      * and a step that does a whole cycle: the next allocation after a collection runs the
@@ -111,6 +148,7 @@ int main(int argc, char **argv) {
     lua_gc(L, LUA_GCINC, 1, 1000, 30);
 #endif
     luaL_openlibs(L);
+    lua_register(L, "vl_host_fail_alloc", host_fail_alloc);
     /* arg[-1] = host, arg[0] = script, arg[1..] = arguments, as lua.c sets them. */
     lua_createtable(L, argc, 2);
     for (int i = 0; i < argc; i++) {
