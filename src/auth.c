@@ -148,14 +148,7 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     const char *body;
     size_t bl;
     int top = lua_gettop(L);
-    r = calloc(1, sizeof *r);
-    if (!r) return;
-    r->flags = VL_F_INTERNAL;
-    r->method = VL_POST;
-    r->res = VL_RES_TOKEN;
-    r->opname = "token";
-    r->c = c;
-    r->url = vl_strdup(c->token_url);
+    /* the form first: a buffer that cannot grow raises, and nothing is ours yet */
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "client_id=");
     vl_url_add_form(&b, c->client_id, strlen(c->client_id));
@@ -176,12 +169,23 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     }
     luaL_pushresult(&b);
     body = lua_tolstring(L, -1, &bl);
-    r->body = malloc(bl + 1);
-    if (r->body) { memcpy(r->body, body, bl + 1); r->body_len = bl; }
+    r = calloc(1, sizeof *r);
+    if (r) {
+        r->flags = VL_F_INTERNAL;
+        r->method = VL_POST;
+        r->res = VL_RES_TOKEN;
+        r->opname = "token";
+        r->c = c;
+        r->url = vl_strdup(c->token_url);
+        r->body = malloc(bl + 1);
+        if (r->body) { memcpy(r->body, body, bl + 1); r->body_len = bl; }
+    }
     lua_settop(L, top);   /* the Lua copy of the body is garbage now; Lua strings cannot be wiped */
-    r->op_start = now;
-    r->deadline = now + c->deadline_s;
-    if (!r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
+    if (r) {
+        r->op_start = now;
+        r->deadline = now + c->deadline_s;
+    }
+    if (!r || !r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
         vl_req_free(r);
         push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
         token_failed(L, c, cidx, -1, 1, now);

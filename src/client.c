@@ -54,12 +54,15 @@ static vl_req **head_of(vl_client *c, int list, vl_req ***tail) {
     case VL_L_READY: *tail = &c->ready_t; return &c->ready_h;
     case VL_L_BACKOFF: *tail = &c->backoff_t; return &c->backoff_h;
     case VL_L_TOKEN: *tail = &c->token_t; return &c->token_h;
+    case VL_L_COMPLETE: *tail = &c->complete_t; return &c->complete_h;
     default: *tail = &c->active_t; return &c->active_h;
     }
 }
 
 void vl_list_push(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h = head_of(c, list, &t);
+    vl_req **t, **h;
+    vl_list_remove(c, r);
+    h = head_of(c, list, &t);
     r->list = list;
     r->next = NULL;
     r->prev = *t;
@@ -68,7 +71,9 @@ void vl_list_push(vl_client *c, vl_req *r, int list) {
 }
 
 void vl_list_push_front(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h = head_of(c, list, &t);
+    vl_req **t, **h;
+    vl_list_remove(c, r);
+    h = head_of(c, list, &t);
     r->list = list;
     r->prev = NULL;
     r->next = *h;
@@ -88,6 +93,7 @@ void vl_list_remove(vl_client *c, vl_req *r) {
 
 void vl_req_free(vl_req *r) {
     if (!r) return;
+    if (r->c) vl_list_remove(r->c, r);
     free(r->url);
     if (r->body) { memset(r->body, 0, r->body_len); free(r->body); }
     free(r->alt_url);
@@ -107,6 +113,24 @@ static vl_client *check_client(lua_State *L, int idx) {
 }
 
 static void client_release(vl_client *c);
+
+/* A call that raised (a memory error) made a request nobody will see: it must not go on in
+ * the background (a create would land after its caller was told it failed). Nothing here
+ * allocates: the handle, unregistered, is left to the collector. */
+static void cancel_call_req(lua_State *L, vl_client *c) {
+    vl_req *r = c->call_req;
+    c->call_req = NULL;
+    if (!r || r->done) return;
+    vl_list_remove(c, r);
+    if (r->easy) vl_transport_release(c, r);
+    vl_push_refs_field(L, 1, "handles");
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, r);
+    lua_pop(L, 1);
+    r->done = 1;
+    r->closed = 1;
+    r->c = NULL;
+}
 
 /* luaL_argerror in a body run by busy_call names it '?' and counts the client as argument 1:
  * say what the caller called instead ("bad argument #1 to 'batch' (table expected, got nil)"). */
@@ -130,12 +154,15 @@ static void name_argerror(lua_State *L) {
  * results on top and returns their number. */
 static int busy_call(lua_State *L, vl_client *c, int fidx) {
     int n = lua_gettop(L), i, status;
-    luaL_checkstack(L, n + 1, NULL);
+    luaL_checkstack(L, n + 4, NULL);
     lua_pushvalue(L, fidx);
     for (i = 1; i <= n; i++) lua_pushvalue(L, i);
     c->busy++;
+    c->call_req = NULL;
     status = lua_pcall(L, n, LUA_MULTRET, 0);
     c->busy--;
+    if (status != LUA_OK) cancel_call_req(L, c);
+    c->call_req = NULL;
     if (c->busy == 0 && c->closed) client_release(c);
     if (status != LUA_OK) {
         name_argerror(L);
@@ -175,6 +202,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     r = calloc(1, sizeof *r);
     if (!r) luaL_error(L, "vivalearning: out of memory");
     h->r = r;
+    c->call_req = r;
     r->opname = od->name;
     r->method = s.method; r->res = s.res; r->family = s.family;
     r->flags = (s.flags & 0xff) | (sync ? VL_F_SYNC : 0);
@@ -290,6 +318,7 @@ static int op_body(lua_State *L) {
     const opdef *od = vl_find_op(lua_tostring(L, lua_upvalueindex(2)));
     vl_req *r = build(L, c, 1, od, 2, 1);
     if (!r->done) vl_drive(L, c, 1, r, 1e9);
+    c->call_req = NULL;
     return 1;                   /* the handle */
 }
 
@@ -304,6 +333,7 @@ static int op_call(lua_State *L) {
 static int submit_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     build(L, c, 1, vl_find_op(lua_tostring(L, 2)), 3, 0);
+    c->call_req = NULL;         /* the caller has its handle */
     return 1;
 }
 
@@ -361,6 +391,7 @@ static int c_pending(lua_State *L) {
     for (r = c->backoff_h; r; r = r->next) n++;
     for (r = c->token_h; r; r = r->next) n++;
     for (r = c->active_h; r; r = r->next) n++;
+    for (r = c->complete_h; r; r = r->next) if (!(r->flags & VL_F_INTERNAL)) n++;
     lua_pushinteger(L, n);
     return 1;
 }
@@ -397,8 +428,10 @@ static void client_release(vl_client *c) {
     detach_list(c, c->ready_h);
     detach_list(c, c->backoff_h);
     detach_list(c, c->token_h);
+    detach_list(c, c->complete_h);
     c->active_h = c->active_t = c->ready_h = c->ready_t = NULL;
     c->backoff_h = c->backoff_t = c->token_h = c->token_t = NULL;
+    c->complete_h = c->complete_t = NULL;
     if (c->token_req) {
         vl_req *t = c->token_req;
         if (t->easy) { curl_multi_remove_handle(c->multi, t->easy); curl_easy_cleanup(t->easy); t->easy = NULL; }
@@ -487,18 +520,25 @@ static int h_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ construction */
 
+/* a copy made for the client, or a memory error: a NULL left in the client would pass for
+ * "not given" (a NULL scope or token_url crashes the first token fetch) */
+static char *must(lua_State *L, char *p) {
+    if (!p) luaL_error(L, "viva.client: out of memory");
+    return p;
+}
+
 static char *opt_str(lua_State *L, int t, const char *k, const char *def) {
     const char *s;
     size_t n, i;
     lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return def ? vl_strdup(def) : NULL; }
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return def ? must(L, vl_strdup(def)) : NULL; }
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "viva.client: %s must be a string", k);
     s = lua_tolstring(L, -1, &n);
     for (i = 0; i < n; i++)
         if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) luaL_error(L, "viva.client: %s contains CR, LF or NUL", k);
     if (n == 0) luaL_error(L, "viva.client: %s must not be empty", k);
     lua_pop(L, 1);
-    return vl_strdup(s);     /* string still referenced by the table */
+    return must(L, vl_strdup(s));     /* string still referenced by the table */
 }
 
 static double opt_num(lua_State *L, int t, const char *k, double def, double lo, double hi) {
@@ -597,7 +637,7 @@ static int c_new(lua_State *L) {
         if (vl_url_add_segment(&b, c->tenant, strlen(c->tenant))) return luaL_error(L, "viva.client: tenant is not a valid tenant id or domain");
         luaL_addstring(&b, "/oauth2/v2.0/token");
         luaL_pushresult(&b);
-        c->token_url = vl_strdup(lua_tostring(L, -1));
+        c->token_url = must(L, vl_strdup(lua_tostring(L, -1)));
         lua_pop(L, 1);
     } else if (has_token) {
         size_t tl, i;
@@ -608,7 +648,7 @@ static int c_new(lua_State *L) {
             if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) return luaL_error(L, "viva.client: token contains whitespace or control characters");
         if (tl == 0) return luaL_error(L, "viva.client: token must not be empty");
         c->auth = VL_AUTH_FIXED;
-        c->tok.value = vl_strdup(t);
+        c->tok.value = must(L, vl_strdup(t));
         c->tok.expires_at = c->tok.refresh_at = 1e300;
         c->tok.gen = 1;
         lua_pop(L, 1);
