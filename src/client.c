@@ -349,11 +349,11 @@ static int poll_body(lua_State *L) {
     double t = luaL_optnumber(L, 2, 0);
     if (t < 0) t = 0;
     if (c->ndone == 0) vl_drive(L, c, 1, NULL, t);
-    c->ndone = 0;
     push_refs(L, 1);
     lua_getfield(L, -1, "done");
     lua_newtable(L);
-    lua_setfield(L, -3, "done");
+    lua_setfield(L, -3, "done");     /* the new list exists before the count is reset */
+    c->ndone = 0;
     return 1;
 }
 
