@@ -33,7 +33,7 @@ end
 describe("client memory errors", function()
   before_each(function() emu.reset() end)
 
-  for _, scenario in ipairs { "sync", "poll", "token" } do
+  for _, scenario in ipairs { "sync", "poll", "token", "provider" } do
     it("leave the client whole: " .. scenario, function()
       local code, out = http.run("VIVA_CHILD_CPATH=" .. q(package.cpath) .. " timeout 600 " .. q(the_host()) ..
                                  " spec/support/memory_errors.lua " .. q(emu.dir) .. " " .. scenario)

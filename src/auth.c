@@ -94,7 +94,7 @@ static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int t
 }
 
 static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int force) {
-    int top = lua_gettop(L);
+    int top = lua_gettop(L), st;
     lua_getiuservalue(L, cidx, 1);
     lua_getfield(L, -1, "token_provider");
     lua_createtable(L, 0, 1);
@@ -102,8 +102,12 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
     lua_setfield(L, -2, "force");
     c->in_cb = 1;
     c->tok.fetching = 1;
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
-        c->in_cb = 0;
+    st = lua_pcall(L, 1, 2, 0);
+    /* over before anything below can raise: a memory error must not leave a fetch running */
+    c->in_cb = 0;
+    c->tok.fetching = 0;
+    if (st == LUA_ERRMEM) lua_error(L);   /* the waiters stay queued; never an auth error */
+    if (st != LUA_OK) {
         if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "(error object is not a string)"); }
         lua_pushfstring(L, "token_provider raised an error: %s", lua_tostring(L, -1));
         redact_top(L, c);
@@ -112,7 +116,6 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
         lua_settop(L, top);
         return;
     }
-    c->in_cb = 0;
     if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
         size_t n, i;
         const char *t = lua_tolstring(L, -2, &n);
@@ -123,7 +126,6 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
             /* with a NaN expiry the token is never usable: it would be asked for again and again */
             lua_pushfstring(L, "token_provider returned expires_in = %f (a finite number of seconds expected)", life);
         } else if (i == n) {
-            c->tok.fetching = 0;
             set_token(c, t, life, now);
             lua_settop(L, top);
             vl_client_release_waiters(c);

@@ -95,6 +95,19 @@ scenarios.token = {
   end,
 }
 
+-- the first call of a client with a token_provider
+local token
+scenarios.provider = {
+  prepare = function()
+    token = token or emu.token("importer")
+    local c = client { client_secret = false, tenant = false, client_id = false,
+                       token_provider = function() return token, 3600 end }
+    return { c = c, h = c:submit("get_content", emu.PROVIDER, emu.CONTENT) }
+  end,
+  call = scenarios.token.call,
+  check = scenarios.token.check,
+}
+
 local name = arg[2]
 local sc = assert(scenarios[name], "unknown scenario")
 local errors = 0
