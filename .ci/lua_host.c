@@ -84,6 +84,43 @@ static void *host_alloc_f(void *ud, void *ptr, size_t osize, size_t nsize) {
     return realloc(ptr, nsize);
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VL_HOST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define VL_HOST_SANITIZED 1
+#endif
+
+#ifndef VL_HOST_SANITIZED
+/* Plain builds only (the sanitizers own malloc): the executable's malloc and calloc stand in
+ * for libc's in every library, so vl_host_fail_malloc(n) can fail the n-th C allocation (the
+ * core's copies, libcurl's handles). Lua itself allocates with realloc and is not counted. */
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+static long c_fail_in;
+static int c_fired;
+
+void *malloc(size_t n) {
+    if (c_fail_in > 0 && --c_fail_in == 0) { c_fired = 1; return NULL; }
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size) {
+    if (c_fail_in > 0 && --c_fail_in == 0) { c_fired = 1; return NULL; }
+    return __libc_calloc(n, size);
+}
+
+static int host_fail_malloc(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    lua_pushboolean(L, c_fired);
+    c_fired = 0;
+    c_fail_in = n > 0 ? (long)n : 0;
+    return 1;
+}
+#endif
+
 /* vl_host_fail_alloc(n): arms the n-th growing allocation from now (0: disarms); returns
  * whether the previous arming fired. For the specs of what a memory error leaves behind. */
 static int host_fail_alloc(lua_State *L) {
@@ -149,6 +186,9 @@ int main(int argc, char **argv) {
 #endif
     luaL_openlibs(L);
     lua_register(L, "vl_host_fail_alloc", host_fail_alloc);
+#ifndef VL_HOST_SANITIZED
+    lua_register(L, "vl_host_fail_malloc", host_fail_malloc);
+#endif
     /* arg[-1] = host, arg[0] = script, arg[1..] = arguments, as lua.c sets them. */
     lua_createtable(L, argc, 2);
     for (int i = 0; i < argc; i++) {

@@ -108,8 +108,31 @@ scenarios.provider = {
   check = scenarios.token.check,
 }
 
+-- viva.client{...} when one of its C allocations fails (its copies of the options, libcurl's
+-- handles): it raises, or the client it returns works
+scenarios.new = {
+  malloc = true,
+  prepare = function() return {} end,
+  call = function(st)
+    st.ok, st.c = pcall(client)
+    return st.ok
+  end,
+  check = function(st)
+    if not st.ok then
+      if not tostring(st.c):find("viva.client: ", 1, true) then return "raised " .. tostring(st.c) end
+      return
+    end
+    local h = st.c:submit("get_content", emu.PROVIDER, emu.CONTENT)
+    if settle(st.c, { h }) > 0 then return "the request never finished" end
+    local e = check_content(h, "the request")
+    st.c:close()
+    return e
+  end,
+}
+
 local name = arg[2]
 local sc = assert(scenarios[name], "unknown scenario")
+if sc.malloc then fail = assert(vl_host_fail_malloc, "run me in a plain build of .ci/lua_host.c") end
 local errors = 0
 for k = 1, 100000 do
   local st = sc.prepare()
