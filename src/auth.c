@@ -4,6 +4,7 @@
  * waiters (single flight). Token endpoint errors become auth errors with the OAuth `error`
  * and the AADSTS code. The secret only ever travels in the token request body; neither the
  * body nor the token is logged or put in an error. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,7 @@ static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int t
 }
 
 static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int force) {
-    int top = lua_gettop(L);
+    int top = lua_gettop(L), st;
     lua_getiuservalue(L, cidx, 1);
     lua_getfield(L, -1, "token_provider");
     lua_createtable(L, 0, 1);
@@ -123,8 +124,12 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
     lua_setfield(L, -2, "force");
     c->in_cb = 1;
     c->tok.fetching = 1;
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
-        c->in_cb = 0;
+    st = lua_pcall(L, 1, 2, 0);
+    /* over before anything below can raise: a memory error must not leave a fetch running */
+    c->in_cb = 0;
+    c->tok.fetching = 0;
+    if (st == LUA_ERRMEM) lua_error(L);   /* the waiters stay queued; never an auth error */
+    if (st != LUA_OK) {
         if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "(error object is not a string)"); }
         lua_pushfstring(L, "token_provider raised an error: %s", lua_tostring(L, -1));
         redact_top(L, c);
@@ -133,21 +138,23 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
         lua_settop(L, top);
         return;
     }
-    c->in_cb = 0;
     if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
         size_t n, i;
         const char *t = lua_tolstring(L, -2, &n);
         double life = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
         for (i = 0; i < n; i++)
             if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) break;
-        if (i == n) {
-            c->tok.fetching = 0;
+        if (!isfinite(life)) {
+            /* with a NaN expiry the token is never usable: it would be asked for again and again */
+            lua_pushfstring(L, "token_provider returned expires_in = %f (a finite number of seconds expected)", life);
+        } else if (i == n) {
             set_token(c, t, life, now);
             lua_settop(L, top);
             vl_client_release_waiters(c);
             return;
+        } else {
+            lua_pushliteral(L, "token_provider returned a token with whitespace or control characters");
         }
-        lua_pushliteral(L, "token_provider returned a token with whitespace or control characters");
     } else if (lua_isstring(L, -1)) {
         lua_pushfstring(L, "token_provider failed: %s", lua_tostring(L, -1));
         redact_top(L, c);
@@ -165,14 +172,7 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     const char *body;
     size_t bl;
     int top = lua_gettop(L);
-    r = calloc(1, sizeof *r);
-    if (!r) return;
-    r->flags = VL_F_INTERNAL;
-    r->method = VL_POST;
-    r->res = VL_RES_TOKEN;
-    r->opname = "token";
-    r->c = c;
-    r->url = vl_strdup(c->token_url);
+    /* the form first: a buffer that cannot grow raises, and nothing is ours yet */
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "client_id=");
     vl_url_add_form(&b, c->client_id, strlen(c->client_id));
@@ -193,12 +193,23 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     }
     luaL_pushresult(&b);
     body = lua_tolstring(L, -1, &bl);
-    r->body = malloc(bl + 1);
-    if (r->body) { memcpy(r->body, body, bl + 1); r->body_len = bl; }
+    r = calloc(1, sizeof *r);
+    if (r) {
+        r->flags = VL_F_INTERNAL;
+        r->method = VL_POST;
+        r->res = VL_RES_TOKEN;
+        r->opname = "token";
+        r->c = c;
+        r->url = vl_strdup(c->token_url);
+        r->body = malloc(bl + 1);
+        if (r->body) { memcpy(r->body, body, bl + 1); r->body_len = bl; }
+    }
     lua_settop(L, top);   /* the Lua copy of the body is garbage now; Lua strings cannot be wiped */
-    r->op_start = now;
-    r->deadline = now + c->deadline_s;
-    if (!r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
+    if (r) {
+        r->op_start = now;
+        r->deadline = now + c->deadline_s;
+    }
+    if (!r || !r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
         vl_req_free(r);
         push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
         token_failed(L, c, cidx, -1, 1, now);
@@ -263,6 +274,7 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         lua_getfield(L, t, "expires_in");
         if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
             double life = lua_tonumber(L, -1);   /* number or numeric string */
+            if (!isfinite(life)) life = 0;        /* 1e999 decodes to inf: no usable lifetime */
             size_t n, i;
             const char *tok = lua_tolstring(L, -2, &n);
             for (i = 0; i < n; i++)

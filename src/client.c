@@ -7,6 +7,7 @@
  * submitted handle the caller drops still completes and shows up in poll(). Results are
  * built in Lua between libcurl calls, never inside a libcurl callback.
  * The engine is in engine.c, the request builders and the ops table in ops.c, $batch in batch.c. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +55,15 @@ static vl_req **head_of(vl_client *c, int list, vl_req ***tail) {
     case VL_L_READY: *tail = &c->ready_t; return &c->ready_h;
     case VL_L_BACKOFF: *tail = &c->backoff_t; return &c->backoff_h;
     case VL_L_TOKEN: *tail = &c->token_t; return &c->token_h;
+    case VL_L_COMPLETE: *tail = &c->complete_t; return &c->complete_h;
     default: *tail = &c->active_t; return &c->active_h;
     }
 }
 
 void vl_list_push(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h = head_of(c, list, &t);
+    vl_req **t, **h;
+    vl_list_remove(c, r);
+    h = head_of(c, list, &t);
     r->list = list;
     r->next = NULL;
     r->prev = *t;
@@ -68,7 +72,9 @@ void vl_list_push(vl_client *c, vl_req *r, int list) {
 }
 
 void vl_list_push_front(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h = head_of(c, list, &t);
+    vl_req **t, **h;
+    vl_list_remove(c, r);
+    h = head_of(c, list, &t);
     r->list = list;
     r->prev = NULL;
     r->next = *h;
@@ -88,6 +94,7 @@ void vl_list_remove(vl_client *c, vl_req *r) {
 
 void vl_req_free(vl_req *r) {
     if (!r) return;
+    if (r->c) vl_list_remove(r->c, r);
     free(r->url);
     if (r->body) { memset(r->body, 0, r->body_len); free(r->body); }
     free(r->alt_url);
@@ -101,7 +108,68 @@ static vl_client *check_client(lua_State *L, int idx) {
     vl_client *c = luaL_checkudata(L, idx, VL_CLIENT_MT);
     if (c->closed) luaL_error(L, "vivalearning: attempt to use a closed client");
     if (c->in_cb) luaL_error(L, "vivalearning: the client cannot be used from its own token_provider or log callback");
+    /* the engine is not re-entrant: a finalizer run by an allocation inside a call gets here */
+    if (c->busy) luaL_error(L, "vivalearning: the client is busy (used from a finalizer during one of its own calls)");
     return c;
+}
+
+static void client_release(vl_client *c);
+
+/* A call that raised (a memory error) made a request nobody will see: it must not go on in
+ * the background (a create would land after its caller was told it failed). Nothing here
+ * allocates: the handle, unregistered, is left to the collector. */
+static void cancel_call_req(lua_State *L, vl_client *c) {
+    vl_req *r = c->call_req;
+    c->call_req = NULL;
+    if (!r || r->done) return;
+    vl_list_remove(c, r);
+    if (r->easy) vl_transport_release(c, r);
+    vl_push_refs_field(L, 1, "handles");
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, r);
+    lua_pop(L, 1);
+    r->done = 1;
+    r->closed = 1;
+    r->c = NULL;
+}
+
+/* luaL_argerror in a body run by busy_call names it '?' and counts the client as argument 1:
+ * say what the caller called instead ("bad argument #1 to 'batch' (table expected, got nil)"). */
+static void name_argerror(lua_State *L) {
+    lua_Debug ar;
+    const char *m = lua_tostring(L, -1);
+    int n = 0, k = 0;
+    if (lua_type(L, -1) != LUA_TSTRING || sscanf(m, "bad argument #%d to '?' %n", &n, &k) != 1 || k == 0)
+        return;
+    if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "n", &ar) || !ar.name) return;
+    if (ar.namewhat && strcmp(ar.namewhat, "method") == 0) n--;
+    lua_pushfstring(L, "bad argument #%d to '%s' %s", n, ar.name, m + k);
+    lua_replace(L, -2);
+}
+
+/* Runs the function at fidx with the arguments of the current call (the client first) as one
+ * call of the client: busy for the whole of it, errors included (a Lua error, a memory error
+ * too, is caught, the depth restored, then raised again). A close, __gc or __close that came
+ * while it ran only marked the client: the outermost call releases it here, on its way out.
+ * The arguments stay on this frame, so the client cannot be collected meanwhile. Leaves the
+ * results on top and returns their number. */
+static int busy_call(lua_State *L, vl_client *c, int fidx) {
+    int n = lua_gettop(L), i, status;
+    luaL_checkstack(L, n + 4, NULL);
+    lua_pushvalue(L, fidx);
+    for (i = 1; i <= n; i++) lua_pushvalue(L, i);
+    c->busy++;
+    c->call_req = NULL;
+    status = lua_pcall(L, n, LUA_MULTRET, 0);
+    c->busy--;
+    if (status != LUA_OK) cancel_call_req(L, c);
+    c->call_req = NULL;
+    if (c->busy == 0 && c->closed) client_release(c);
+    if (status != LUA_OK) {
+        name_argerror(L);
+        lua_error(L);
+    }
+    return lua_gettop(L) - n;
 }
 
 /* refs table: client uservalue 1 = { handles = {[lightud]=handle}, done = {...}, token_provider=, log= } */
@@ -135,6 +203,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     r = calloc(1, sizeof *r);
     if (!r) luaL_error(L, "vivalearning: out of memory");
     h->r = r;
+    c->call_req = r;
     r->opname = od->name;
     r->method = s.method; r->res = s.res; r->family = s.family;
     r->flags = (s.flags & 0xff) | (sync ? VL_F_SYNC : 0);
@@ -244,38 +313,58 @@ static int push_result(lua_State *L, int hidx) {
     return n;
 }
 
-/* sync call: c:op(...) */
+/* sync call: c:op(...); upvalues: module table, op name, op_body (with the same two) */
+static int op_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    const opdef *od = vl_find_op(lua_tostring(L, lua_upvalueindex(2)));
+    vl_req *r = build(L, c, 1, od, 2, 1);
+    if (!r->done) vl_drive(L, c, 1, r, 1e9);
+    c->call_req = NULL;
+    return 1;                   /* the handle */
+}
+
 static int op_call(lua_State *L) {
     vl_client *c = check_client(L, 1);
-    const opdef *od = vl_find_op(lua_tostring(L, lua_upvalueindex(2)));
-    vl_req *r;
-    int hidx;
-    r = build(L, c, 1, od, 2, 1);
-    hidx = lua_gettop(L);
-    if (!r->done) vl_drive(L, c, 1, r, 1e9);
-    return push_result(L, hidx);
+    busy_call(L, c, lua_upvalueindex(3));
+    /* after a close during the call: the result it had, or "closed before it completed" */
+    return push_result(L, lua_gettop(L));
+}
+
+/* c:submit(op, ...); upvalues: module table, submit_body (with the module table) */
+static int submit_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    build(L, c, 1, vl_find_op(lua_tostring(L, 2)), 3, 0);
+    c->call_req = NULL;         /* the caller has its handle */
+    return 1;
 }
 
 static int c_submit(lua_State *L) {
     vl_client *c = check_client(L, 1);
     const char *name = luaL_checkstring(L, 2);
-    const opdef *od = vl_find_op(name);
-    if (!od) return luaL_error(L, "vivalearning: unknown operation '%s'", name);
-    build(L, c, 1, od, 3, 0);
-    return 1;
+    if (!vl_find_op(name)) return luaL_error(L, "vivalearning: unknown operation '%s'", name);
+    return busy_call(L, c, lua_upvalueindex(2));
 }
 
-static int c_poll(lua_State *L) {
-    vl_client *c = check_client(L, 1);
+static int poll_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     double t = luaL_optnumber(L, 2, 0);
     if (t < 0) t = 0;
     if (c->ndone == 0) vl_drive(L, c, 1, NULL, t);
-    c->ndone = 0;
     push_refs(L, 1);
     lua_getfield(L, -1, "done");
     lua_newtable(L);
-    lua_setfield(L, -3, "done");
+    lua_setfield(L, -3, "done");     /* the new list exists before the count is reset */
+    c->ndone = 0;
     return 1;
+}
+
+/* c:poll(timeout): a NaN timeout would never pass, an infinite one never end */
+static int c_poll(lua_State *L) {
+    vl_client *c = check_client(L, 1);
+    double t = luaL_optnumber(L, 2, 0);
+    if (!isfinite(t))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "finite number of seconds expected, got %f", t));
+    return busy_call(L, c, lua_upvalueindex(1));
 }
 
 static int c_stats(lua_State *L) {
@@ -303,6 +392,7 @@ static int c_pending(lua_State *L) {
     for (r = c->backoff_h; r; r = r->next) n++;
     for (r = c->token_h; r; r = r->next) n++;
     for (r = c->active_h; r; r = r->next) n++;
+    for (r = c->complete_h; r; r = r->next) if (!(r->flags & VL_F_INTERNAL)) n++;
     lua_pushinteger(L, n);
     return 1;
 }
@@ -329,15 +419,20 @@ static void detach_list(vl_client *c, vl_req *h) {
     }
 }
 
+/* The one release routine: frees what the client owns, once. Only ever called when none of the
+ * client's calls runs (c_close, or the outermost busy_call on its way out). */
 static void client_release(vl_client *c) {
-    if (c->closed) return;
+    if (c->released) return;
+    c->released = 1;
     c->closed = 1;
     detach_list(c, c->active_h);
     detach_list(c, c->ready_h);
     detach_list(c, c->backoff_h);
     detach_list(c, c->token_h);
+    detach_list(c, c->complete_h);
     c->active_h = c->active_t = c->ready_h = c->ready_t = NULL;
     c->backoff_h = c->backoff_t = c->token_h = c->token_t = NULL;
+    c->complete_h = c->complete_t = NULL;
     if (c->token_req) {
         vl_req *t = c->token_req;
         if (t->easy) { curl_multi_remove_handle(c->multi, t->easy); curl_easy_cleanup(t->easy); t->easy = NULL; }
@@ -357,16 +452,12 @@ static void client_release(vl_client *c) {
     c->scope = c->ca_file = c->user_agent = c->token_url = NULL;
 }
 
+/* close(), __gc and __close: during one of the client's own calls (its hooks, or a finalizer
+ * that an allocation inside the call ran) the client is only marked closed. */
 static int c_close(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    if (c->in_cb) return luaL_error(L, "vivalearning: cannot close the client from its own callback");
-    client_release(c);
-    return 0;
-}
-
-static int c_gc(lua_State *L) {
-    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    client_release(c);
+    c->closed = 1;
+    if (c->busy == 0) client_release(c);
     return 0;
 }
 
@@ -381,6 +472,9 @@ static int handle_gc(lua_State *L) {
     vl_handle *h = luaL_checkudata(L, 1, VL_HANDLE_MT);
     vl_req *r = h->r;
     if (!r) return 0;
+    /* a pending request's handle is anchored by its client, so the collector cannot be here
+     * while the client is in a call: this is __gc called by hand, and the engine may hold r */
+    if (r->c && !r->done && r->c->busy) return 0;
     h->r = NULL;
     if (r->c && !r->done) {
         vl_client *c = r->c;
@@ -427,18 +521,25 @@ static int h_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ construction */
 
+/* a copy made for the client, or a memory error: a NULL left in the client would pass for
+ * "not given" (a NULL scope or token_url crashes the first token fetch) */
+static char *must(lua_State *L, char *p) {
+    if (!p) luaL_error(L, "viva.client: out of memory");
+    return p;
+}
+
 static char *opt_str(lua_State *L, int t, const char *k, const char *def) {
     const char *s;
     size_t n, i;
     lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return def ? vl_strdup(def) : NULL; }
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return def ? must(L, vl_strdup(def)) : NULL; }
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "viva.client: %s must be a string", k);
     s = lua_tolstring(L, -1, &n);
     for (i = 0; i < n; i++)
         if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) luaL_error(L, "viva.client: %s contains CR, LF or NUL", k);
     if (n == 0) luaL_error(L, "viva.client: %s must not be empty", k);
     lua_pop(L, 1);
-    return vl_strdup(s);     /* string still referenced by the table */
+    return must(L, vl_strdup(s));     /* string still referenced by the table */
 }
 
 static double opt_num(lua_State *L, int t, const char *k, double def, double lo, double hi) {
@@ -490,15 +591,13 @@ static int c_new(lua_State *L) {
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) return luaL_error(L, "viva.client: allow_http must be a boolean");
     lua_settop(L, 1);
     c = lua_newuserdatauv(L, sizeof *c, 1);
-    memset(c, 0, sizeof *c);
-    c->closed = 1;            /* until fully built: __gc of a half-built client frees what exists */
+    memset(c, 0, sizeof *c);  /* __gc of a half-built client frees what exists */
     luaL_setmetatable(L, VL_CLIENT_MT);
     cidx = lua_gettop(L);
     lua_createtable(L, 0, 4);
     lua_newtable(L); lua_setfield(L, -2, "handles");
     lua_newtable(L); lua_setfield(L, -2, "done");
     lua_setiuservalue(L, cidx, 1);
-    c->closed = 0;
     /* strings are copied as we go: a raise below leaves them to __gc */
     lua_getfield(L, 1, "allow_http");
     c->allow_http = lua_toboolean(L, -1);
@@ -554,7 +653,7 @@ static int c_new(lua_State *L) {
         if (vl_url_add_segment(&b, c->tenant, strlen(c->tenant))) return luaL_error(L, "viva.client: tenant is not a valid tenant id or domain");
         luaL_addstring(&b, "/oauth2/v2.0/token");
         luaL_pushresult(&b);
-        c->token_url = vl_strdup(lua_tostring(L, -1));
+        c->token_url = must(L, vl_strdup(lua_tostring(L, -1)));
         lua_pop(L, 1);
     } else if (has_token) {
         size_t tl, i;
@@ -565,7 +664,7 @@ static int c_new(lua_State *L) {
             if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) return luaL_error(L, "viva.client: token contains whitespace or control characters");
         if (tl == 0) return luaL_error(L, "viva.client: token must not be empty");
         c->auth = VL_AUTH_FIXED;
-        c->tok.value = vl_strdup(t);
+        c->tok.value = must(L, vl_strdup(t));
         c->tok.expires_at = c->tok.refresh_at = 1e300;
         c->tok.gen = 1;
         lua_pop(L, 1);
@@ -657,13 +756,19 @@ void vl_client_open(lua_State *L) {
         for (o = vl_ops; o->name; o++) {
             lua_pushvalue(L, mod);
             lua_pushstring(L, o->name);
-            lua_pushcclosure(L, op_call, 2);
+            lua_pushvalue(L, mod);
+            lua_pushstring(L, o->name);
+            lua_pushcclosure(L, op_body, 2);
+            lua_pushcclosure(L, op_call, 3);
             lua_setfield(L, -2, o->name);
         }
         lua_pushvalue(L, mod);
-        lua_pushcclosure(L, c_submit, 1);
+        lua_pushvalue(L, mod);
+        lua_pushcclosure(L, submit_body, 1);
+        lua_pushcclosure(L, c_submit, 2);
         lua_setfield(L, -2, "submit");
-        lua_pushcfunction(L, c_poll);
+        lua_pushcfunction(L, poll_body);
+        lua_pushcclosure(L, c_poll, 1);
         lua_setfield(L, -2, "poll");
         lua_pushcfunction(L, c_pending);
         lua_setfield(L, -2, "pending");
@@ -674,9 +779,9 @@ void vl_client_open(lua_State *L) {
         lua_pushvalue(L, -1);
         lua_setfield(L, mod, "client_methods");
         lua_setfield(L, mt, "__index");
-        lua_pushcfunction(L, c_gc);
+        lua_pushcfunction(L, c_close);
         lua_setfield(L, mt, "__gc");
-        lua_pushcfunction(L, c_gc);
+        lua_pushcfunction(L, c_close);
         lua_setfield(L, mt, "__close");
         lua_pushcfunction(L, c_tostring);
         lua_setfield(L, mt, "__tostring");

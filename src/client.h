@@ -83,7 +83,9 @@ enum {
 };
 enum { VL_FAM_ACTIVITY, VL_FAM_PROVIDER, VL_FAM_CONTENT };
 
-enum { VL_L_NONE, VL_L_READY, VL_L_BACKOFF, VL_L_TOKEN, VL_L_ACTIVE };
+/* VL_L_COMPLETE: the transfer is over, the outcome not built yet (a memory error while it was
+ * being built leaves the request there, and the next drive builds it again) */
+enum { VL_L_NONE, VL_L_READY, VL_L_BACKOFF, VL_L_TOKEN, VL_L_ACTIVE, VL_L_COMPLETE };
 
 #define VL_F_SYNC     1   /* a synchronous call waits for it; never returned by poll */
 #define VL_F_INTERNAL 2   /* token request: owned by the client, no Lua handle */
@@ -112,10 +114,15 @@ struct vl_req {
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
     long status;
+    long http_status;           /* the status line even when the transfer failed */
+    int rc, sent, logged;       /* the attempt's CURLcode, whether it may have reached the
+                                 * server, and whether the log hook has seen it */
+    double attempt_end;
     char *resp; size_t resp_len, resp_cap;
     int too_big;
     int sends;                  /* times libcurl began sending this attempt (> 1: its own re-send) */
     int resend_blocked;         /* ... which was stopped: a write is never re-sent behind our back */
+    curl_off_t uploaded;        /* body bytes that went up in the last attempt (a reset before all of it: too large?) */
     char h_request_id[96], h_client_request_id[96], h_date[64], h_retry_after[64],
          h_retry_after_ms[32], h_x_retry_after_ms[32], h_content_type[96];
 };
@@ -132,7 +139,10 @@ typedef struct vl_token {
 enum { VL_AUTH_SECRET, VL_AUTH_PASSWORD, VL_AUTH_FIXED, VL_AUTH_PROVIDER };
 
 struct vl_client {
-    int closed;
+    int closed;                 /* close asked for: every call refuses the client */
+    int released;               /* what the client owns is freed (once, client_release) */
+    int busy;                   /* depth of the client's own calls running; while > 0 a close
+                                 * only marks the client, the outermost call releases it */
     int in_cb;                  /* inside token_provider or log hook */
     int auth;                   /* VL_AUTH_* */
     vl_origin graph, authority;
@@ -152,10 +162,12 @@ struct vl_client {
     int nactive;
     int ndone;                  /* finished handles not yet returned by poll */
     long st_attempts, st_connects, st_h2, st_max_active;   /* c:stats() */
-    /* lists: ready (admission queue), backoff, waiting for a token, active */
+    /* lists: ready (admission queue), backoff, waiting for a token, active, complete */
     vl_req *ready_h, *ready_t, *backoff_h, *backoff_t, *token_h, *token_t, *active_h, *active_t;
+    vl_req *complete_h, *complete_t;
     vl_token tok;
     vl_req *token_req;          /* internal, in flight */
+    vl_req *call_req;           /* the request the running call made, until it is handed over */
     char *token_url;
 };
 
@@ -170,11 +182,11 @@ int  vl_transport_was_sent(vl_req *r, CURLcode rc);
 void vl_transport_reset_response(vl_req *r);
 const char *vl_method_name(int m);
 
-/* list helpers (client.c) */
+/* list helpers (client.c); a push moves r from the list it is in */
 void vl_list_push(vl_client *c, vl_req *r, int list);
 void vl_list_push_front(vl_client *c, vl_req *r, int list);
 void vl_list_remove(vl_client *c, vl_req *r);
-void vl_req_free(vl_req *r);
+void vl_req_free(vl_req *r);   /* leaves its list first (r->c set) */
 void vl_zfree(char *p);        /* zero a string, then free it */
 
 /* auth.c */

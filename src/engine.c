@@ -96,15 +96,17 @@ void vl_push_handle(lua_State *L, int cidx, vl_req *r) {
     lua_remove(L, -2);
 }
 
-/* Finishes r with the nres values on top of the stack (they are popped). */
+/* Finishes r with the nres values on top of the stack (they are popped). Whatever can raise
+ * (the result table, the done list growing) comes first: until the request leaves its list at
+ * the end it is still the engine's, and a memory error leaves it where it was. */
 void vl_finish(lua_State *L, vl_client *c, int cidx, vl_req *r, int nres) {
     int hidx;
-    vl_list_remove(c, r);
-    if (r->easy) vl_transport_release(c, r);
     vl_push_handle(L, cidx, r);
     hidx = lua_gettop(L);
     if (lua_isnil(L, hidx)) {           /* cannot happen: every public request is registered */
         lua_settop(L, hidx - 1 - nres);
+        vl_list_remove(c, r);
+        if (r->easy) vl_transport_release(c, r);
         r->done = 1;
         return;
     }
@@ -120,8 +122,10 @@ void vl_finish(lua_State *L, vl_client *c, int cidx, vl_req *r, int nres) {
     }
     vl_push_refs_field(L, cidx, "handles");
     lua_pushnil(L);
-    lua_rawsetp(L, -2, r);
+    lua_rawsetp(L, -2, r);             /* clearing a key never allocates */
     lua_pop(L, 2);
+    vl_list_remove(c, r);
+    if (r->easy) vl_transport_release(c, r);
     r->done = 1;
     r->c = NULL;
 }
@@ -437,11 +441,14 @@ static double hint_of(vl_req *r) {
     return h;
 }
 
-static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
-    double now = vl_now();
-    int sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
+/* The C half of a finished attempt, once and without Lua: the counters, the status, the easy
+ * handle back to the pool, and r onto the complete list until on_complete has built its
+ * outcome (the token request too: the list owns it from here, not c->token_req). */
+static void attempt_done(vl_client *c, vl_req *r, CURLcode rc) {
     long st = 0, nconn = 0, ver = 0;
     curl_off_t up = 0;
+    r->rc = (int)rc;
+    r->sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
     if (r->easy) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
         curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
@@ -449,14 +456,30 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
     }
     c->st_attempts++;
+    r->http_status = st;
     r->status = rc == CURLE_OK ? st : 0;
-    vl_list_remove(c, r);
+    r->attempt_end = vl_now();
     vl_transport_release(c, r);
+    vl_list_push(c, r, VL_L_COMPLETE);
+    if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
     r->attempts++;
+    r->uploaded = up;
     if (rc != CURLE_OK && r->resend_blocked)
         snprintf(r->errbuf, sizeof r->errbuf, "the connection died after the %s was sent; libcurl's own re-send "
                  "was stopped", vl_method_name(r->method));
-    log_attempt(L, c, cidx, r, rc, now);
+    r->logged = 0;
+}
+
+/* The outcome of a finished attempt: every way out moves r off the complete list (finished,
+ * retried, replayed) after what can raise; a memory error before that leaves it there. */
+static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
+    CURLcode rc = (CURLcode)r->rc;
+    int sent = r->sent;
+    long st = r->http_status;
+    if (!r->logged) {
+        log_attempt(L, c, cidx, r, rc, r->attempt_end);
+        r->logged = 1;
+    }
     if (r->flags & VL_F_INTERNAL) {
         vl_auth_token_done(L, c, cidx, r, rc);
         return;
@@ -473,14 +496,14 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             vl_finish(L, c, cidx, r, 2);
             return;
         }
-        if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && up < (curl_off_t)r->body_len) {
+        if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (curl_off_t)r->body_len) {
             /* the server reset the stream before it had the whole body: it refused the body
              * (nginx does so for one over its size limit, instead of a readable 413), and it
              * would refuse it again */
             char msg[200];
             snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
                      "body: most likely it refused the body as too large (HTTP 413); not retried",
-                     (unsigned long)up, (unsigned long)r->body_len);
+                     (unsigned long)r->uploaded, (unsigned long)r->body_len);
             lua_pushnil(L);
             push_transport_error(L, r, rc, msg);
             vl_finish(L, c, cidx, r, 2);
@@ -569,11 +592,11 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
  * stream). */
 #define VL_MAX_REQUEST_BODY ((size_t)4 * 1024 * 1024)
 
+/* r stays on the ready list until it moves on: a memory error in fail_msg leaves it queued */
 static void admit(lua_State *L, vl_client *c, int cidx, double now) {
-    while (c->ready_h && c->nactive < c->max_concurrency) {
+    while (c->ready_h && c->nactive < c->max_concurrency && !c->closed) {
         vl_req *r = c->ready_h;
         int rc;
-        vl_list_remove(c, r);
         if (r->phase == 0 && r->body_len > VL_MAX_REQUEST_BODY && !(r->flags & VL_F_INTERNAL)) {
             char msg[160];
             snprintf(msg, sizeof msg, "request body of %lu bytes is over Graph's request limit of %lu bytes; "
@@ -624,28 +647,32 @@ static void promote(vl_client *c, double now) {
 static void process(lua_State *L, vl_client *c, int cidx) {
     CURLMsg *m;
     int left;
+    while (c->complete_h) on_complete(L, c, cidx, c->complete_h);   /* left by a memory error */
     while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
         vl_req *r = NULL;
         if (m->msg != CURLMSG_DONE) continue;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         if (!r) continue;
-        on_complete(L, c, cidx, r, m->data.result);
+        attempt_done(c, r, m->data.result);
+        on_complete(L, c, cidx, r);
     }
 }
 
 static int idle(vl_client *c) {
-    return !c->active_h && !c->ready_h && !c->backoff_h && !c->token_h && !c->token_req;
+    return !c->active_h && !c->ready_h && !c->backoff_h && !c->token_h && !c->token_req && !c->complete_h;
 }
 
 /* Drives transfers until `until` is done (sync calls), or something finished (poll), or
- * timeout seconds passed, or nothing is left to do. */
+ * timeout seconds passed, or nothing is left to do, or the client was closed meanwhile (by a
+ * hook or a finalizer: the caller's busy_call releases it when the call is over). */
 void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
     double end = vl_now() + timeout;
-    for (;;) {
+    while (!c->closed) {
         double now = vl_now(), wait;
         promote(c, now);
         vl_auth_tick(L, c, cidx, now);
         admit(L, c, cidx, now);
+        if (c->closed) break;
         vl_transport_timers(c, vl_now());
         process(L, c, cidx);
         if (until ? until->done : c->ndone > 0) break;

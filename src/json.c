@@ -54,11 +54,8 @@ int vl_json_decode_at(lua_State *L, int idx) {
         return 0;
     }
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {           /* memory errors */
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        return 0;
-    }
+    /* cjson.safe raises only for memory errors: they go on up, never pass for bad JSON */
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) lua_error(L);
     if (lua_isnil(L, -2)) {
         if (!lua_isstring(L, -1)) {
             lua_pop(L, 1);
@@ -387,10 +384,12 @@ static int json_encode_protected(lua_State *L) {
 }
 
 int vl_json_encode(lua_State *L, int idx) {
+    int st;
     idx = lua_absindex(L, idx);
     lua_pushcfunction(L, json_encode_protected);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    if ((st = lua_pcall(L, 1, 1, 0)) != LUA_OK) {
+        if (st == LUA_ERRMEM) lua_error(L);   /* a memory error goes on up, never passes for bad input */
         lua_pushnil(L);
         lua_insert(L, -2);
         return 0;

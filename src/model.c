@@ -1043,12 +1043,14 @@ static int from_table_protected(lua_State *L) {
 }
 
 int vl_model_from_table(lua_State *L, int tidx, const char *family) {
+    int st;
     tidx = lua_absindex(L, tidx);
     lua_pushcfunction(L, from_table_protected);
     lua_pushvalue(L, tidx);
     if (family) lua_pushstring(L, family);
     else lua_pushnil(L);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    if ((st = lua_pcall(L, 2, 1, 0)) != LUA_OK) {
+        if (st == LUA_ERRMEM) lua_error(L);   /* a memory error goes on up, never passes for bad input */
         lua_pushnil(L);
         lua_insert(L, -2);
         return 0;

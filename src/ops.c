@@ -54,6 +54,7 @@ static int check_model(lua_State *L, int idx, int family) {
     {
         /* a plain table: validated by the model constructors (upvalue 1 = module table) */
         const char *ctor = vl_famname[family];
+        int st;
         if (family == VL_FAM_ACTIVITY) {
             const char *t = NULL;
             lua_getfield(L, idx, "@odata.type");
@@ -74,7 +75,8 @@ static int check_model(lua_State *L, int idx, int family) {
         lua_getfield(L, lua_upvalueindex(1), ctor);
         if (!lua_isfunction(L, -1)) luaL_error(L, "vivalearning: model constructor %s missing", ctor);
         lua_pushvalue(L, idx);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK || !vl_model_kind(L, -1)) {
+        if ((st = lua_pcall(L, 1, 1, 0)) == LUA_ERRMEM) lua_error(L);   /* never passes for bad input */
+        if (st != LUA_OK || !vl_model_kind(L, -1)) {
             const char *m = lua_tostring(L, -1);
             char msg[400];
             snprintf(msg, sizeof msg, "%s", m ? m : "invalid model");

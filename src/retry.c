@@ -1,6 +1,7 @@
 /* Retry policy pieces: Retry-After in every form Graph and Azure use, exponential backoff
  * with full jitter, the per-client random generator (no global state) and the clocks. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ double vl_retry_after_header(const char *v, double wall_now) {
     time_t t;
     if (!v || !*v) return -1;
     s = parse_decimal(v);
-    if (s >= 0) return s;
+    if (s >= 0) return isfinite(s) ? s : -1;
     /* an HTTP-date: the difference to the local clock, never negative */
     if (!isalpha((unsigned char)v[0])) return -1;
     t = curl_getdate(v, NULL);
@@ -107,7 +108,7 @@ double vl_retry_after_ms(const char *v) {
     double ms;
     if (!v || !*v) return -1;
     ms = parse_decimal(v);
-    return ms < 0 ? -1 : ms / 1000.0;
+    return ms < 0 || !isfinite(ms) ? -1 : ms / 1000.0;
 }
 
 /* Graph's learning pages document 429/503 bodies "Retry after {noOfMinutes} minutes" */
