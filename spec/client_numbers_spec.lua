@@ -38,6 +38,7 @@ describe("client numbers", function()
       { { max_body_bytes = -INF }, "max_body_bytes" }, { { timeouts = { connect = NAN } }, "connect" },
       { { timeouts = { attempt = INF } }, "attempt" }, { { timeouts = { deadline = NAN } }, "deadline" },
       { { backoff = { base = NAN } }, "base" }, { { backoff = { cap = INF } }, "cap" },
+      { { timeouts = { connect = 1e9 } }, "connect" },   -- finite but out of range: the range is named
     } do
       local ok, err = pcall(client, case[1])
       assert.is_false(ok)

@@ -219,9 +219,12 @@ describe("success answers without their entity", function()
     emu.fault { method = "PATCH", path = "learningContents", status = 202, body = "", count = 1 }
     res = assert(c:batch { { op = "upsert_content", provider = emu.PROVIDER, model = m },
                            { op = "upsert_content", provider = emu.PROVIDER, model = m } })
-    assert.is_true(res[1].ok)
-    assert.equals(m, res[1].value)
-    assert.is_false(res[2].ok)
-    assert.equals("protocol", res[2].err.kind)
+    -- the 204 goes to whichever step ran first, the empty 202 to the other
+    good, bad = res[1], res[2]
+    if not good.ok then good, bad = bad, good end
+    assert.is_true(good.ok)
+    assert.equals(m, good.value)
+    assert.is_false(bad.ok)
+    assert.equals("protocol", bad.err.kind)
   end)
 end)

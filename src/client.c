@@ -549,7 +549,12 @@ static double opt_num(lua_State *L, int t, const char *k, double def, double lo,
     if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "viva.client: %s must be a number, got %s", k, luaL_typename(L, -1));
     v = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    if (!(v >= lo && v <= hi)) luaL_error(L, "viva.client: %s must be between %g and %g, got %g", k, lo, hi, v);
+    if (!(v >= lo && v <= hi)) {
+        /* lua_pushfstring has no %g: the numbers are formatted here */
+        char range[96];
+        snprintf(range, sizeof range, "between %g and %g, got %g", lo, hi, v);
+        luaL_error(L, "viva.client: %s must be %s", k, range);
+    }
     return v;
 }
 
