@@ -60,6 +60,7 @@ function M.reset_all(seed)
   faults.reset()
   apply_seed_throttling()
   require("batch").reseed()
+  require("devicecode").reset()
   return true
 end
 

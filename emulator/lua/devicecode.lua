@@ -120,6 +120,11 @@ function M.poll(req, form, app, tenant)
 end
 
 -- Admin ------------------------------------------------------------------------------------------
+-- /_emulator/reset: the codes of a flow in progress go (tokens and refresh tokens stay).
+function M.reset()
+  by_device, by_user = {}, {}
+end
+
 local function find(body)
   if type(body.user_code) ~= "string" or body.user_code == "" then return nil, "user_code is required (a string)", 400 end
   local rec = by_user[body.user_code:upper()]
