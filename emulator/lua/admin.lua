@@ -26,6 +26,12 @@ local function decode_body(req, allow_empty)
   return v
 end
 
+-- A JSON object body where "{}" counts as an (empty) object (json.decode marks empty tables as arrays).
+local function decode_object(req)
+  if (req.body or ""):match("^%s*{%s*}%s*$") then return {} end
+  return decode_body(req)
+end
+
 local SETTING_TYPES = {
   page_size = "number", max_top = "number", token_lifetime = "number", max_body_bytes = "number",
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
@@ -190,19 +196,19 @@ function M.handle(req, what, rest)
   elseif what == "devicecode" and (m == "GET" and not rest) then
     return reply(200, { value = json.array(require("devicecode").list()) })
   elseif what == "devicecode" and m == "POST" and (rest == "approve" or rest == "decline" or rest == "expire") then
-    local body, err = decode_body(req)
+    local body, err = decode_object(req)
     if not body then return bad(err) end
     local ok, derr, status = require("devicecode")[rest](body)
     if not ok then return reply(status or 400, { error = { code = status == 404 and "notFound" or (status == 409 and "conflict" or "badRequest"), message = derr } }) end
     return reply(204)
   elseif what == "refresh_tokens" and m == "POST" and (rest == "revoke" or rest == "expire") then
-    local body, err = decode_body(req)
+    local body, err = decode_object(req)
     if not body then return bad(err) end
     local n, rerr, status = require("refresh")[rest](body)
     if not n then return reply(status or 400, { error = { code = status == 404 and "notFound" or "badRequest", message = rerr } }) end
     return reply(200, { [rest == "revoke" and "revoked" or "expired"] = n })
   elseif what == "federated_token" and m == "POST" then
-    local body, err = decode_body(req)
+    local body, err = decode_object(req)
     if not body then return bad(err) end
     local r, merr = require("assertion").mint(body)
     if not r then return bad(merr) end
