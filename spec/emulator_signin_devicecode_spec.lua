@@ -123,6 +123,28 @@ describe("emulator sign-in: device code", function()
     assert.equal(200, res.status, res.body)
   end)
 
+  it("works on /organizations and /common as on the tenant (the app's tenant); client credentials there: AADSTS9001023", function()
+    for _, t in ipairs({ "organizations", "common" }) do
+      local dc = start{ tenant = t }.json
+      assert.is_string(dc.device_code)
+      admin("approve", { user_code = dc.user_code, user = emu.ADELE.upn })
+      local res = http.post(signin.token_url(t), { form = { grant_type = signin.DEVICE_GRANT, client_id = APP, device_code = dc.device_code } })
+      assert.equal(200, res.status, res.body)
+      res = http.post(signin.token_url(t), { form = { grant_type = "refresh_token", client_id = APP, refresh_token = res.json.refresh_token } })
+      assert.equal(200, res.status, res.body)
+      signin.entra_error(start{ tenant = t, client_id = "a0000000-0000-4000-8000-0000000000ff" }, 400, "unauthorized_client", 700016)
+    end
+    local cc = { grant_type = "client_credentials", client_id = emu.APPS.importer.client_id,
+                 client_secret = emu.APPS.importer.client_secret, scope = emu.GRAPH_SCOPE }
+    signin.entra_error(http.post(signin.token_url("common"), { form = cc }), 400, "invalid_request", 9001023)
+    signin.entra_error(http.post(signin.token_url("organizations"), { form = cc }), 400, "invalid_request", 9001023)
+    local pw = { grant_type = "password", client_id = emu.APPS.console.client_id, client_secret = emu.APPS.console.client_secret,
+                 username = emu.ADELE.upn, password = emu.ADELE.password, scope = emu.GRAPH_SCOPE }
+    assert.equal(200, http.post(signin.token_url("organizations"), { form = pw }).status)
+    signin.entra_error(http.post(signin.token_url("common"), { form = pw }), 400, "invalid_request", 9001023)
+    signin.entra_error(start{ tenant = "consumers" }, 400, "invalid_request", 90002)
+  end)
+
   it("devicecode endpoint errors", function()
     signin.entra_error(start{ tenant = "nosuch.onmicrosoft.com" }, 400, "invalid_request", 90002)
     signin.entra_error(start{ client_id = "a0000000-0000-4000-8000-0000000000ff" }, 400, "unauthorized_client", 700016)

@@ -153,6 +153,23 @@ function M.ok(body)
   }
 end
 
+-- /organizations and /common: the delegated flows (device code, refresh, ROPC on /organizations)
+-- take the tenant of the app (every seeded app is single-tenant).
+M.MULTI_TENANT = { organizations = "organizations", common = "common" }
+
+-- The app of client_id in tenant (or, for /organizations and /common, in its own tenant):
+-- app, tenant; or nil, the tenant to name in AADSTS700016.
+function M.find_app(client_id, tenant, tenant_name)
+  local app = state.s.apps[client_id]
+  if app and app.managed_identity then app = nil end
+  if not tenant then
+    if app then return app, state.s.tenants[app.tenant] end
+    return nil, { id = tenant_name }
+  end
+  if not app or app.tenant ~= tenant.id then return nil, tenant end
+  return app, tenant
+end
+
 local DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 M.DEVICE_CODE_GRANT = DEVICE_CODE_GRANT
 local GRANTS = { client_credentials = true, password = true, refresh_token = true, [DEVICE_CODE_GRANT] = true }
@@ -215,12 +232,17 @@ function M.token_endpoint(req, tenant_name)
   local form = M.read_form(req)
   req.tenant_segment = tenant_name
   local tenant = state.tenant(tenant_name)
-  if not tenant then return tenant_not_found(req, tenant_name) end
+  local multi = M.MULTI_TENANT[tenant_name:lower()]
+  if not tenant and not multi then return tenant_not_found(req, tenant_name) end
   local grant = form.grant_type
   if not grant or grant == "" then return missing(req, "grant_type") end
   if not GRANTS[grant] then
     return entra_error(req, 400, "unsupported_grant_type", 70003,
       "The app requested an unsupported grant type '" .. grant .. "'.")
+  end
+  if not tenant and (grant == "client_credentials" or (grant == "password" and multi ~= "organizations")) then
+    return entra_error(req, 400, "invalid_request", 9001023,
+      "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.")
   end
   local client_id, secret = form.client_id, form.client_secret
   local basic = (req.headers.authorization or ""):match("^[Bb]asic%s+(%S+)")
@@ -234,8 +256,9 @@ function M.token_endpoint(req, tenant_name)
   end
   if not client_id or client_id == "" then return missing(req, "client_id") end
   req.token_client_id = client_id
-  local app = state.s.apps[client_id]
-  if not app or app.tenant ~= tenant.id or app.managed_identity then return app_not_found(req, client_id, tenant) end
+  local app
+  app, tenant = M.find_app(client_id, tenant, tenant_name)
+  if not app then return app_not_found(req, client_id, tenant) end
   if app.disabled then
     return entra_error(req, 400, "unauthorized_client", 7000112, "Application '" .. client_id .. "' is disabled.")
   end

@@ -52,12 +52,13 @@ function M.endpoint(req, tenant_name)
   end
   local form = a.read_form(req)
   local tenant = state.tenant(tenant_name)
-  if not tenant then return a.tenant_not_found(req, tenant_name) end
+  if not tenant and not a.MULTI_TENANT[tenant_name:lower()] then return a.tenant_not_found(req, tenant_name) end
   local client_id = form.client_id
   if not client_id or client_id == "" then return a.missing(req, "client_id") end
   req.token_client_id = client_id
-  local app = state.s.apps[client_id]
-  if not app or app.tenant ~= tenant.id or app.managed_identity then return a.app_not_found(req, client_id, tenant) end
+  local app
+  app, tenant = a.find_app(client_id, tenant, tenant_name)
+  if not app then return a.app_not_found(req, client_id, tenant) end
   local scope = form.scope
   if not scope or scope == "" then return a.missing(req, "scope") end
   local scp, flags = a.delegated_scopes(req, app, scope)
