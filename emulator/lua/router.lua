@@ -72,6 +72,8 @@ function M.prepare(req)
   req.unknown_members = activities.prefers_unknown_members(req)
   req.is_token = req.raw_path:match("^/[^/]+/oauth2/v2%.0/token/?$") ~= nil
     or req.raw_path:match("^/[^/]+/oauth2/v2%.0/devicecode/?$") ~= nil
+    or req.raw_path:match("^/[^/]+/v2%.0/%.well%-known/openid%-configuration$") ~= nil
+    or req.raw_path == "/common/discovery/instance"
   req.is_mi = req.raw_path:match("^/metadata/identity/oauth2/token/?$") ~= nil or req.raw_path:match("^/msi/token/?$") ~= nil
   local s1, s2 = req.segs[1], req.segs[2]
   req.is_batch = s1 ~= nil and (s1.name == "v1.0" or s1.name == "beta") and s2 ~= nil and s2.name == "$batch"
@@ -283,6 +285,14 @@ function M.dispatch(req)
     local resp = require("devicecode").endpoint(req, segs[1].name)
     resp.app = req.token_client_id
     return resp
+  end
+  if #segs == 4 and segs[2].name == "v2.0" and segs[3].name == ".well-known" and segs[4].name == "openid-configuration" then
+    req.is_token = true
+    return require("discovery").openid_configuration(req, segs[1].name)
+  end
+  if #segs == 3 and s1 == "common" and segs[2].name == "discovery" and segs[3].name == "instance" then
+    req.is_token = true
+    return require("discovery").instance(req)
   end
   if req.is_mi then
     local mi = require("managed_identity")
