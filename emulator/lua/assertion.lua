@@ -22,11 +22,12 @@ end
 
 local function skew() return tonumber(state.settings.assertion_clock_skew) or 300 end
 
+local function num(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+
 local function entra_time(t)
+  if not num(t) or t < 0 then t = 0 elseif t > 253402300799 then t = 253402300799 end   -- os.date's range
   return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. ".0000000Z"
 end
-
-local function num(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
 
 -- exp (required) and nbf (optional) with the clock skew allowance: nil or the 700024 answer.
 local function check_time(req, claims)
