@@ -33,6 +33,10 @@ describe("emulator sign-in: certificate credential", function()
     assert.equal(200, res.status, res.body)
     res = post(signin.cert_assertion{ base = emu.https }, nil, emu.https)
     assert.equal(200, res.status, res.body)
+    res = http.post(signin.token_url(nil, emu.h2c), { http2 = "prior",
+      form = signin.assertion_form(APP, signin.cert_assertion{ base = emu.h2c }) })
+    assert.equal(200, res.status, res.body)
+    assert.equal("2", res.http_version)
   end)
 
   it("the combined PEM and the password-protected key sign as the plain key does", function()
