@@ -159,6 +159,26 @@ describe("emulator sign-in: device code", function()
     signin.entra_error(http.get(signin.devicecode_url()), 400, "invalid_request", 900561)
   end)
 
+  it("device_code_auto_approve (a test aid, off by default) approves as the user after N pending polls", function()
+    emu.settings{ device_code_auto_approve = { user = emu.ADELE.upn, after_polls = 2 } }
+    local dc = start().json
+    signin.entra_error(poll(dc.device_code), 400, "authorization_pending", 70016)
+    signin.entra_error(poll(dc.device_code), 400, "authorization_pending", 70016)
+    local res = poll(dc.device_code)
+    assert.equal(200, res.status, res.body)
+    emu.settings{ device_code_auto_approve = { user = emu.ADELE.id } }
+    assert.equal(200, poll(start().json.device_code).status)
+    for body, field in pairs({ [{ user = "nobody" }] = "device_code_auto_approve.user",
+        [{ user = emu.ADELE.upn, after_polls = -1 }] = "after_polls", [{ user = emu.ADELE.upn, when = 1 }] = "when" }) do
+      local r = http.post(emu.http .. "/_emulator/settings", { json = { device_code_auto_approve = body } })
+      assert.equal(400, r.status)
+      assert.truthy(r.json.error.message:find(field, 1, true), r.body)
+    end
+    emu.reset()
+    emu.settings{ device_code_interval = 0 }
+    signin.entra_error(poll(start().json.device_code), 400, "authorization_pending", 70016)
+  end)
+
   it("the admin calls check their body, naming the field", function()
     local dc = start().json
     local res = admin("approve", { user_code = dc.user_code })

@@ -41,6 +41,7 @@ local SETTING_TYPES = {
   -- sign-in (README "Sign-in")
   device_code_interval = "number", device_code_lifetime = "number", refresh_token_lifetime = "number",
   managed_identity_token_lifetime = "number", assertion_clock_skew = "number", reject_assertion_replay = "boolean",
+  device_code_auto_approve = "table",
 }
 local SIGNIN_NUMBERS = { device_code_interval = 0, device_code_lifetime = 1, refresh_token_lifetime = 1,
   managed_identity_token_lifetime = 0, assertion_clock_skew = 0 }
@@ -94,6 +95,19 @@ function M.handle(req, what, rest)
       local v = body[k]
       if v ~= nil and v ~= json.null and (not finite(v) or v < min) then
         return bad(k .. " must be a number of seconds >= " .. min)
+      end
+    end
+    local auto = body.device_code_auto_approve
+    if type(auto) == "table" then
+      for k in pairs(auto) do
+        if k ~= "user" and k ~= "after_polls" then
+          return bad("unknown device_code_auto_approve field '" .. tostring(k) .. "' (user, after_polls)")
+        end
+      end
+      local u = type(auto.user) == "string" and state.user(auto.user)
+      if not u then return bad("device_code_auto_approve.user must name a seed user (id or userPrincipalName)") end
+      if auto.after_polls ~= nil and (not finite(auto.after_polls) or auto.after_polls < 0 or auto.after_polls % 1 ~= 0) then
+        return bad("device_code_auto_approve.after_polls must be an integer >= 0")
       end
     end
     if body.page_size and (body.page_size < 1 or body.page_size % 1 ~= 0) then return bad("page_size must be a positive integer") end

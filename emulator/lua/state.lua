@@ -27,6 +27,7 @@ M.DEFAULT_SETTINGS = {
   managed_identity_token_lifetime = 86399, -- s (managed-identity tokens last about 24 h)
   assertion_clock_skew = 300,          -- s allowed on a client assertion's exp/nbf
   reject_assertion_replay = true,      -- a certificate assertion's jti is accepted once
+  device_code_auto_approve = nil,      -- test aid {user, after_polls}: codes approved as user after N pending polls
 }
 
 local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
