@@ -29,6 +29,15 @@ describe("emulator sign-in: faults", function()
     assert.equal(200, http.post(signin.devicecode_url(), { form = { client_id = signin.PUBLIC_APP, scope = emu.GRAPH_SCOPE } }).status)
   end)
 
+  it("an error's trace_id is its x-ms-request-id", function()
+    local f = cc()
+    f.client_secret = "wrong"
+    local res = http.post(signin.token_url(), { form = f })
+    signin.entra_error(res, 401, "invalid_client", 7000215)
+    assert.equal(res.headers["x-ms-request-id"], res.json.trace_id)
+    assert.truthy(res.json.error_description:find("Trace ID: " .. res.json.trace_id, 1, true))
+  end)
+
   it("App Service faults answer JSON too, and the log marks them", function()
     local id = emu.fault{ path = "^/msi/token$", status = 500, count = 1 }
     local seq = emu.last_seq()

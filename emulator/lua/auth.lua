@@ -12,7 +12,7 @@ local GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
 -- extra: more body fields (suberror, ...)
 local function entra_error(req, status, err, code, text, extra)
-  local trace = util.uuid()
+  local trace = req.request_id or util.uuid()   -- the same GUID as x-ms-request-id, as Entra does
   local corr = req.headers["client-request-id"] or util.uuid()
   local ts = util.entra_now()
   local r = {
