@@ -26,13 +26,25 @@ local function decode_body(req, allow_empty)
   return v
 end
 
+-- A JSON object body where "{}" counts as an (empty) object (json.decode marks empty tables as arrays).
+local function decode_object(req)
+  if (req.body or ""):match("^%s*{%s*}%s*$") then return {} end
+  return decode_body(req)
+end
+
 local SETTING_TYPES = {
   page_size = "number", max_top = "number", token_lifetime = "number", max_body_bytes = "number",
   app_can_list_user_activities = "boolean", external_id_spelling = "string",
   batch_throttled_status = "number", location_header = "boolean", rate_limit = "table",
   empty_pages = "number", next_link_loop = "boolean", activity_id_format = "string",
   latency = "table", batch_order = "string", batch_seed = "number", throttle = "table",
+  -- sign-in (README "Sign-in")
+  device_code_interval = "number", device_code_lifetime = "number", refresh_token_lifetime = "number",
+  managed_identity_token_lifetime = "number", assertion_clock_skew = "number", reject_assertion_replay = "boolean",
+  device_code_auto_approve = "table",
 }
+local SIGNIN_NUMBERS = { device_code_interval = 0, device_code_lifetime = 1, refresh_token_lifetime = 1,
+  managed_identity_token_lifetime = 0, assertion_clock_skew = 0 }
 
 local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
 
@@ -55,6 +67,7 @@ function M.reset_all(seed)
   faults.reset()
   apply_seed_throttling()
   require("batch").reseed()
+  require("devicecode").reset()
   return true
 end
 
@@ -77,6 +90,25 @@ function M.handle(req, what, rest)
       local t = SETTING_TYPES[k]
       if not t then return bad("unknown setting '" .. tostring(k) .. "'") end
       if v ~= json.null and type(v) ~= t then return bad("setting '" .. k .. "' must be a " .. t) end
+    end
+    for k, min in pairs(SIGNIN_NUMBERS) do
+      local v = body[k]
+      if v ~= nil and v ~= json.null and (not finite(v) or v < min) then
+        return bad(k .. " must be a number of seconds >= " .. min)
+      end
+    end
+    local auto = body.device_code_auto_approve
+    if type(auto) == "table" then
+      for k in pairs(auto) do
+        if k ~= "user" and k ~= "after_polls" then
+          return bad("unknown device_code_auto_approve field '" .. tostring(k) .. "' (user, after_polls)")
+        end
+      end
+      local u = type(auto.user) == "string" and state.user(auto.user)
+      if not u then return bad("device_code_auto_approve.user must name a seed user (id or userPrincipalName)") end
+      if auto.after_polls ~= nil and (not finite(auto.after_polls) or auto.after_polls < 0 or auto.after_polls % 1 ~= 0) then
+        return bad("device_code_auto_approve.after_polls must be an integer >= 0")
+      end
     end
     if body.page_size and (body.page_size < 1 or body.page_size % 1 ~= 0) then return bad("page_size must be a positive integer") end
     if body.max_body_bytes and (body.max_body_bytes < 1 or body.max_body_bytes > 64 * 1024 * 1024) then
@@ -175,13 +207,34 @@ function M.handle(req, what, rest)
   elseif what == "expire_tokens" and m == "POST" then
     state.token_gen = state.token_gen + 1
     return reply(204)
+  elseif what == "devicecode" and (m == "GET" and not rest) then
+    return reply(200, { value = json.array(require("devicecode").list()) })
+  elseif what == "devicecode" and m == "POST" and (rest == "approve" or rest == "decline" or rest == "expire") then
+    local body, err = decode_object(req)
+    if not body then return bad(err) end
+    local ok, derr, status = require("devicecode")[rest](body)
+    if not ok then return reply(status or 400, { error = { code = status == 404 and "notFound" or (status == 409 and "conflict" or "badRequest"), message = derr } }) end
+    return reply(204)
+  elseif what == "refresh_tokens" and m == "POST" and (rest == "revoke" or rest == "expire") then
+    local body, err = decode_object(req)
+    if not body then return bad(err) end
+    local n, rerr, status = require("refresh")[rest](body)
+    if not n then return reply(status or 400, { error = { code = status == 404 and "notFound" or "badRequest", message = rerr } }) end
+    return reply(200, { [rest == "revoke" and "revoked" or "expired"] = n })
+  elseif what == "federated_token" and m == "POST" then
+    local body, err = decode_object(req)
+    if not body then return bad(err) end
+    local r, merr = require("assertion").mint(body)
+    if not r then return bad(merr) end
+    return reply(200, r)
   elseif what == "state" and m == "GET" then
     local s = state.s
     local n = 0
     for _ in pairs(s.activities) do n = n + 1 end
     return reply(200, { activities = n, providers = #s.provider_list })
   else
-    local known = { health = 1, reset = 1, settings = 1, faults = 1, rate_limit = 1, log = 1, counters = 1, expire_tokens = 1, state = 1 }
+    local known = { health = 1, reset = 1, settings = 1, faults = 1, rate_limit = 1, log = 1, counters = 1, expire_tokens = 1, state = 1,
+      devicecode = 1, refresh_tokens = 1, federated_token = 1 }
     if known[what] then
       return reply(405, { error = { code = "methodNotAllowed", message = m .. " is not supported on /_emulator/" .. what } })
     end

@@ -10,11 +10,12 @@ local M = {}
 local GRAPH_RESOURCE = "https://graph.microsoft.com"
 local GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
-local function entra_error(req, status, err, code, text)
-  local trace = util.uuid()
+-- extra: more body fields (suberror, ...)
+local function entra_error(req, status, err, code, text, extra)
+  local trace = req.request_id or util.uuid()   -- the same GUID as x-ms-request-id, as Entra does
   local corr = req.headers["client-request-id"] or util.uuid()
   local ts = util.entra_now()
-  return {
+  local r = {
     status = status,
     headers = { ["Cache-Control"] = "no-store, no-cache", Pragma = "no-cache" },
     json = {
@@ -29,6 +30,8 @@ local function entra_error(req, status, err, code, text)
     },
     entra = true,
   }
+  for k, v in pairs(extra or {}) do r.json[k] = v end
+  return r
 end
 M.entra_error = entra_error
 
@@ -51,6 +54,174 @@ local function split_scopes(s)
   return out
 end
 
+-- The delegated scopes an app may have for `scope` (space-separated; Graph scopes short or as
+-- https://graph.microsoft.com/X, `.default` = every scope of the app; OIDC scopes pass and are
+-- reported in flags).  Returns list, flags or nil, error response (AADSTS65001).
+function M.delegated_scopes(req, app, scope)
+  local allowed = {}
+  for _, s in ipairs(app.scopes or {}) do allowed[s:lower()] = s end
+  local scp, flags, seen = {}, {}, {}
+  local function add(s) if not seen[s] then seen[s] = true; scp[#scp + 1] = s end end
+  for _, w in ipairs(split_scopes(scope)) do
+    local lw = w:lower()
+    local short = lw:gsub("^https://graph%.microsoft%.com/", "")
+    if short == ".default" then
+      for _, s in ipairs(app.scopes or {}) do add(s) end
+    elseif short == "openid" or short == "profile" or short == "offline_access" or short == "email" then
+      flags[short] = true   -- OpenID scopes: accepted, not Graph permissions
+    elseif allowed[short] then
+      add(allowed[short])
+    else
+      return nil, entra_error(req, 400, "invalid_grant", 65001,
+        "The user or administrator has not consented to use the application with ID '" .. app.client_id ..
+        "' named '" .. tostring(app.name) .. "'. Send an interactive authorization request for this user and resource.")
+    end
+  end
+  return scp, flags
+end
+
+local function perm_set(claims)
+  local set = {}
+  if claims.roles then for _, r in ipairs(claims.roles) do set[r] = true end end
+  if claims.scp then for w in claims.scp:gmatch("%S+") do set[w] = true end end
+  return set
+end
+
+local function base_claims(tenant, app, lifetime)
+  local now = ngx.now()
+  return {
+    aud = GRAPH_RESOURCE, iss = "https://sts.windows.net/" .. tenant.id .. "/",
+    iat = math.floor(now), nbf = math.floor(now), exp = math.floor(now + lifetime),
+    appid = app.client_id, app_displayname = app.name, tid = tenant.id, ver = "1.0",
+    uti = util.uuid(),
+  }
+end
+
+-- Records an access token the Graph side will accept.
+local function store(token, claims)
+  state.tokens[token] = {
+    client_id = claims.appid, tenant = claims.tid, exp = claims.exp, gen = state.token_gen,
+    kind = claims.idtyp, user_id = claims.idtyp == "user" and claims.oid or nil,
+    perms = perm_set(claims),
+  }
+  log.counters.tokens = log.counters.tokens + 1
+end
+
+-- An app-only access token (client credentials, managed identity): token, claims.
+function M.issue_app_token(tenant, app, lifetime)
+  local claims = base_claims(tenant, app, lifetime)
+  claims.idtyp = "app"
+  claims.oid = app.managed_identity and app.managed_identity.object_id or util.uuid()
+  claims.roles = json.array(util.copy(app.roles or {}))
+  local token = make_token(claims)
+  store(token, claims)
+  return token, claims
+end
+
+-- The 200 answer of a delegated grant (password, device code, refresh token): a token for `user`
+-- with the scopes `scp`; a refresh token when offline_access was asked for (or always, for the
+-- refresh grant: rotation), an id_token when openid was.
+function M.user_token_response(req, tenant, app, user, scp, flags, requested_scope, always_refresh)
+  local lifetime = tonumber(state.settings.token_lifetime) or 3599
+  local claims = base_claims(tenant, app, lifetime)
+  claims.idtyp = "user"
+  claims.oid = user.id
+  claims.upn = user.userPrincipalName
+  claims.scp = table.concat(scp, " ")
+  local token = make_token(claims)
+  store(token, claims)
+  local body = {
+    token_type = "Bearer", scope = claims.scp, expires_in = lifetime, ext_expires_in = lifetime, access_token = token,
+  }
+  if flags.offline_access or always_refresh then
+    body.refresh_token = require("refresh").issue(app, tenant, user, requested_scope)
+  end
+  if flags.openid then
+    body.id_token = make_token({
+      aud = app.client_id, iss = "https://login.microsoftonline.com/" .. tenant.id .. "/v2.0",
+      iat = claims.iat, nbf = claims.nbf, exp = claims.exp, oid = user.id, sub = user.id, tid = tenant.id,
+      preferred_username = user.userPrincipalName, name = user.displayName or user.userPrincipalName, ver = "2.0",
+    })
+  end
+  return M.ok(body)
+end
+
+function M.ok(body)
+  return {
+    status = 200, json = body, entra = true,
+    headers = { ["Cache-Control"] = "no-store, no-cache", Pragma = "no-cache" },
+  }
+end
+
+-- /organizations and /common: the delegated flows (device code, refresh, ROPC on /organizations)
+-- take the tenant of the app (every seeded app is single-tenant).
+M.MULTI_TENANT = { organizations = "organizations", common = "common" }
+
+-- The app of client_id in tenant (or, for /organizations and /common, in its own tenant):
+-- app, tenant; or nil, the tenant to name in AADSTS700016.
+function M.find_app(client_id, tenant, tenant_name)
+  local app = state.s.apps[client_id]
+  if app and app.managed_identity then app = nil end
+  if not tenant then
+    if app then return app, state.s.tenants[app.tenant] end
+    return nil, { id = tenant_name }
+  end
+  if not app or app.tenant ~= tenant.id then return nil, tenant end
+  return app, tenant
+end
+
+local DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+M.DEVICE_CODE_GRANT = DEVICE_CODE_GRANT
+local GRANTS = { client_credentials = true, password = true, refresh_token = true, [DEVICE_CODE_GRANT] = true }
+
+-- Client authentication of a token request: nil when the client is authenticated (or is a
+-- public client that needs none), else the error response.
+local function authenticate_client(req, form, app, tenant, grant, secret)
+  if form.client_assertion ~= nil or form.client_assertion_type ~= nil then
+    if app.public_client then
+      return entra_error(req, 401, "invalid_client", 700025,
+        "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+    end
+    return require("assertion").check(req, form, app, tenant)
+  end
+  if not secret or secret == "" then
+    if app.public_client and grant ~= "client_credentials" then return nil end
+    return entra_error(req, 401, "invalid_client", 7000218,
+      "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+  end
+  if app.public_client then
+    return entra_error(req, 401, "invalid_client", 700025,
+      "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+  end
+  if secret ~= app.client_secret then
+    return entra_error(req, 401, "invalid_client", 7000215,
+      "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '" .. app.client_id .. "'.")
+  end
+  return nil
+end
+
+local function tenant_not_found(req, tenant_name)
+  return entra_error(req, 400, "invalid_request", 90002,
+    "Tenant '" .. tenant_name .. "' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.")
+end
+M.tenant_not_found = tenant_not_found
+
+local function app_not_found(req, client_id, tenant)
+  return entra_error(req, 400, "unauthorized_client", 700016,
+    "Application with identifier '" .. client_id .. "' was not found in the directory '" ..
+    (tenant.domain or tenant.id) .. "'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
+end
+M.app_not_found = app_not_found
+M.missing = missing
+
+-- Reads a form-encoded body (an empty table for any other content type).
+function M.read_form(req)
+  local ct = (req.headers["content-type"] or "")
+  if type(ct) == "table" then ct = ct[1] end
+  if ct:lower():find("^application/x%-www%-form%-urlencoded") then return util.parse_form(req.body) end
+  return {}
+end
+
 -- POST /{tenant}/oauth2/v2.0/token
 function M.token_endpoint(req, tenant_name)
   log.counters.token_requests = log.counters.token_requests + 1
@@ -58,21 +229,20 @@ function M.token_endpoint(req, tenant_name)
     return entra_error(req, 400, "invalid_request", 900561,
       "The endpoint only accepts POST, OPTIONS requests. Received a " .. req.method .. " request.")
   end
-  local ct = (req.headers["content-type"] or ""):lower()
-  local form = {}
-  if ct:find("^application/x%-www%-form%-urlencoded") then
-    form = util.parse_form(req.body)
-  end
+  local form = M.read_form(req)
+  req.tenant_segment = tenant_name
   local tenant = state.tenant(tenant_name)
-  if not tenant then
-    return entra_error(req, 400, "invalid_request", 90002,
-      "Tenant '" .. tenant_name .. "' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.")
-  end
+  local multi = M.MULTI_TENANT[tenant_name:lower()]
+  if not tenant and not multi then return tenant_not_found(req, tenant_name) end
   local grant = form.grant_type
   if not grant or grant == "" then return missing(req, "grant_type") end
-  if grant ~= "client_credentials" and grant ~= "password" then
+  if not GRANTS[grant] then
     return entra_error(req, 400, "unsupported_grant_type", 70003,
       "The app requested an unsupported grant type '" .. grant .. "'.")
+  end
+  if not tenant and (grant == "client_credentials" or (grant == "password" and multi ~= "organizations")) then
+    return entra_error(req, 400, "invalid_request", 9001023,
+      "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.")
   end
   local client_id, secret = form.client_id, form.client_secret
   local basic = (req.headers.authorization or ""):match("^[Bb]asic%s+(%S+)")
@@ -86,97 +256,49 @@ function M.token_endpoint(req, tenant_name)
   end
   if not client_id or client_id == "" then return missing(req, "client_id") end
   req.token_client_id = client_id
-  local app = state.s.apps[client_id]
-  if not app or app.tenant ~= tenant.id then
-    return entra_error(req, 400, "unauthorized_client", 700016,
-      "Application with identifier '" .. client_id .. "' was not found in the directory '" ..
-      (tenant.domain or tenant.id) .. "'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
-  end
+  local app
+  app, tenant = M.find_app(client_id, tenant, tenant_name)
+  if not app then return app_not_found(req, client_id, tenant) end
   if app.disabled then
     return entra_error(req, 400, "unauthorized_client", 7000112, "Application '" .. client_id .. "' is disabled.")
   end
-  if not secret or secret == "" then
-    return entra_error(req, 401, "invalid_client", 7000218,
-      "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-  end
-  if secret ~= app.client_secret then
-    return entra_error(req, 401, "invalid_client", 7000215,
-      "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '" .. client_id .. "'.")
-  end
+  local cerr = authenticate_client(req, form, app, tenant, grant, secret)
+  if cerr then return cerr end
+
+  if grant == DEVICE_CODE_GRANT then return require("devicecode").poll(req, form, app, tenant) end
+  if grant == "refresh_token" then return require("refresh").redeem(req, form, app, tenant) end
+
   local scope = form.scope
   if not scope or scope == "" then return missing(req, "scope") end
-
-  local now = ngx.now()
-  local lifetime = tonumber(state.settings.token_lifetime) or 3599
-  local claims = {
-    aud = GRAPH_RESOURCE, iss = "https://sts.windows.net/" .. tenant.id .. "/",
-    iat = math.floor(now), nbf = math.floor(now), exp = math.floor(now + lifetime),
-    appid = client_id, app_displayname = app.name, tid = tenant.id, ver = "1.0",
-    uti = util.uuid(),
-  }
-  local granted_scope
   if grant == "client_credentials" then
     local sl = scope:lower()
     if sl ~= GRAPH_RESOURCE .. "/.default" and sl ~= GRAPH_RESOURCE .. "//.default" and sl ~= GRAPH_APP_ID .. "/.default" then
       return entra_error(req, 400, "invalid_scope", 70011,
         "The provided value for the input parameter 'scope' is not valid. The scope " .. scope .. " is not valid.")
     end
-    claims.idtyp = "app"
-    claims.oid = util.uuid()
-    claims.roles = json.array(util.copy(app.roles or {}))
-  else
-    local username, password = form.username, form.password
-    if not username or username == "" then return missing(req, "username") end
-    if not password or password == "" then return missing(req, "password") end
-    local user = state.user(username)
-    if not user or user.tenant ~= tenant.id or not user.password or user.password ~= password then
-      return entra_error(req, 400, "invalid_grant", 50126,
-        "Error validating credentials due to invalid username or password.")
-    end
-    local allowed = {}
-    for _, s in ipairs(app.scopes or {}) do allowed[s:lower()] = s end
-    local scp = {}
-    for _, w in ipairs(split_scopes(scope)) do
-      local lw = w:lower()
-      local short = lw:gsub("^https://graph%.microsoft%.com/", "")
-      if short == ".default" then
-        for _, s in ipairs(app.scopes or {}) do scp[#scp + 1] = s end
-      elseif short == "openid" or short == "profile" or short == "offline_access" or short == "email" then
-        -- OpenID scopes: accepted, not Graph permissions
-      elseif allowed[short] then
-        scp[#scp + 1] = allowed[short]
-      else
-        return entra_error(req, 400, "invalid_grant", 65001,
-          "The user or administrator has not consented to use the application with ID '" .. client_id ..
-          "' named '" .. tostring(app.name) .. "'. Send an interactive authorization request for this user and resource.")
-      end
-    end
-    claims.idtyp = "user"
-    claims.oid = user.id
-    claims.upn = user.userPrincipalName
-    claims.scp = table.concat(scp, " ")
-    granted_scope = claims.scp
+    local lifetime = tonumber(state.settings.token_lifetime) or 3599
+    local token = M.issue_app_token(tenant, app, lifetime)
+    return M.ok({ token_type = "Bearer", expires_in = lifetime, ext_expires_in = lifetime, access_token = token })
   end
-  local token = make_token(claims)
-  state.tokens[token] = {
-    client_id = client_id, tenant = tenant.id, exp = claims.exp, gen = state.token_gen,
-    kind = claims.idtyp, user_id = claims.idtyp == "user" and claims.oid or nil,
-    perms = (function()
-      local set = {}
-      if claims.roles then for _, r in ipairs(claims.roles) do set[r] = true end end
-      if claims.scp then for w in claims.scp:gmatch("%S+") do set[w] = true end end
-      return set
-    end)(),
-  }
-  log.counters.tokens = log.counters.tokens + 1
-  local body = {
-    token_type = "Bearer", expires_in = lifetime, ext_expires_in = lifetime, access_token = token,
-  }
-  if granted_scope then body.scope = granted_scope end
-  return {
-    status = 200, json = body, entra = true,
-    headers = { ["Cache-Control"] = "no-store, no-cache", Pragma = "no-cache" },
-  }
+  -- password (ROPC)
+  local username, password = form.username, form.password
+  if not username or username == "" then return missing(req, "username") end
+  if not password or password == "" then return missing(req, "password") end
+  local user = state.user(username)
+  if not user or user.tenant ~= tenant.id or not user.password or user.password ~= password then
+    return entra_error(req, 400, "invalid_grant", 50126,
+      "Error validating credentials due to invalid username or password.")
+  end
+  if user.mfa == "required" then
+    return entra_error(req, 400, "invalid_grant", 50076,
+      "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '" .. GRAPH_APP_ID .. "'.")
+  elseif user.mfa == "registration" then
+    return entra_error(req, 400, "invalid_grant", 50079,
+      "Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '" .. GRAPH_APP_ID .. "'.")
+  end
+  local scp, flags = M.delegated_scopes(req, app, scope)
+  if not scp then return flags end
+  return M.user_token_response(req, tenant, app, user, scp, flags, scope)
 end
 
 -- Checks the bearer token: returns a principal, or nil and a 401 response.

@@ -154,6 +154,16 @@ function M.response(req, r)
   if r.body then
     return { status = status, headers = headers, raw = r.body, content_type = headers["Content-Type"] or "application/json" }
   end
+  if req.is_mi then
+    -- IMDS's error shape ({"error","error_description"}); App Service clients read any non-200 as a failure
+    return { status = status, headers = headers, entra = true,
+             json = { error = status == 429 and "too_many_requests" or "unknown", error_description = "The emulator injected a failure." } }
+  end
+  if req.is_token and status == 429 then
+    -- ESTS throttling: a plain-text body, not JSON (entra-signin.md §9.1;
+    -- AzureAD/microsoft-authentication-library-for-dotnet#2855, #3907)
+    return { status = 429, headers = headers, text = "Too Many Requests", content_type = "text/plain; charset=utf-8" }
+  end
   if req.is_token then
     local auth = require("auth")
     local resp = auth.entra_error(req, status, "temporarily_unavailable", 90006,

@@ -12,6 +12,7 @@ M.counters = { creates = {}, requests = 0, tokens = 0, token_requests = 0, confl
 local SECRET = {
   authorization = true, cookie = true, ["set-cookie"] = true, ["proxy-authorization"] = true,
   ["x-client-secret"] = true, ["client_secret"] = true, ["x-api-key"] = true,
+  ["x-identity-header"] = true, secret = true,   -- managed identity: App Service (2019) and legacy MSI (2017)
 }
 
 function M.reset()
@@ -37,6 +38,7 @@ end
 local SECRET_PARAMS = {
   client_secret = true, password = true, access_token = true, refresh_token = true,
   client_assertion = true, code = true, assertion = true, token = true,
+  device_code = true, user_code = true, id_token = true,
 }
 
 -- The query string with the values of secret-bearing parameters replaced.

@@ -71,6 +71,10 @@ function M.prepare(req)
   req.client_request_id = crid or req.request_id
   req.unknown_members = activities.prefers_unknown_members(req)
   req.is_token = req.raw_path:match("^/[^/]+/oauth2/v2%.0/token/?$") ~= nil
+    or req.raw_path:match("^/[^/]+/oauth2/v2%.0/devicecode/?$") ~= nil
+    or req.raw_path:match("^/[^/]+/v2%.0/%.well%-known/openid%-configuration$") ~= nil
+    or req.raw_path == "/common/discovery/instance"
+  req.is_mi = req.raw_path:match("^/metadata/identity/oauth2/token/?$") ~= nil or req.raw_path:match("^/msi/token/?$") ~= nil
   local s1, s2 = req.segs[1], req.segs[2]
   req.is_batch = s1 ~= nil and (s1.name == "v1.0" or s1.name == "beta") and s2 ~= nil and s2.name == "$batch"
     and req.segs[3] == nil
@@ -276,6 +280,26 @@ function M.dispatch(req)
     resp.app = req.token_client_id
     return resp
   end
+  if #segs == 4 and segs[2].name == "oauth2" and segs[3].name == "v2.0" and segs[4].name == "devicecode" then
+    req.is_token = true
+    local resp = require("devicecode").endpoint(req, segs[1].name)
+    resp.app = req.token_client_id
+    return resp
+  end
+  if #segs == 4 and segs[2].name == "v2.0" and segs[3].name == ".well-known" and segs[4].name == "openid-configuration" then
+    req.is_token = true
+    return require("discovery").openid_configuration(req, segs[1].name)
+  end
+  if #segs == 3 and s1 == "common" and segs[2].name == "discovery" and segs[3].name == "instance" then
+    req.is_token = true
+    return require("discovery").instance(req)
+  end
+  if req.is_mi then
+    local mi = require("managed_identity")
+    local resp = s1 == "msi" and mi.app_service(req) or mi.imds(req)
+    resp.app = req.token_client_id
+    return resp
+  end
   if s1 ~= "v1.0" and s1 ~= "beta" then
     return unknown_segment(req, s1 or "")
   end
@@ -304,6 +328,8 @@ local function finalize(req, resp)
   if req.is_token then
     h["x-ms-request-id"] = req.request_id
     h["client-request-id"] = req.client_request_id
+  elseif req.is_mi then
+    h["x-ms-request-id"] = req.request_id
   else
     h["request-id"] = req.request_id
     h["client-request-id"] = req.client_request_id
@@ -322,7 +348,7 @@ function M.process(req)
   -- Latency (settings.latency): every Graph request, not the token endpoint (Entra is another
   -- service, and a client asks it once an hour).  A $batch envelope gets none of its own: its steps
   -- each wait, concurrently, so the batch costs one round trip (see batch.lua).
-  local wait = not req.is_token and not req.is_batch and latency()
+  local wait = not req.is_token and not req.is_mi and not req.is_batch and latency()
   if wait then
     entry.latency = wait
     local generation = state.generation

@@ -20,6 +20,14 @@ M.DEFAULT_SETTINGS = {
   batch_seed = nil,                    -- a number: the shuffle is repeatable (restarted each time it is set, and on reset)
   empty_pages = 0,                     -- test aid: N empty pages (with a nextLink) before a collection's data
   next_link_loop = false,              -- test aid: every nextLink points at the request's own URL
+  -- sign-in (README "Sign-in")
+  device_code_interval = 5,            -- s between polls of a device code (Entra's interval); faster polls: slow_down
+  device_code_lifetime = 900,          -- s (expires_in of the devicecode answer)
+  refresh_token_lifetime = 7776000,    -- s (90 days, Entra's default outside SPAs)
+  managed_identity_token_lifetime = 86399, -- s (managed-identity tokens last about 24 h)
+  assertion_clock_skew = 300,          -- s allowed on a client assertion's exp/nbf
+  reject_assertion_replay = true,      -- a certificate assertion's jti is accepted once
+  device_code_auto_approve = nil,      -- test aid {user, after_polls}: codes approved as user after N pending polls
 }
 
 local function finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
@@ -37,6 +45,7 @@ function M.check_latency(v)
 end
 
 M.tokens = {}          -- access token -> claims table (survives reset)
+M.refresh_tokens = {}  -- refresh token -> record (survives reset, as access tokens do; see refresh.lua)
 M.token_gen = 1        -- expire_tokens bumps this; tokens of older generations answer 401
 
 local function read_file(path)
@@ -110,14 +119,24 @@ function M.load(seed)
     if type(t.domain) == "string" then s.tenant_by_domain[t.domain:lower()] = t end
   end
   local default_tenant = seed.tenants and seed.tenants[1] and seed.tenants[1].id
-  for _, a in ipairs(seed.apps or {}) do
+  s.mi_by_object, s.mi_by_res = {}, {}
+  for i, a in ipairs(seed.apps or {}) do
     if type(a) ~= "table" or type(a.client_id) ~= "string" then return nil, "app without client_id" end
     a.tenant = a.tenant or default_tenant
+    local ok, err = require("signin_seed").app(s, a, "apps[" .. i .. "]")
+    if not ok then return nil, err end
     s.apps[a.client_id] = a
   end
-  for _, u in ipairs(seed.users or {}) do
+  do
+    local ok, err = require("signin_seed").issuers(s, seed.federated_issuers)
+    if not ok then return nil, err end
+  end
+  for i, u in ipairs(seed.users or {}) do
     if type(u) ~= "table" or type(u.id) ~= "string" then return nil, "user without id" end
     u.tenant = u.tenant or default_tenant
+    if u.mfa ~= nil and u.mfa ~= "required" and u.mfa ~= "registration" then
+      return nil, "users[" .. i .. "].mfa must be \"required\" (AADSTS50076) or \"registration\" (AADSTS50079)"
+    end
     s.users[u.id] = u
     if type(u.userPrincipalName) == "string" then s.user_by_upn[u.userPrincipalName:lower()] = u end
   end
