@@ -110,7 +110,7 @@ emulator-stop:
 	@./emulator/stop --dir "$(EMU_DIR)"
 
 # Sanitizers, valgrind and cppcheck over the C core and the specs.
-check: deps-check
+check: deps-check build
 	@sh .ci/check
 
 fuzz: deps-check
