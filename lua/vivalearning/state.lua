@@ -225,6 +225,8 @@ function State:close()
     if self.in_tx then self.db:exec("COMMIT"); self.in_tx = false end
     for _, st in pairs(self.stmts) do st:finalize() end
     self.stmts = {}
+    -- the WAL back into the file: a state copied alone (a backup, a CronJob's volume) is whole
+    if self.writer then self.db:exec("PRAGMA wal_checkpoint(TRUNCATE)") end
     self.db:close()
     self.db = nil
   end
