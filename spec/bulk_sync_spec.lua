@@ -200,9 +200,18 @@ describe("bulk sync with a state database", function()
       'import: opts.state is only for mode "sync"')
     assert.has_error(function() viva.bulk.import(c, v1, { provider = PROVIDER, mode = "upsert", delete_missing = true }) end,
       'import: opts.delete_missing is only for mode "sync"')
-    assert.has_error(function() viva.bulk.import(c, v1, { provider = PROVIDER, mode = "sync", state = "x", journal = "j" }) end)
-    assert.has_error(function() viva.bulk.import(c, v1, { provider = PROVIDER, mode = "sync", state = "x", verify = 2 }) end)
-    assert.has_error(function() viva.bulk.import(c, v1, { provider = PROVIDER, mode = "sync", state = "x", delete_missing = "yes" }) end)
+    local function raises(o, want)
+      o.provider = PROVIDER
+      local ok, err = pcall(viva.bulk.import, c, v1, o)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(want, 1, true), tostring(err))
+    end
+    raises({ mode = "sync", state = "x", journal = "j" }, 'mode "sync" keeps its journal in opts.state')
+    raises({ mode = "sync", state = "x", verify = 2 }, "option 'verify' must be a boolean or a share of rows 0 < x <= 1, got 2")
+    raises({ mode = "sync", state = "x", verify = 0 }, "option 'verify' must be a boolean or a share of rows 0 < x <= 1, got 0")
+    raises({ mode = "sync", state = "x", delete_missing = "yes" }, "option 'delete_missing' must be a boolean")
+    raises({ mode = "sync", state = 5 }, "option 'state' must be a non-empty string, got 5")
+    raises({ mode = "sync", state = "x", stat = "y" }, "state")
     os.remove(v1)
   end)
 
