@@ -56,7 +56,7 @@ local function canon(v, null, out)
     out[#out + 1] = "{"
     for i, k in ipairs(keys) do
       if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = jsonl.encode(k)
+      out[#out + 1] = k:find('[%c"\\]') and jsonl.encode(k) or ('"' .. k .. '"')
       out[#out + 1] = ":"
       local x = v[k]
       if x == nil then x = v[tonumber(k)] end
@@ -68,7 +68,8 @@ local function canon(v, null, out)
     elseif v == math.floor(v) and v > -2^53 and v < 2^53 then out[#out + 1] = ("%d"):format(v)
     else out[#out + 1] = ("%.17g"):format(v) end
   elseif t == "string" then
-    out[#out + 1] = jsonl.encode(v)
+    -- most values need no escape: quoted as they are (the encoder's call costs more)
+    out[#out + 1] = v:find('[%c"\\]') and jsonl.encode(v) or ('"' .. v .. '"')
   elseif t == "boolean" then
     out[#out + 1] = tostring(v)
   else
