@@ -191,6 +191,23 @@ describe("bulk sync with a state database", function()
     os.remove(v1); os.remove(part); rm_state(st)
   end)
 
+  it("keeps one state per shard: each shard syncs and mirrors only its own rows", function()
+    local v1, s0, s1 = tmp(".csv"), tmp(".sqlite"), tmp(".sqlite")
+    sample.write(v1, 40, { prefix = "shd-" })
+    local a = assert(sync(c, v1, s0, { shard = "0/2" }))
+    local b = assert(sync(c, v1, s1, { shard = "1/2" }))
+    assert.equal(40, a.created + b.created)
+    assert.is_true(a.created > 0 and b.created > 0)
+    for i = 1, 40 do assert.equal(1, emu.creates(PROVIDER, ("shd-%06d"):format(i))) end
+    -- again, mirroring: nothing sent, nothing of the other shard seen as missing
+    for _, run in ipairs({ { s0, "0/2", a.created }, { s1, "1/2", b.created } }) do
+      local r = assert(sync(c, v1, run[1], { shard = run[2], delete_missing = true }))
+      assert.equal(0, r.requests); assert.equal(0, r.missing); assert.equal(0, r.deleted)
+      assert.equal(run[3], r.unchanged)
+    end
+    os.remove(v1); rm_state(s0); rm_state(s1)
+  end)
+
   it("checks its options: state only with sync, sync needs a state and no journal", function()
     local v1 = tmp(".csv")
     sample.write(v1, 1, { prefix = "opt-" })
