@@ -26,6 +26,15 @@
 -- record is checked when it is read again (journal.lua and load_journal below): a torn last
 -- line is cut with a warning; records missing or damaged stop the import unless
 -- journal_repair is given. Rows that failed in an earlier run are tried again (retry_failed).
+--
+-- Sync (mode = "sync", opts.state): the state database (state.lua) holds, per external id,
+-- the Graph id and a hash of the fields last confirmed. A row whose hash matches is unchanged
+-- without a request; a changed one is PATCHed by its stored id with the fields that differ
+-- (a 404 creates it again); a new one is created (a 409 is looked up and reconciled); a state
+-- that knows no row yet looks every row up first, as an upsert. A create's intent is committed
+-- before it goes out and outcomes at least once a second, so a killed sync run again loses and
+-- doubles nothing. Rows of the state not in the source are reported, and deleted with
+-- delete_missing (never when some source row had no readable external id).
 local rows = require "vivalearning.rows"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
@@ -632,11 +641,17 @@ end
 --   max_wait (longest Retry-After a row waits for, seconds, default 120), deadline (seconds
 --   the import may send for), journal_repair (go on with a damaged journal), retry_failed
 --   (default true: rows that failed in an earlier run with the journal are tried again).
+--   Sync (mode = "sync"): state (path of the state database, required; see state.lua),
+--   delete_missing (delete rows of the state absent from the source), verify (true, or a
+--   share 0 < x <= 1 of the rows re-read from Graph per run). No journal: intents and
+--   outcomes are committed to the state.
 --   An unknown or ill-typed option raises (M.IMPORT_OPTIONS lists them all). A CSV header with
 --   a duplicated, conflicting or unknown column returns nil, err before any row is sent.
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
 --   retried, requests, elapsed, rate, mode, warnings, torn_journal, journal_repaired,
---   deadline_reached, not_attempted, and with a shard: shard = {k, n}, other_shards }, or
+--   deadline_reached, not_attempted, and with a shard: shard = {k, n}, other_shards; in sync
+--   mode state_rows, state_fallback, verified, repaired, missing, missing_ids (the first 100),
+--   and for a dry run would = {create, update, unchanged, lookup, delete} }, or
 --   nil, err when the import cannot start (source, journal or results file unusable or one
 --   and the same file; journal in use, damaged, or of another import or shard).
 function M.import(c, source, opts)
