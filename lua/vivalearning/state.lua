@@ -42,47 +42,53 @@ M.MIGRATIONS = {
 local held = {}  -- state paths (dev:ino of the lock file) this process holds
 
 ---------------------------------------------------------------------------------------------
--- Hash of the fields: a canonical JSON (keys sorted) and its FNV-1a 64
+-- Hash of the fields: FNV-1a 64 of a canonical form (keys sorted, every string and key
+-- length-prefixed, so no escaping is needed and no two values read alike)
 ---------------------------------------------------------------------------------------------
 
-local function canon(v, null, out)
+local concat, sort, format = table.concat, table.sort, string.format
+
+local function canon(v, null, out, n)
   local t = type(v)
   if v == nil or v == null or v == jsonl.null then
-    out[#out + 1] = "null"
-  elseif t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = k:find('[%c"\\]') and jsonl.encode(k) or ('"' .. k .. '"')
-      out[#out + 1] = ":"
-      local x = v[k]
-      if x == nil then x = v[tonumber(k)] end
-      canon(x, null, out)
-    end
-    out[#out + 1] = "}"
-  elseif t == "number" then
-    if math.type and math.type(v) == "integer" then out[#out + 1] = ("%d"):format(v)
-    elseif v == math.floor(v) and v > -2^53 and v < 2^53 then out[#out + 1] = ("%d"):format(v)
-    else out[#out + 1] = ("%.17g"):format(v) end
+    n = n + 1; out[n] = "n"
   elseif t == "string" then
-    -- most values need no escape: quoted as they are (the encoder's call costs more)
-    out[#out + 1] = v:find('[%c"\\]') and jsonl.encode(v) or ('"' .. v .. '"')
+    n = n + 1; out[n] = "s" .. #v .. ":" .. v
+  elseif t == "table" then
+    local keys, nk, mixed = {}, 0, false
+    for k in pairs(v) do
+      nk = nk + 1; keys[nk] = k
+      if type(k) ~= "string" then mixed = true end
+    end
+    if mixed then sort(keys, function(x, y) return tostring(x) < tostring(y) end) else sort(keys) end
+    n = n + 1; out[n] = "{"
+    for i = 1, nk do
+      local k = keys[i]
+      local ks = tostring(k)
+      n = n + 1; out[n] = #ks .. ":" .. ks
+      n = canon(v[k], null, out, n)
+    end
+    n = n + 1; out[n] = "}"
+  elseif t == "number" then
+    -- 5 and 5.0 are one value (JSON decoders differ on it)
+    n = n + 1
+    if v == math.floor(v) and v > -2^53 and v < 2^53 then out[n] = format("i%d", v)
+    else out[n] = format("f%.17g", v) end
   elseif t == "boolean" then
-    out[#out + 1] = tostring(v)
+    n = n + 1; out[n] = v and "T" or "F"
   else
-    out[#out + 1] = jsonl.encode(tostring(v))
+    local s = tostring(v)
+    n = n + 1; out[n] = "?" .. #s .. ":" .. s
   end
+  return n
 end
 
---- canonical JSON of a row's kind and fields, and its hash (16 hex digits)
+--- The fields as JSON (stored for `state export` and the PATCH's diff) and the hash of the
+-- row's kind and fields (16 hex digits).
 function M.digest(kind, fields, null)
-  local out = {}
-  canon({ kind = kind, fields = fields }, null, out)
-  local s = table.concat(out)
-  return s, sqlite.hash(s)
+  local out = { "k", kind or "", ";" }
+  canon(fields, null, out, 3)
+  return jsonl.encode({ fields = fields }), sqlite.hash(concat(out))
 end
 
 ---------------------------------------------------------------------------------------------
