@@ -208,6 +208,23 @@ describe("bulk sync with a state database", function()
     os.remove(v1); rm_state(s0); rm_state(s1)
   end)
 
+  it("warns of a create intent left by a killed run whose row is no longer in the source", function()
+    local v1, v2, st = tmp(".csv"), tmp(".csv"), tmp(".sqlite")
+    sample.write(v1, 5, { prefix = "orph-" })
+    assert(sync(c, v1, st))
+    -- as a run killed between the intent and the create would leave it
+    local s = assert(state.open(st, { provider = PROVIDER }))
+    s.run = 99
+    s:intend("orph-000009", "assignment")
+    assert(s:commit())
+    s:close()
+    sample.write(v2, 5, { prefix = "orph-" })
+    local r = assert(sync(c, v2, st))
+    assert.equal(0, r.requests)
+    assert.matches("1 rows of the state have the create intent of an unfinished run", r.warnings[1])
+    os.remove(v1); os.remove(v2); rm_state(st)
+  end)
+
   it("checks its options: state only with sync, sync needs a state and no journal", function()
     local v1 = tmp(".csv")
     sample.write(v1, 1, { prefix = "opt-" })

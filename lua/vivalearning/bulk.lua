@@ -1484,6 +1484,11 @@ function M.import(c, source, opts)
       if #summary.missing_ids < 100 then summary.missing_ids[#summary.missing_ids + 1] = ext end
       if opts.delete_missing then list[#list + 1] = { ext = ext, id = id, kind = kind } end
     end
+    local orphans = store:pending_missing()
+    if orphans > 0 then
+      summary.warnings[#summary.warnings + 1] = ("%d rows of the state have the create intent of an unfinished run "
+        .. "and are not in the source: they may exist in Graph (put them back in the source to reconcile them)"):format(orphans)
+    end
     if summary.missing == 0 then return false end
     if opts.delete_missing and summary.unkeyed then
       summary.warnings[#summary.warnings + 1] = ("%d rows of the state are not in the source, but some rows of the "

@@ -322,6 +322,14 @@ function State:missing()
   end
 end
 
+--- Number of rows with a create intent left by an unfinished run and not seen in this run
+-- (they may exist in Graph without our knowing their id).
+function State:pending_missing()
+  if not self.seen_ready then return self:pending_count() end
+  return one(self.db, [[SELECT count(*) FROM activity WHERE id IS NULL AND pending IS NOT NULL
+    AND ext NOT IN (SELECT ext FROM temp.seen)]]) or 0
+end
+
 --- Start a run: its number (recorded in every row it writes).
 function State:start_run(source, mode)
   self:tx()
