@@ -28,11 +28,14 @@ MODULE   := vivalearning/core.so
 # OS glue for the pure-Lua layer (fsync, isatty, monotime), a module of its own: the core
 # knows nothing of files or terminals.
 SYS_MODULE := vivalearning/sys.so
+# libsqlite3 for the sync state store (state.lua), a module of its own as well.
+SQLITE_MODULE := vivalearning/sqlite.so
+SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 # Debian packages the project needs; `deps` installs whichever are missing.
 DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
             nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
-            gcc make
+            gcc make libsqlite3-dev
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
 BENCH_PKGS := wrk
 ROCK_PKGS  := luarocks
@@ -82,7 +85,7 @@ deps-bench: deps
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
 	fi
 
-build: $(MODULE) $(SYS_MODULE)
+build: $(MODULE) $(SYS_MODULE) $(SQLITE_MODULE)
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -97,6 +100,10 @@ $(MODULE): $(OBJ)
 $(SYS_MODULE): src/sys/sys.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $<
+
+$(SQLITE_MODULE): src/sqlite/sqlite.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $< $(SQLITE_LIBS)
 
 # Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
 # deps-rock: spec/make_rock_spec.lua builds and installs the rock for real.
@@ -126,6 +133,7 @@ install: build
 	install -d $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/core.so
 	install -m 755 $(SYS_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sys.so
+	install -m 755 $(SQLITE_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sqlite.so
 	install -m 644 lua/vivalearning/*.lua $(DESTDIR)$(LUA_DIR)/vivalearning/
 	install -m 755 bin/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
 

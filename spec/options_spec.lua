@@ -106,7 +106,7 @@ describe("viva.bulk.import options", function()
       { { max_attempts = 2.5 }, "option 'max_attempts' must be an integer >= 1, got 2.5" },
       { { concurrency = 1.5 }, "option 'concurrency' must be an integer >= 1" },
       { { batch = 21 }, "option 'batch' must be a boolean or an integer 1..20, got 21" },
-      { { mode = "merge" }, "option 'mode' must be create, upsert or delete, got \"merge\"" },
+      { { mode = "merge" }, "option 'mode' must be create, upsert, delete or sync, got \"merge\"" },
       { { type = "webinar" }, "option 'type' must be assignment or self_initiated" },
       { { format = "xml" }, "option 'format' must be csv or jsonl" },
       { { results_format = "xls" }, "option 'results_format' must be csv or jsonl" },

@@ -26,17 +26,27 @@
 -- record is checked when it is read again (journal.lua and load_journal below): a torn last
 -- line is cut with a warning; records missing or damaged stop the import unless
 -- journal_repair is given. Rows that failed in an earlier run are tried again (retry_failed).
+--
+-- Sync (mode = "sync", opts.state): the state database (state.lua) holds, per external id,
+-- the Graph id and a hash of the fields last confirmed. A row whose hash matches is unchanged
+-- without a request; a changed one is PATCHed by its stored id with the fields that differ
+-- (a 404 creates it again); a new one is created (a 409 is looked up and reconciled); a state
+-- that knows no row yet looks every row up first, as an upsert. A create's intent is committed
+-- before it goes out and outcomes at least once a second, so a killed sync run again loses and
+-- doubles nothing. Rows of the state not in the source are reported, and deleted with
+-- delete_missing (never when some source row had no readable external id).
 local rows = require "vivalearning.rows"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
 local journal_mod = require "vivalearning.journal"
 local results_mod = require "vivalearning.results"
 local progress_mod = require "vivalearning.progress"
+local state_mod -- vivalearning.state, loaded by the first sync (it needs vivalearning.sqlite)
 
 local M = {}
 
 M.OUTCOMES = { "created", "updated", "unchanged", "deleted", "failed" }
-M.MODES = { create = true, upsert = true, delete = true }
+M.MODES = { create = true, upsert = true, delete = true, sync = true }
 M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil, max_wait = 120 }
 
 local sys = require "vivalearning.sys"
@@ -361,7 +371,7 @@ local WRITE_OUTCOME = { create = { "created", 201 }, update = { "updated", 204 }
 local opt = require "vivalearning.options"
 M.IMPORT_OPTIONS = {
   provider = opt.string,
-  mode = opt.one_of("create", "upsert", "delete"),
+  mode = opt.one_of("create", "upsert", "delete", "sync"),
   type = function(v) if not rows.kind(v) then return "assignment or self_initiated" end end,
   format = opt.one_of("csv", "jsonl"),
   batch = opt.either(opt.boolean, opt.integer(1, 20)),
@@ -380,6 +390,13 @@ M.IMPORT_OPTIONS = {
   -- read by the journal, deadline and sharding code
   max_wait = opt.any, deadline = opt.any, journal_repair = opt.any, retry_failed = opt.any,
   shard = opt.any,
+  -- sync mode (the state database, state.lua); checked against the mode in check_opts
+  state = opt.string,
+  delete_missing = opt.boolean,
+  verify = function(v)
+    if v == true or v == false then return nil end
+    if type(v) ~= "number" or v ~= v or v <= 0 or v > 1 then return "a boolean or a share of rows 0 < x <= 1" end
+  end,
 }
 
 local function check_opts(c, source, opts)
@@ -395,6 +412,16 @@ local function check_opts(c, source, opts)
   if batch == nil or batch == true then batch = M.defaults.batch end
   if batch == false then batch = 1 end
   local conc = opts.concurrency or M.defaults.concurrency
+  if mode == "sync" then
+    if opts.state == nil then error("import: mode \"sync\" needs opts.state (the state database path)", 3) end
+    if opts.journal ~= nil then
+      error("import: mode \"sync\" keeps its journal in opts.state; opts.journal is for the other modes", 3)
+    end
+  else
+    for _, k in ipairs({ "state", "delete_missing", "verify" }) do
+      if opts[k] ~= nil then error(("import: opts.%s is only for mode \"sync\""):format(k), 3) end
+    end
+  end
   return mode, batch, conc, parse_shard(opts.shard, 4)
 end
 
@@ -436,6 +463,14 @@ local function check_files(source, opts)
   if rid and rid == jid then
     return nil, ("results file %s is the journal %s: they would write over each other"):format(
       tostring(opts.results), opts.journal)
+  end
+  local tid = opts.state and file_id(opts.state)
+  if tid and tid == sid then
+    return nil, ("state %s is the source file %s: it would be written over"):format(opts.state, sname)
+  end
+  if tid and tid == rid then
+    return nil, ("results file %s is the state %s: they would write over each other"):format(
+      tostring(opts.results), opts.state)
   end
   return true
 end
@@ -606,11 +641,17 @@ end
 --   max_wait (longest Retry-After a row waits for, seconds, default 120), deadline (seconds
 --   the import may send for), journal_repair (go on with a damaged journal), retry_failed
 --   (default true: rows that failed in an earlier run with the journal are tried again).
+--   Sync (mode = "sync"): state (path of the state database, required; see state.lua),
+--   delete_missing (delete rows of the state absent from the source), verify (true, or a
+--   share 0 < x <= 1 of the rows re-read from Graph per run). No journal: intents and
+--   outcomes are committed to the state.
 --   An unknown or ill-typed option raises (M.IMPORT_OPTIONS lists them all). A CSV header with
 --   a duplicated, conflicting or unknown column returns nil, err before any row is sent.
 -- Returns summary { read, created, updated, unchanged, deleted, failed, invalid, resumed,
 --   retried, requests, elapsed, rate, mode, warnings, torn_journal, journal_repaired,
---   deadline_reached, not_attempted, and with a shard: shard = {k, n}, other_shards }, or
+--   deadline_reached, not_attempted, and with a shard: shard = {k, n}, other_shards; in sync
+--   mode state_rows, state_fallback, verified, repaired, missing, missing_ids (the first 100),
+--   and for a dry run would = {create, update, unchanged, lookup, delete} }, or
 --   nil, err when the import cannot start (source, journal or results file unusable or one
 --   and the same file; journal in use, damaged, or of another import or shard).
 function M.import(c, source, opts)
@@ -682,12 +723,39 @@ function M.import(c, source, opts)
     if not sok then jr:close(); close_source(); return nil, "journal: " .. tostring(serr) end
   end
 
+  -- sync: the state database (see state.lua), locked from here until it is closed. A state
+  -- that knows no row yet (a new file) is filled by lookups, as an upsert does.
+  local store, verify_period, store_fallback
+  if mode == "sync" then
+    state_mod = state_mod or require "vivalearning.state"
+    local serr
+    store, serr = state_mod.open(opts.state, { provider = provider, shard = shard_name })
+    if not store then close_source(); return nil, serr end
+    summary.state_rows = store.count
+    store_fallback = store.count == 0
+    summary.state_fallback = store_fallback or nil
+    if not opts.dry_run then
+      local rok, rerr = store:start_run(type(source) == "string" and source or fmt, "sync")
+      if not rok then store:close(); close_source(); return nil, rerr end
+    end
+    if opts.verify == true then verify_period = 1
+    elseif opts.verify then verify_period = math.max(1, math.floor(1 / opts.verify + 0.5)) end
+    summary.verified, summary.repaired, summary.missing = 0, 0, 0
+  end
+  -- sync: is this row one of the run's share to verify? Row i is verified once every
+  -- verify_period runs (FNV-1a of its external id, plus the run number, modulo the period).
+  local function to_verify(ext)
+    if not verify_period then return false end
+    return (M.fnv1a32(ext) + (store.run or 0)) % verify_period == 0
+  end
+
   if opts.results then
     local rerr
     results, rerr = results_mod.open(opts.results, opts.results_format)
     if not results then
       close_source()
       if jr then jr:close() end
+      if store then store:close() end
       return nil, "cannot write results: " .. tostring(rerr)
     end
   end
@@ -729,6 +797,18 @@ function M.import(c, source, opts)
       pending_done[#pending_done + 1] = { rec.row, outcome, rec.external_id, rec.id, rec.status,
                                           rec.code, rec.message, rec.request_id, rec.retry_after }
     end
+    if store and row.ext and not info.not_done and not info.invalid then
+      if row.verify and outcome == "updated" then summary.repaired = summary.repaired + 1 end
+      if outcome == "deleted" then
+        store:forget(row.ext)
+      elseif outcome == "failed" then
+        -- a failure that may have been applied keeps its create intent (looked up next time)
+        local st = rec.status
+        store:failed(row.ext, row.kind, st, row.intended and (st == nil or st == 429 or st >= 500))
+      elseif not row.no_request and row.hash then
+        store:confirm(row.ext, row.kind, rec.id, row.hash, row.canon, outcome, rec.status)
+      end
+    end
     if opts.on_outcome then opts.on_outcome(rec) end
     row.final = true
   end
@@ -745,14 +825,42 @@ function M.import(c, source, opts)
         if row then
           summary.valid = (summary.valid or 0) + 1
           summary.read = summary.read + 1
+          if store then
+            -- what a sync would do with the row, from the state alone (nothing is sent)
+            local e = store:get(row.ext)
+            local _, h = state_mod.digest(row.kind, row.fields, rows.null)
+            local w
+            if not e or not e.id or e.pending then w = (store_fallback or e) and "lookup" or "create"
+            elseif to_verify(row.ext) or e.kind ~= row.kind then w = "lookup"
+            elseif e.hash == h then w = "unchanged"
+            else w = "update" end
+            summary.would = summary.would or { create = 0, update = 0, unchanged = 0, lookup = 0, delete = 0 }
+            summary.would[w] = summary.would[w] + 1
+            store:seen(row.ext)
+          end
         else
-          finish({ n = n, ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil },
+          local ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil
+          if store then
+            if type(ext) == "string" and ext ~= "" then store:seen(ext) else summary.unkeyed = true end
+          end
+          finish({ n = n, ext = ext },
             "failed", { message = with_field(field, why), field = field, value = value, invalid = true,
                         code = "invalidRow" })
         end
       end
     end
     close_source()
+    if store then
+      -- rows in the state and not in the source: what --delete-missing would delete
+      summary.would = summary.would or { create = 0, update = 0, unchanged = 0, lookup = 0, delete = 0 }
+      summary.missing_ids = {}
+      for ext in store:missing() do
+        summary.missing = summary.missing + 1
+        if #summary.missing_ids < 100 then summary.missing_ids[#summary.missing_ids + 1] = ext end
+      end
+      if opts.delete_missing then summary.would.delete = summary.missing end
+      store:close()
+    end
     if results then results:close() end
     if jr then jr:close() end
     summary.dry_run = true
@@ -760,6 +868,7 @@ function M.import(c, source, opts)
   end
 
   ------------------------------------------------------------------ scheduler state
+  local start_missing       -- sync: the rows of the state not in the source (set below)
   local ready = {}          -- FIFO of ops
   local rhead, rtail = 1, 0
   local delayed = {}        -- ops waiting for not_before
@@ -808,7 +917,40 @@ function M.import(c, source, opts)
   end
 
   local function start_row(row)
-    if mode == "delete" then
+    if mode == "sync" then
+      -- what the state knows decides: nothing sent for an unchanged row, a PATCH by the
+      -- stored id for a changed one, a create for a new one, a lookup when unsure
+      store:seen(row.ext)
+      row.canon, row.hash = state_mod.digest(row.kind, row.fields, rows.null)
+      local e = store:get(row.ext)
+      row.verify = to_verify(row.ext)
+      if row.verify then summary.verified = summary.verified + 1 end
+      if e and e.pending then
+        -- a create intent of a run that did not finish: it may exist, look it up first
+        row.reconcile, row.intent_op = true, "create"
+        push({ row = row, op = "lookup" })
+      elseif not e or not e.id then
+        push({ row = row, op = (store_fallback or e or row.reconcile) and "lookup" or "create" })
+      elseif row.verify or e.kind ~= row.kind or row.reconcile then
+        push({ row = row, op = "lookup" })
+      elseif e.hash == row.hash then
+        row.id, row.no_request = e.id, true
+        finish(row, "unchanged", { id = e.id, message = "unchanged since the last sync (nothing sent)" })
+        release(row)
+      else
+        local old = e.fields and jsonl.decode(e.fields)
+        local changes = rows.diff(row.fields, type(old) == "table" and type(old.fields) == "table" and old.fields or {})
+        row.id = e.id
+        if not changes then
+          -- the same fields in another spelling: confirmed as they are
+          finish(row, "unchanged", { id = e.id, message = "unchanged since the last sync (nothing sent)" })
+          release(row)
+        else
+          row.changes = changes
+          push({ row = row, op = "update" })
+        end
+      end
+    elseif mode == "delete" then
       if row.id then push({ row = row, op = "delete" })
       else push({ row = row, op = "lookup" }) end
     elseif mode == "upsert" or row.reconcile then
@@ -833,11 +975,16 @@ function M.import(c, source, opts)
       end
       last_row = n
       if rec == false then
+        if store then summary.unkeyed = true end
         finish({ n = n }, "failed", { message = msg, invalid = true, code = "invalidRow" })
       elseif not done_rows[n] then
         local row, field, why, value = prepare(rec, n, popts)
         if not row then
           local ext = type(rec) == "table" and (rec.externalCourseActivityId or rec.externalcourseActivityId) or nil
+          if store then
+            -- an invalid row is still in the source: never reported missing (nor deleted)
+            if type(ext) == "string" and ext ~= "" then store:seen(ext) else summary.unkeyed = true end
+          end
           finish({ n = n, ext = type(ext) == "string" and ext or nil }, "failed",
             { message = with_field(field, why), field = field, value = value, invalid = true,
               code = "invalidRow" })
@@ -958,13 +1105,17 @@ function M.import(c, source, opts)
         end
         finish(row, done[1], { id = row.id, status = done[2] })
         release(row)
-      elseif o == "create" and mode == "upsert" and err_status(err) == 409 and not row.conflict then
+      elseif o == "create" and (mode == "upsert" or mode == "sync") and err_status(err) == 409 and not row.conflict then
         -- the row exists after all (created since our lookup, or the lookup did not see it
         -- yet): look it up again, then update it or report it unchanged
         row.conflict = err
         row.reconcile = false
         row.intent_op = nil
         push({ row = row, op = "lookup" })
+      elseif o == "update" and mode == "sync" and row.changes and err_status(err) == 404 then
+        -- deleted in Graph since the last sync: created again
+        row.changes, row.id, row.recreated = nil, nil, true
+        push({ row = row, op = "create" })
       elseif o == "delete" and err_status(err) == 404 and (row.reconcile or row.delete_retried) then
         finish(row, "deleted", { id = row.id, status = 404, code = err.code,
                                  message = "already gone (deleted by an earlier attempt)" })
@@ -1044,6 +1195,8 @@ function M.import(c, source, opts)
       local m, merr = model_for(row)
       if not m then return nil, merr end
       return { op = "create", provider = provider, model = m }
+    elseif op.op == "update" and row.changes then
+      return { op = "update", provider = provider, id = row.id, changes = row.changes }
     elseif op.op == "update" then
       return { op = "update", provider = provider, model = row.model }
     elseif op.op == "delete" then
@@ -1061,6 +1214,8 @@ function M.import(c, source, opts)
         local m, merr = model_for(row)
         if not m then serr = merr; return end
         req = c:submit("create", provider, m)
+      elseif o == "update" and row.changes then
+        req = c:submit("update", provider, row.id, row.changes)
       elseif o == "update" then
         req = c:submit("update", provider, row.model)
       elseif o == "delete" then
@@ -1213,6 +1368,23 @@ function M.import(c, source, opts)
       if need_sync then ok, serr = jr:sync() else ok, serr = jr:flush() end
       if not ok then error("journal: " .. tostring(serr)) end
     end
+    if store then
+      -- sync: the intent of every create about to go out is committed first (WAL, synchronous
+      -- FULL: on disk when the commit returns), with the outcomes written since the last one
+      for _, p in ipairs(planned) do
+        for _, op in ipairs(p.ops) do
+          if op.op == "create" and not op.row.intended then
+            op.row.intended = true
+            store:intend(op.row.ext, op.row.kind)
+          end
+        end
+      end
+      if store.in_tx then
+        local cok, cerr = store:commit()
+        if not cok then error(cerr) end
+        store.last_commit = now()
+      end
+    end
     for _, p in ipairs(planned) do
       local req
       if p.single then
@@ -1299,13 +1471,51 @@ function M.import(c, source, opts)
     end
   end
 
+  -- sync, once the source is done: rows in the state and not in the source are reported,
+  -- and deleted with delete_missing. Returns true when it queued deletes.
+  local missing_done = false
+  start_missing = function()
+    if missing_done or not store or summary.fatal or summary.deadline_reached then return false end
+    missing_done = true
+    local list = {}
+    summary.missing_ids = {}
+    for ext, id, kind in store:missing() do
+      summary.missing = summary.missing + 1
+      if #summary.missing_ids < 100 then summary.missing_ids[#summary.missing_ids + 1] = ext end
+      if opts.delete_missing then list[#list + 1] = { ext = ext, id = id, kind = kind } end
+    end
+    local orphans = store:pending_missing()
+    if orphans > 0 then
+      summary.warnings[#summary.warnings + 1] = ("%d rows of the state have the create intent of an unfinished run "
+        .. "and are not in the source: they may exist in Graph (put them back in the source to reconcile them)"):format(orphans)
+    end
+    if summary.missing == 0 then return false end
+    if opts.delete_missing and summary.unkeyed then
+      summary.warnings[#summary.warnings + 1] = ("%d rows of the state are not in the source, but some rows of the "
+        .. "source could not be read or have no externalCourseActivityId: nothing was deleted"):format(summary.missing)
+      return false
+    end
+    if not opts.delete_missing then
+      summary.warnings[#summary.warnings + 1] = ("%d rows of the state are not in the source (first: %s); "
+        .. "delete_missing (--delete-missing) deletes them"):format(summary.missing, summary.missing_ids[1])
+      return false
+    end
+    for _, m in ipairs(list) do
+      buffered = buffered + 1
+      -- reconcile: a 404 means already gone (deleted in Graph meanwhile)
+      local row = { ext = m.ext, id = m.id, kind = m.kind, attempts = 0, reconcile = true, missing = true }
+      push({ row = row, op = "delete" })
+    end
+    return #list > 0
+  end
+
   ------------------------------------------------------------------ main loop
   local ok, loop_err = pcall(function()
     while true do
       read_rows()
       dispatch()
       if ninflight == 0 then
-        if #delayed == 0 and qlen() == 0 and source_done then break end
+        if #delayed == 0 and qlen() == 0 and source_done and not start_missing() then break end
         if qlen() == 0 and #delayed > 0 then
           local soonest = math.huge
           for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end
@@ -1331,11 +1541,25 @@ function M.import(c, source, opts)
         if now() - (jr.last_sync or 0) > 1 then sok, serr = jr:sync() else sok, serr = jr:flush() end
         if not sok then error("journal: " .. tostring(serr)) end
       end
+      if store and store.in_tx and now() - (store.last_commit or 0) > 1 then
+        -- outcomes are committed at least once a second (a row whose outcome was lost is
+        -- sent again: a PATCH is idempotent, a create has its intent)
+        local cok, cerr = store:commit()
+        if not cok then error(cerr) end
+        store.last_commit = now()
+      end
       if prog then prog:update(summary.read, summary.failed) end
     end
   end)
 
   close_source()
+  if store then
+    local counts = { read = summary.read, created = summary.created, updated = summary.updated,
+                     unchanged = summary.unchanged, deleted = summary.deleted, failed = summary.failed }
+    local eok, eerr = store:end_run((ok and not summary.fatal and not summary.deadline_reached) and "done" or "interrupted", counts)
+    store:close()
+    if ok and not eok then ok, loop_err = false, eerr end
+  end
   if jr then
     if #pending_done > 0 then jr:append({ k = "done", o = pending_done }) end
     if ok and not summary.fatal then

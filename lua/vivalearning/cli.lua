@@ -3,6 +3,9 @@
 --   vivalearning import FILE --provider ID [--mode create|upsert|delete] [--batch N]
 --                [--concurrency N] [--journal F] [--results F|-] [--type T] [--dry-run]
 --                [--shard K/N]
+--   vivalearning sync FILE --provider ID --state F [--delete-missing] [--verify | --verify-share X]
+--                [--dry-run] [--results F|-] [--shard K/N] ...
+--   vivalearning state show|export --state F [--format csv|jsonl] [-o FILE]
 --   vivalearning export --user ID | --me [--format csv|jsonl] [-o FILE]
 --   vivalearning get ID | get --provider ID --external-id X
 --   vivalearning delete ID --provider ID | delete --provider ID --external-id X
@@ -61,6 +64,17 @@ local function seconds(flag, min, min_ok, max)
     end
     return n
   end
+end
+
+-- --verify-share: a share of rows, 0 < x <= 1, or a percentage ("1%")
+local function share(v)
+  local pct = tostring(v):match("^%s*([%d.]+)%s*%%%s*$")
+  local n = tonumber(pct or v)
+  if n and pct then n = n / 100 end
+  if not n or n ~= n or n <= 0 or n > 1 then
+    return nil, ("--verify-share: '%s' is not a share 0 < x <= 1 (or a percentage, e.g. 1%%)"):format(tostring(v))
+  end
+  return n
 end
 
 local function shard(v)
@@ -159,6 +173,40 @@ function M.parser()
   imp:flag("-q --quiet", "No summary on stdout.")
   add_connection(imp, { { "COLUMNS", "progress bar width when the terminal reports none" },
                         failed = "some rows failed" })
+
+  local syn = p:command("sync", "Incremental sync with a local state database: only rows that changed since the last run are sent.")
+  syn:argument("file", "CSV or .jsonl file with every row of the provider (or of the shard); - for stdin.")
+  syn:option("--provider", "Learning provider id the activities belong to."):count(1)
+  syn:option("--state", "State database (SQLite; created on the first run, one per provider and shard)."):count(1)
+  syn:flag("--delete-missing", "Delete in Graph the rows of the state that are not in the file (mirror; "
+    .. "with --dry-run, only list them).")
+  syn:flag("--verify", "Re-read every row from Graph and repair drift (a lookup per row).")
+  syn:option("--verify-share", "Re-read this share of the rows per run (e.g. 0.01 or 1%): every row once "
+    .. "over 1/share runs."):convert(share)
+  syn:option("--type", "Type of rows without a type column: assignment or self_initiated.")
+    :choices({ "assignment", "self_initiated" })
+  syn:option("--format", "Input format (default: from the file name; .jsonl = JSON Lines, else CSV).")
+    :choices({ "csv", "jsonl" })
+  syn:option("--batch", "Requests per $batch, 1..20 (1 = single requests).", "20"):convert(positive("--batch"))
+  syn:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive("--concurrency"))
+  syn:option("--results", "Per-row results file (.csv or .jsonl; - for stdout, then the summary goes to stderr).")
+  syn:option("--results-format", "Format of the results (default: from the name; csv for -)."):choices({ "csv", "jsonl" })
+  syn:option("--shard", "K/N: sync only the rows whose externalCourseActivityId hashes to K of N (one state per shard).")
+    :convert(shard)
+  syn:option("--max-wait", "Longest Retry-After a row waits for, in seconds (default 120)."):convert(seconds("--max-wait", 0, true))
+  syn:option("--deadline", "Stop sending after this many seconds (run again to do the rest)."):convert(seconds("--deadline", 0, false))
+  syn:flag("--dry-run", "Validate every row and say what would be sent (and deleted), from the state alone; send nothing.")
+  syn:flag("--progress", "Show progress even when stderr is not a terminal.")
+  syn:flag("--no-progress", "No progress bar.")
+  syn:flag("-q --quiet", "No summary on stdout.")
+  add_connection(syn, { failed = "some rows failed" })
+
+  local sta = p:command("state", "Show a sync's state database, or export what it believes is in Graph.")
+  sta:argument("action", "show (a summary) or export (every activity, as CSV or JSON Lines)."):choices({ "show", "export" })
+  sta:option("--state", "State database."):count(1)
+  sta:option("--format", "Export format: csv or jsonl (default: from -o, else csv)."):choices({ "csv", "jsonl" })
+  sta:option("-o --output", "Export to this file (default stdout); written under a temporary name and renamed.")
+  sta:epilog("Needs no credentials and sends nothing. Exit codes: 0 ok, 2 usage error or a state that cannot be read.")
 
   local exp = p:command("export", "Write a learner's course activities as CSV or JSON Lines.")
   exp:mutex(
@@ -424,6 +472,115 @@ function commands.import(viva, c, a, out, errout)
   return s.failed > 0 and M.EXIT_FAILED or M.EXIT_OK
 end
 
+function commands.sync(viva, c, a, out, errout)
+  if a.batch > 20 then
+    return nil, "--batch must be 1..20 (Graph allows at most 20 requests in a $batch)", M.EXIT_USAGE
+  end
+  if a.verify and a.verify_share then return nil, "--verify and --verify-share: give one", M.EXIT_USAGE end
+  local progress = "auto"
+  if a.no_progress then progress = false elseif a.progress then progress = "bar" end
+  local results = a.results
+  if results == "-" then results = out end
+  local failures = failure_log()
+  local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, {
+    provider = a.provider, mode = "sync", state = a.state, type = a.type, format = a.format, batch = a.batch,
+    concurrency = a.concurrency, results = results, results_format = a.results_format, dry_run = a.dry_run,
+    shard = a.shard, max_wait = a.max_wait, deadline = a.deadline, delete_missing = a.delete_missing or nil,
+    verify = a.verify or a.verify_share, label = "sync",
+    progress = progress == "auto" and true or progress, on_outcome = failures.add,
+  })
+  if not s then return nil, err, M.EXIT_USAGE end
+  local sout = a.results == "-" and errout or out
+  for _, w in ipairs(s.warnings or {}) do say(errout, "warning: ", w, "\n") end
+  if not a.quiet then
+    if s.dry_run then
+      local w = s.would
+      say(sout, ("%s checked: %d valid, %d invalid\n"):format(plural(s.read, "row"), s.valid or 0, s.failed))
+      say(sout, ("  would send: %d creates, %d updates, %d lookups; %d unchanged (nothing sent)\n"):format(
+        w.create, w.update, w.lookup, w.unchanged))
+      if s.missing > 0 then
+        say(sout, ("  %s in the state and not in the file%s:\n"):format(plural(s.missing, "row"),
+          a.delete_missing and " would be deleted" or " (--delete-missing would delete them)"))
+        for _, ext in ipairs(s.missing_ids) do say(sout, "    ", ext, "\n") end
+        if s.missing > #s.missing_ids then say(sout, ("    ... and %d more\n"):format(s.missing - #s.missing_ids)) end
+      end
+    else
+      say(sout, summary_text(s))
+      say(sout, ("  state %s: %s before this run%s%s\n"):format(a.state, plural(s.state_rows, "row"),
+        s.state_fallback and " (new: every row was looked up)" or "",
+        s.verified > 0 and (", %d verified, %d repaired"):format(s.verified, s.repaired) or ""))
+    end
+    if a.results and a.results ~= "-" then say(sout, "  results: ", a.results, "\n") end
+  end
+  failures.write(errout, a.results)
+  return s.failed > 0 and M.EXIT_FAILED or M.EXIT_OK
+end
+
+-- `state show|export`: no client, nothing sent.
+function commands.state(a, out, errout)
+  local state = require "vivalearning.state"
+  local st, err = state.open(a.state, { writer = false })
+  if not st then return nil, err, M.EXIT_USAGE end
+  if a.action == "show" then
+    local t = st:info()
+    st:close()
+    say(out, ("state %s (schema version %d)\n"):format(t.path, t.version))
+    say(out, ("  provider %s%s\n"):format(tostring(t.provider), t.shard and (", shard " .. t.shard) or ""))
+    local parts = {}
+    local names = {}
+    for o in pairs(t.by_outcome) do names[#names + 1] = o end
+    table.sort(names)
+    for _, o in ipairs(names) do parts[#parts + 1] = ("%d %s"):format(t.by_outcome[o], o) end
+    say(out, ("  %s%s\n"):format(plural(t.rows, "activity", "activities"),
+      #parts > 0 and (" (last outcome: " .. table.concat(parts, ", ") .. ")") or ""))
+    if t.pending > 0 then
+      say(out, ("  %s with a create intent of an unfinished run (looked up by the next sync)\n"):format(plural(t.pending, "row")))
+    end
+    local r = t.last_run
+    if r then
+      say(out, ("  %s; the last: #%d %s, %s, started %s%s\n"):format(plural(t.runs, "run"), r.run, tostring(r.status),
+        tostring(r.source), os.date("!%Y-%m-%dT%H:%M:%SZ", r.started),
+        r.counts and (": %d read, %d created, %d updated, %d unchanged, %d deleted, %d failed"):format(
+          r.counts.read or 0, r.counts.created or 0, r.counts.updated or 0, r.counts.unchanged or 0,
+          r.counts.deleted or 0, r.counts.failed or 0) or ""))
+    end
+    return M.EXIT_OK
+  end
+  local rows = require "vivalearning.rows"
+  local csv = require "vivalearning.csv"
+  local jsonl = require "vivalearning.jsonl"
+  local format = a.format or require("vivalearning.results").format_for(a.output)
+  local sink, serr = open_sink(a.output, out)
+  if not sink then st:close(); return nil, serr, M.EXIT_USAGE end
+  local ok, n = pcall(function()
+    local count = 0
+    local w = format == "jsonl" and assert(jsonl.writer(sink.fh)) or assert(csv.writer(sink.fh, { eol = "\n" }))
+    if format == "csv" then w:write(rows.columns) end
+    for t in st:rows() do
+      count = count + 1
+      if format == "jsonl" then
+        assert(w:write(t))
+      else
+        local flat = rows.flatten(t)
+        local rec = {}
+        for i, k in ipairs(rows.columns) do
+          local v = flat[k]
+          if v == jsonl.null or v == rows.null then v = nil end
+          rec[i] = v ~= nil and tostring(v) or ""
+        end
+        assert(w:write(rec, #rows.columns))
+      end
+    end
+    return count
+  end)
+  st:close()
+  if not ok then sink.abort(); return nil, tostring(n), M.EXIT_USAGE end
+  local cok, cerr = sink.commit()
+  if not cok then return nil, cerr, M.EXIT_USAGE end
+  if a.output then say(errout, ("%s written to %s\n"):format(plural(n, "activity", "activities"), a.output)) end
+  return M.EXIT_OK
+end
+
 function commands.export(viva, c, a, out, errout)
   if not a.user and not a.me then return nil, "export needs --user ID or --me", M.EXIT_USAGE end
   local format = a.format or require("vivalearning.results").format_for(a.output)
@@ -577,13 +734,21 @@ function M.run(args, out, errout)
     say(errout, sub:get_usage(), "\n\nError: ", msg, "\n")
     return M.EXIT_USAGE
   end
+  if a.command == "state" then
+    -- reads the local database only: no credentials, no client
+    local okr, code, err, failcode = pcall(commands.state, a, out, errout)
+    if not okr then say(errout, "vivalearning state: ", tostring(code), "\n"); return M.EXIT_USAGE end
+    if code == nil then say(errout, "vivalearning state: ", tostring(err), "\n"); return failcode or M.EXIT_USAGE end
+    out:flush()
+    return code
+  end
   local viva = require "vivalearning"
   local cfg, cerr = M.client_config(a)
   if not cfg then
     say(errout, "vivalearning ", a.command, ": ", cerr, "\n")
     return M.EXIT_USAGE
   end
-  if a.command == "import" and a.concurrency then cfg.max_concurrency = a.concurrency end
+  if (a.command == "import" or a.command == "sync") and a.concurrency then cfg.max_concurrency = a.concurrency end
   if a.max_retries then cfg.max_retries = a.max_retries end
   if a.timeout then
     cfg.timeouts = { deadline = a.timeout, attempt = math.min(a.timeout, 60), connect = math.min(a.timeout, 10) }
