@@ -22,6 +22,7 @@ dependencies = {
 -- luarocks does not look for headers (the compiler finds it there by itself).
 external_dependencies = {
   CURL = { library = "curl" },
+  SQLITE = { library = "sqlite3" },   -- the sync state store (vivalearning/sqlite.so)
 }
 build = {
   type = "make",
