@@ -568,6 +568,45 @@ describe("model JSON: decoding", function()
     assert.is_nil(d["@odata.nothing"])           -- absent annotations read nil
   end)
 
+  it("re-emits unknown properties as they came: [] stays [], {} stays {}, numbers as written", function()
+    local doc = '{"title":"t","emptyList":[],"emptyObject":{},"nested":{"a":[],"b":[{}]},' ..
+                '"n":1.50,"e":2E3,"s":"x\\u00e9\\n","yes":true,"no":false,"nothing":null}'
+    local c = assert(viva.decode(doc))
+    local out = c:tojson()
+    for _, part in ipairs { '"emptyList":[]', '"emptyObject":{}', '"nested":{"a":[],"b":[{}]}', '"n":1.50',
+                            '"e":2E3', '"s":"x\\u00e9\\n"', '"yes":true', '"no":false', '"nothing":null' } do
+      assert.is_truthy(out:find(part, 1, true), part .. " in " .. out)
+    end
+    -- and still read as Lua values, in pairs and totable
+    assert.are.same({}, c.emptyList)
+    assert.are.same({ a = {}, b = { {} } }, c.nested)
+    assert.are.equal(1.5, c.n)
+    assert.are.equal(2000, c.e)
+    assert.are.equal("integer", math.type(c.e))
+    assert.are.equal("x\u{e9}\n", c.s)
+    assert.are.equal(true, c.yes)
+    assert.are.equal(false, c.no)
+    assert.are.equal(viva.null, c.nothing)
+    local seen = {}
+    for k, v in pairs(c) do seen[k] = v end
+    assert.are.same({ title = "t", emptyList = {}, emptyObject = {}, nested = { a = {}, b = { {} } }, n = 1.5,
+                      e = 2000, s = "x\u{e9}\n", yes = true, no = false, nothing = viva.null }, seen)
+    assert.are.same(seen, c:totable())
+    assert.are.equal(c, viva.decode(out))
+    assert.are.equal(out, viva.decode(out):tojson())
+  end)
+
+  it("keeps unknown properties of a Lua table given to decode (there is no JSON text)", function()
+    local t = { title = "t", extra = { 1, { x = "y" } }, flag = false }
+    local c = assert(viva.decode(t))
+    assert.are.same({ 1, { x = "y" } }, c.extra)
+    assert.are.equal(false, c.flag)
+    t.extra[1] = 2                                 -- a copy was kept
+    assert.are.same({ 1, { x = "y" } }, c.extra)
+    assert.are.same({ 1, { x = "y" } }, cjson.decode(c:tojson()).extra)
+    assert.are.equal(c, viva.decode(c:tojson()))
+  end)
+
   it("keeps an unknown @odata.type as a base learningCourseActivity, with its subtype fields", function()
     local doc = [[{"@odata.type":"#microsoft.graph.learningPeerCourse","id":"p1","learnerUserId":"u",
       "learningContentId":"c","status":"inProgress","peerUserId":"u2","startedDateTime":"2021-05-21T22:57:17+00:00"}]]

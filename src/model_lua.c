@@ -134,6 +134,11 @@ static int m_decode(lua_State *L) {
         return luaL_argerror(L, 2, "'activity', 'provider' or 'content' expected");
     if (t != LUA_TSTRING && t != LUA_TTABLE) return luaL_typeerror(L, 1, "JSON string or table");
     lua_settop(L, 2);
+    if (t == LUA_TSTRING) {                         /* straight from the text, when it can */
+        size_t n;
+        const char *text = lua_tolstring(L, 1, &n);
+        if (vl_model_decode_text(L, text, n, family)) return 1;
+    }
     lua_pushcfunction(L, decode_protected);
     if (t == LUA_TSTRING) {
         vl_json_push_decoder(L);                    /* the cjson.safe instance catches errors */
@@ -273,13 +278,7 @@ void vl_model_push_field(lua_State *L, int idx, const char *field) {
         lua_pushstring(L, k->odata_type);
         return;
     }
-    if (lua_getiuservalue(L, idx, VL_UV_EXTRAS) == LUA_TTABLE) {
-        lua_getfield(L, -1, field);
-        lua_remove(L, -2);
-        return;
-    }
-    lua_pop(L, 1);
-    lua_pushnil(L);
+    if (!vl_extras_get(L, idx, field, strlen(field))) lua_pushnil(L);
 }
 
 void vl_model_clean(lua_State *L, int idx) {
@@ -334,21 +333,13 @@ static int m_index(lua_State *L) {
     const vl_kind *k = &vl_kinds[m->kind];
     if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "%s: field name (string) expected, got %s",
                                                          k->type_name, luaL_typename(L, 2));
-    const char *key = lua_tostring(L, 2);
+    size_t kn;
+    const char *key = lua_tolstring(L, 2, &kn);
     if (strcmp(key, "@odata.type") == 0 && k->odata_type) {
         lua_pushstring(L, k->odata_type);
         return 1;
     }
-    if (lua_getiuservalue(L, 1, VL_UV_EXTRAS) == LUA_TTABLE) {
-        lua_pushvalue(L, 2);
-        if (lua_rawget(L, -2) != LUA_TNIL) {
-            if (lua_type(L, -1) == LUA_TTABLE) {
-                vl_sink S = { 0, 0 };
-                vl_copy_json(L, &S, key, -1, 0);
-            }
-            return 1;
-        }
-    }
+    if (vl_extras_get(L, 1, key, kn)) return 1;
     if (key[0] == '@') {                 /* annotations: absent reads nil */
         lua_pushnil(L);
         return 1;
@@ -401,15 +392,16 @@ static int m_newindex(lua_State *L) {
     return luaL_error(L, "%s: unknown field of %s, got %s", key, k->type_name, got);
 }
 
-/* __pairs iterator: upvalue 1 = next field index (nfields: extras from the start,
- * nfields+1: extras continuing from the key given). */
+/* __pairs iterator: upvalue 1 = next field index (nfields: extras from the start; then
+ * nfields+1: a table of extras, continuing from the key given; nfields+1+o: raw text of
+ * extras, continuing at byte o). */
 static int m_next(lua_State *L) {
     vl_model *m = vl_checkmodel(L, 1);
     const vl_kind *k = &vl_kinds[m->kind];
-    int pos = (int)lua_tointeger(L, lua_upvalueindex(1));
+    lua_Integer pos = lua_tointeger(L, lua_upvalueindex(1));
     lua_settop(L, 2);
     while (pos < k->nfields) {
-        int i = pos++;
+        int i = (int)pos++;
         vl_push_field(L, 1, &k->fields[i], i);
         if (!lua_isnil(L, -1)) {
             lua_pushinteger(L, pos);
@@ -420,7 +412,15 @@ static int m_next(lua_State *L) {
         }
         lua_pop(L, 1);
     }
-    if (lua_getiuservalue(L, 1, VL_UV_EXTRAS) != LUA_TTABLE) return 0;
+    int t = lua_getiuservalue(L, 1, VL_UV_EXTRAS);
+    if (t == LUA_TSTRING) {
+        size_t o = pos == k->nfields ? 0 : (size_t)(pos - k->nfields - 1);
+        if (!vl_extras_raw_next(L, 1, &o)) return 0;
+        lua_pushinteger(L, (lua_Integer)o + k->nfields + 1);
+        lua_replace(L, lua_upvalueindex(1));
+        return 2;
+    }
+    if (t != LUA_TTABLE) return 0;
     if (pos == k->nfields) {
         lua_pushnil(L);
         lua_pushinteger(L, pos + 1);
@@ -470,12 +470,18 @@ static int m_eq(lua_State *L) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    int n = vl_kinds[a->kind].nfields + 1, eq = 1;
-    for (int i = 1; i <= n && eq; i++) {
-        lua_getiuservalue(L, 1, i);
-        lua_getiuservalue(L, 2, i);
+    int n = vl_kinds[a->kind].nfields, eq = 1;
+    for (int i = 0; i < n && eq; i++) {
+        lua_getiuservalue(L, 1, VL_UV_FIELD(i));
+        lua_getiuservalue(L, 2, VL_UV_FIELD(i));
         eq = vl_deep_equal(L, -1, -2, 0);
         lua_pop(L, 2);
+    }
+    if (eq) {                            /* unknown properties by value, whatever their form */
+        lua_settop(L, 2);
+        vl_extras_push_all(L, 1);
+        vl_extras_push_all(L, 2);
+        eq = vl_deep_equal(L, 3, 4, 0);
     }
     lua_pushboolean(L, eq);
     return 1;
@@ -496,15 +502,13 @@ static int m_totable(lua_State *L) {
         vl_push_field(L, 1, &k->fields[i], i);
         lua_setfield(L, 2, k->fields[i].name);
     }
-    if (lua_getiuservalue(L, 1, VL_UV_EXTRAS) == LUA_TTABLE) {
-        vl_sink S = { 0, 0 };
+    vl_extras_push_all(L, 1);           /* 3: a fresh table (or nil): move its entries */
+    if (lua_istable(L, 3)) {
         lua_pushnil(L);
         while (lua_next(L, 3)) {
-            vl_copy_json(L, &S, "?", -1, 0);
-            lua_pushvalue(L, -3);
+            lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_rawset(L, 2);
-            lua_pop(L, 1);
         }
     }
     lua_settop(L, 2);

@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 
 #include "json.h"
+#include "json_scan.h"
 #include "model_store.h"
 
 VL_STATIC_ASSERT(sizeof(unsigned int) * CHAR_BIT >= VL_MAX_FIELDS, change_mask_has_a_bit_per_field);
@@ -21,6 +22,7 @@ static const char vl_mt_keys[VL_NKINDS] = { 0 };      /* registry[&vl_mt_keys[k]
 static const char vl_names_keys[VL_NKINDS] = { 0 };   /* registry[&vl_names_keys[k]] = names */
 static const char vl_guess_key = 'g';                 /* registry[&guess] = property -> family */
 static const char vl_ptrmap_key = 'p';                /* names[&ptrmap] = pointer map userdata */
+static const char vl_keymap_key = 'k';                /* names[&keymap] = key map userdata */
 
 const void *vl_model_tag_key(void) { return &vl_model_tag; }
 const void *vl_model_mt_key(int kind) { return &vl_mt_keys[kind]; }
@@ -298,6 +300,150 @@ const char *vl_family_of_context(const char *ctx) {
 }
 
 /* Lenient model from the table at tidx (raises on invalid data; run protected). */
+/* ------------------------------------------------------------------ unknown properties */
+
+/* The member of raw unknown-property text at i: key body [*k, *k + *kn) (no escapes: the
+ * decoder keeps only such keys), value [*v, *ve). Returns the index of the next member, or
+ * 0 at the end. The text was checked when the model was made. */
+static size_t raw_member(const char *s, size_t n, size_t i, size_t *k, size_t *kn, size_t *v, size_t *ve) {
+    int esc;
+    if (i >= n || s[i] != '"') return 0;
+    size_t e = vl_jscan_string(s, n, i, &esc);
+    if (!e) return 0;
+    *k = i + 1;
+    *kn = e - i - 2;
+    i = vl_jscan_ws(s, n, e);
+    i = vl_jscan_ws(s, n, i + 1);                 /* the colon */
+    *v = i;
+    *ve = vl_jscan_value(s, n, i, 1);
+    if (!*ve) return 0;
+    i = *ve;
+    return i < n ? i + 1 : n;                     /* the comma */
+}
+
+/* Pushes the Lua value of a JSON value slice: decoded by cjson, then copied the way values
+ * from tables are (integral numbers as integers), so both origins read alike. */
+static void push_raw_value(lua_State *L, const char *s, size_t n) {
+    vl_sink S = { 0, 0 };
+    if (!vl_json_decode(L, s, n)) {               /* checked text: cannot happen */
+        lua_pop(L, 2);
+        lua_pushnil(L);
+        return;
+    }
+    vl_copy_json(L, &S, "?", -1, 0);
+    lua_remove(L, -2);
+}
+
+int vl_extras_get(lua_State *L, int ud, const char *key, size_t kn) {
+    int t = lua_getiuservalue(L, ud, VL_UV_EXTRAS);
+    if (t == LUA_TTABLE) {
+        lua_pushlstring(L, key, kn);
+        if (lua_rawget(L, -2) != LUA_TNIL) {
+            if (lua_type(L, -1) == LUA_TTABLE) {
+                vl_sink S = { 0, 0 };
+                vl_copy_json(L, &S, key, -1, 0);
+                lua_remove(L, -2);
+            }
+            lua_remove(L, -2);
+            return 1;
+        }
+        lua_pop(L, 2);
+        return 0;
+    }
+    if (t == LUA_TSTRING) {
+        size_t n, i = 0, k, kl, v, ve;
+        const char *s = lua_tolstring(L, -1, &n);
+        while ((i = raw_member(s, n, i, &k, &kl, &v, &ve)) != 0) {
+            if (kl == kn && memcmp(s + k, key, kn) == 0) {
+                push_raw_value(L, s + v, ve - v);
+                lua_remove(L, -2);
+                return 1;
+            }
+        }
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+int vl_extras_raw_next(lua_State *L, int ud, size_t *pos) {
+    size_t n, k, kl, v, ve, next;
+    if (lua_getiuservalue(L, ud, VL_UV_EXTRAS) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    const char *s = lua_tolstring(L, -1, &n);
+    if (!(next = raw_member(s, n, *pos, &k, &kl, &v, &ve))) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    *pos = next;
+    lua_pushlstring(L, s + k, kl);
+    push_raw_value(L, s + v, ve - v);
+    lua_remove(L, -3);
+    return 1;
+}
+
+void vl_extras_push_all(lua_State *L, int ud) {
+    vl_sink S = { 0, 0 };
+    int t = lua_getiuservalue(L, ud, VL_UV_EXTRAS);
+    if (t == LUA_TTABLE) {
+        vl_copy_json(L, &S, "?", -1, 0);
+        lua_remove(L, -2);
+        return;
+    }
+    if (t != LUA_TSTRING) return;                 /* nil */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    size_t pos = 0;
+    while (vl_extras_raw_next(L, ud, &pos)) lua_rawset(L, -3);
+}
+
+/* Field lookup by the bytes of a key (decoding from text, where no Lua string exists yet):
+ * open addressing over a hash of the bytes; slots hold the schema's own name strings. */
+#define KEYMAP_SLOTS 128
+VL_STATIC_ASSERT(KEYMAP_SLOTS > VL_MAX_NAMES, key_map_has_a_slot_per_name_and_one_free);
+struct vl_keymap {
+    const char *name[KEYMAP_SLOTS];
+    unsigned char len[KEYMAP_SLOTS];
+    signed char idx[KEYMAP_SLOTS];
+};
+
+static unsigned key_hash(const char *s, size_t n) {
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static void keymap_put(vl_keymap *km, const char *name, int idx) {
+    size_t n = strlen(name);
+    unsigned h = key_hash(name, n) % KEYMAP_SLOTS;
+    while (km->name[h] && strcmp(km->name[h], name) != 0) h = (h + 1) % KEYMAP_SLOTS;
+    km->name[h] = name;
+    km->len[h] = (unsigned char)n;
+    km->idx[h] = (signed char)idx;
+}
+
+const vl_keymap *vl_keymap_of(lua_State *L, int kind) {
+    vl_push_names(L, kind);
+    lua_rawgetp(L, -1, &vl_keymap_key);
+    const vl_keymap *km = (const vl_keymap *)lua_touserdata(L, -1);   /* kept alive by names */
+    lua_pop(L, 2);
+    return km;
+}
+
+int vl_keymap_get(const vl_keymap *km, const char *s, size_t n) {
+    unsigned h = key_hash(s, n) % KEYMAP_SLOTS;
+    for (; km->name[h]; h = (h + 1) % KEYMAP_SLOTS)
+        if (km->len[h] == n && memcmp(km->name[h], s, n) == 0) return km->idx[h];
+    return -2;
+}
+
+const char *vl_guess_prop(const char *s, size_t n) {
+    for (size_t i = 0; i < sizeof guess_props / sizeof guess_props[0]; i++)
+        if (strlen(guess_props[i][0]) == n && memcmp(guess_props[i][0], s, n) == 0) return guess_props[i][1];
+    return NULL;
+}
+
 void vl_model_store_open(lua_State *L) {
     luaL_checkstack(L, 8, "vl_model_store_open");
     for (int kind = 0; kind < VL_NKINDS; kind++) {
@@ -324,6 +470,16 @@ void vl_model_store_open(lua_State *L) {
             lua_pop(L, 1);
         }
         lua_rawsetp(L, names, &vl_ptrmap_key);
+        vl_keymap *km = (vl_keymap *)lua_newuserdatauv(L, sizeof(vl_keymap), 0);
+        memset(km, 0, sizeof *km);
+        for (int i = 0; i < k->nfields; i++) {
+            const vl_field *f = &k->fields[i];
+            keymap_put(km, f->name, i);
+            if (f->wire) keymap_put(km, f->wire, i);
+            if (f->alias) keymap_put(km, f->alias, i);
+        }
+        keymap_put(km, "@odata.type", -1);
+        lua_rawsetp(L, names, &vl_keymap_key);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &vl_names_keys[kind]);   /* pops names */
     }
     lua_createtable(L, 0, (int)(sizeof guess_props / sizeof guess_props[0]));
