@@ -596,6 +596,63 @@ describe("model JSON: decoding", function()
     assert.are.equal(out, viva.decode(out):tojson())
   end)
 
+  it("decodes straight from the text to the model the cjson table gives, or fails alike", function()
+    local A = '"@odata.type":"#microsoft.graph.learningAssignment",'
+    local docs = {
+      '{' .. A .. '"notes":{"contentType":"html","content":"a \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\u00e9\\u20ac \\ud83d\\ude00"}}',
+      '{' .. A .. '"notes":{"content":"a\\u0000b","contentType":"text"}}',
+      '{' .. A .. '"notes":{"contentType":"text","content":"x","@odata.type":"#microsoft.graph.itemBody"}}',
+      '{' .. A .. '"notes":{}}',
+      '{' .. A .. '"dueDateTime":{"dateTime":null,"timeZone":"UTC"},"notes":null}',
+      '{' .. A .. '"dueDateTime":"2022-09-22"}',
+      '{' .. A .. '"completionPercentage":20.0}',
+      '{' .. A .. '"completionPercentage":-0}',
+      '{' .. A .. '"completionPercentage":2147483648}',
+      '{' .. A .. '"completionPercentage":1e2}',
+      '{' .. A .. '"status":"notStarted","status":"completed"}',
+      '{' .. A .. '"externalCourseActivityId":"a","externalcourseActivityId":"b"}',
+      '{' .. A .. '"x":1,"x":2}',
+      '{' .. A .. '"\\u0078":1}',
+      '{' .. A .. '"big":1e400}',
+      '{' .. A .. '"small":1e-400,"neg":-12.5e+3,"z":0}',
+      '{' .. A .. '"lone":"\\ud800"}',
+      '{' .. A .. '"ctl":"a\tb"}',
+      '{' .. A .. '"title":"not a field of assignments"}',
+      ' { "learnerUserId" : "u" , "status" : "completed" , "futureProp" : { "a" : [ 1 , 2 ] } } ',
+      '{"displayName":"p","title":"t"}',
+      '{"@odata.context":"https://g/v1.0/$metadata#learningProviders/$entity","id":"x","k":[]}',
+      '{"@odata.type":"#microsoft.graph.learningProvider","id":"x"}',
+      '{"@odata.type":"#microsoft.graph.learningPeerCourse","learnerUserId":"u"}',
+      '{"@odata.type":"#microsoft.graph.learningOther","id":"x"}',
+      '{"@odata.type":5,"learnerUserId":"u"}',
+      '{"title":"t","skillTags":["a","b\\u0000c",""]}',
+      '{"title":"t","skillTags":[],"contributors":["\\u00e9"],"numberOfPages":7,"isActive":false}',
+      '{"title":"t","skillTags":[1]}',
+      '{"id":"x","value":[1]}',
+      '{"value":[{"id":"1","title":"t"}]}',
+      '{"title":"t","deep":' .. string.rep("[", 59) .. string.rep("]", 59) .. '}',
+      '{"title":"t","deep":' .. string.rep("[", 63) .. string.rep("]", 63) .. '}',
+      '{"title":"t"} x',
+      '{"title":"\xe9"}',
+    }
+    for _, doc in ipairs(docs) do
+      for _, fam in ipairs { false, "activity", "content" } do
+        local from_text, err1 = viva.decode(doc, fam or nil)
+        local t = core.json_decode(doc)
+        local from_table, err2 = nil, "not JSON"
+        if type(t) == "table" then from_table, err2 = viva.decode(t, fam or nil) end
+        if from_text == nil then
+          assert.is_nil(from_table, doc)
+          assert.are.equal(err2 ~= "not JSON" and err2 or err1, err1, doc)
+        elseif type(from_text) == "userdata" then
+          assert.are.equal(from_table, from_text, doc)
+          assert.are.same(cjson.decode(from_table:tojson()), cjson.decode(from_text:tojson()), doc)
+          assert.are.same(from_table:totable(), from_text:totable(), doc)
+        end
+      end
+    end
+  end)
+
   it("keeps unknown properties of a Lua table given to decode (there is no JSON text)", function()
     local t = { title = "t", extra = { 1, { x = "y" } }, flag = false }
     local c = assert(viva.decode(t))
