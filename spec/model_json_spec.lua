@@ -594,6 +594,9 @@ describe("model JSON: decoding", function()
     assert.are.same(seen, c:totable())
     assert.are.equal(c, viva.decode(out))
     assert.are.equal(out, viva.decode(out):tojson())
+    -- the items of a collection alike
+    local page = assert(viva.decode('{"@odata.count":1,"value":[{"id":"1","title":"t","k":[]}]}'))
+    assert.are.equal('{"id":"1","title":"t","k":[]}', page.value[1]:tojson())
   end)
 
   it("decodes straight from the text to the model the cjson table gives, or fails alike", function()
@@ -634,6 +637,15 @@ describe("model JSON: decoding", function()
       '{"title":"t","deep":' .. string.rep("[", 63) .. string.rep("]", 63) .. '}',
       '{"title":"t"} x',
       '{"title":"\xe9"}',
+      '{"@odata.context":"https://g/v1.0/$metadata#learningProviders(\'p\')/learningContents",' ..
+        '"@odata.nextLink":"https://g/next","@odata.count":10,"x":{"y":[2.0]},' ..
+        '"value":[{"id":"1","k":[]},{"id":"2","level":"advanced"}]}',
+      '{"value":[{"id":"1","value":[1],"title":"t"}]}',
+      '{"value":[],"@odata.count":0}',
+      '{"value":[1]}',
+      '{"value":{}}',
+      '{"value":[{"id":"1","title":3}]}',
+      '{"value":[{"id":"1","title":"t"}],"value":[]}',
     }
     for _, doc in ipairs(docs) do
       for _, fam in ipairs { false, "activity", "content" } do
@@ -644,7 +656,12 @@ describe("model JSON: decoding", function()
         if from_text == nil then
           assert.is_nil(from_table, doc)
           assert.are.equal(err2 ~= "not JSON" and err2 or err1, err1, doc)
-        elseif type(from_text) == "userdata" then
+        elseif type(from_text) == "table" then          -- a collection
+          assert.are.equal(#from_table.value, #from_text.value, doc)
+          for i, m in ipairs(from_text.value) do assert.are.equal(from_table.value[i], m, doc) end
+          from_text.value, from_table.value = nil, nil
+          assert.are.same(from_table, from_text, doc)
+        else
           assert.are.equal(from_table, from_text, doc)
           assert.are.same(cjson.decode(from_table:tojson()), cjson.decode(from_text:tojson()), doc)
           assert.are.same(from_table:totable(), from_text:totable(), doc)

@@ -433,12 +433,64 @@ static int push_text_field(lua_State *L, const vl_field *f, const char *s, const
     }
 }
 
-int vl_model_decode_text(lua_State *L, const char *s, size_t n, const char *family) {
+static int decode_text(lua_State *L, const char *s, size_t n, const char *family, int collections);
+
+/* A collection ({"value":[...], "@odata.nextLink": ...} without an id): pushes the table
+ * of the other members' values with value = the models, or returns 0 with nothing pushed. */
+static int decode_collection(lua_State *L, const char *s, const member *m, int count, int vi,
+                             const char *family) {
+    char ctx_buf[1024];
+    int top = lua_gettop(L);
+    if (s[m[vi].v] != '[') return 0;
+    for (int j = 0; j < count && !family; j++)
+        if (key_is(s, &m[j], "@odata.context")) {
+            const char *ctx = plain_string(s, &m[j], ctx_buf, sizeof ctx_buf);
+            if (!ctx) return 0;
+            family = vl_family_of_context(ctx);
+        }
+    luaL_checkstack(L, 6, "collection");
+    lua_newtable(L);
+    for (int j = 0; j < count; j++) {             /* the other keys, as plain values */
+        if (j == vi) continue;
+        if (m[j].kesc || !vl_utf8_valid(s + m[j].k, m[j].kn)) goto leave;
+        for (int i = 0; i < j; i++)
+            if (m[i].kn == m[j].kn && memcmp(s + m[i].k, s + m[j].k, m[j].kn) == 0) goto leave;
+        lua_pushlstring(L, s + m[j].k, m[j].kn);
+        vl_push_json_text(L, s + m[j].v, m[j].ve - m[j].v);
+        lua_rawset(L, top + 1);
+    }
+    lua_newtable(L);
+    size_t ve = m[vi].ve, i = vl_jscan_ws(s, ve, m[vi].v + 1);
+    lua_Integer item = 0;
+    while (i < ve && s[i] != ']') {
+        size_t e = vl_jscan_value(s, ve, i, 1);
+        if (s[i] != '{' || !decode_text(L, s + i, e - i, family, 0)) goto leave;
+        lua_rawseti(L, top + 2, ++item);
+        i = vl_jscan_ws(s, ve, e);
+        if (s[i] == ',') i = vl_jscan_ws(s, ve, i + 1);
+    }
+    lua_setfield(L, top + 1, "value");
+    return 1;
+leave:
+    lua_settop(L, top);
+    return 0;
+}
+
+/* A model (or, with collections, a collection) from the object text s[0..n). */
+static int decode_text(lua_State *L, const char *s, size_t n, const char *family, int collections) {
     member m[MAX_MEMBERS];
     int count, unknown[MAX_MEMBERS], nu = 0;
     int longs[8], nlongs = 0;                     /* members of long strings stored */
     unsigned seen = 0;
     if (!scan_object(s, n, m, &count)) return 0;
+    if (collections) {                            /* a "value" table and no id: a collection */
+        int vi = -1, id = 0;
+        for (int j = 0; j < count; j++) {
+            if (key_is(s, &m[j], "value") && (s[m[j].v] == '[' || s[m[j].v] == '{')) vi = j;
+            if (key_is(s, &m[j], "id")) id = 1;
+        }
+        if (vi >= 0 && !id) return decode_collection(L, s, m, count, vi, family);
+    }
     int kind = pick_kind(s, m, count, family);
     if (kind < 0) return 0;
     const vl_kind *k = &vl_kinds[kind];
@@ -498,4 +550,8 @@ int vl_model_decode_text(lua_State *L, const char *s, size_t n, const char *fami
 leave:
     lua_settop(L, top);
     return 0;
+}
+
+int vl_model_decode_text(lua_State *L, const char *s, size_t n, const char *family) {
+    return decode_text(L, s, n, family, 1);
 }

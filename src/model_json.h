@@ -20,7 +20,8 @@ void vl_model_push_changes_json(lua_State *L, int idx);
 int vl_json_encode(lua_State *L, int idx);
 
 /* Decodes a model straight from its JSON text (family: "activity" | "provider" | "content",
- * or NULL to pick). Pushes the model and returns 1, or returns 0 with nothing pushed when
+ * or NULL to pick), or a collection (the table viva.decode gives: value = the models).
+ * Pushes it and returns 1, or returns 0 with nothing pushed when
  * the text is not of the shapes this path takes: the caller then decodes it with cjson and
  * builds the model from the table (the same model, or the message). Raises only on memory
  * errors. */

@@ -321,19 +321,6 @@ static size_t raw_member(const char *s, size_t n, size_t i, size_t *k, size_t *k
     return i < n ? i + 1 : n;                     /* the comma */
 }
 
-/* Pushes the Lua value of a JSON value slice: decoded by cjson, then copied the way values
- * from tables are (integral numbers as integers), so both origins read alike. */
-static void push_raw_value(lua_State *L, const char *s, size_t n) {
-    vl_sink S = { 0, 0 };
-    if (!vl_json_decode(L, s, n)) {               /* checked text: cannot happen */
-        lua_pop(L, 2);
-        lua_pushnil(L);
-        return;
-    }
-    vl_copy_json(L, &S, "?", -1, 0);
-    lua_remove(L, -2);
-}
-
 int vl_extras_get(lua_State *L, int ud, const char *key, size_t kn) {
     int t = lua_getiuservalue(L, ud, VL_UV_EXTRAS);
     if (t == LUA_TTABLE) {
@@ -355,7 +342,7 @@ int vl_extras_get(lua_State *L, int ud, const char *key, size_t kn) {
         const char *s = lua_tolstring(L, -1, &n);
         while ((i = raw_member(s, n, i, &k, &kl, &v, &ve)) != 0) {
             if (kl == kn && memcmp(s + k, key, kn) == 0) {
-                push_raw_value(L, s + v, ve - v);
+                vl_push_json_text(L, s + v, ve - v);
                 lua_remove(L, -2);
                 return 1;
             }
@@ -378,7 +365,7 @@ int vl_extras_raw_next(lua_State *L, int ud, size_t *pos) {
     }
     *pos = next;
     lua_pushlstring(L, s + k, kl);
-    push_raw_value(L, s + v, ve - v);
+    vl_push_json_text(L, s + v, ve - v);
     lua_remove(L, -3);
     return 1;
 }

@@ -249,6 +249,17 @@ int vl_copy_json(lua_State *L, vl_sink *S, const char *field, int idx, int depth
     return vl_report(L, S, field, "JSON value expected", idx, 1);
 }
 
+void vl_push_json_text(lua_State *L, const char *s, size_t n) {
+    vl_sink S = { 0, 0 };
+    if (!vl_json_decode(L, s, n)) {               /* checked text: cannot happen */
+        lua_pop(L, 2);
+        lua_pushnil(L);
+        return;
+    }
+    vl_copy_json(L, &S, "?", -1, 0);
+    lua_remove(L, -2);
+}
+
 /* Validates like copy_json without copying (for tables nobody else holds). Returns 1, or
  * reports and returns 0. */
 static int check_json(lua_State *L, vl_sink *S, const char *field, int idx, int depth) {

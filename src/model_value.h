@@ -36,6 +36,9 @@ const char *vl_suggest(const vl_kind *k, const char *name);
  * must be UTF-8, numbers finite (integral floats become integers), tables nest at most
  * VL_JSON_MAX_DEPTH deep. Reports (returns 0, pushes nothing) on failure. */
 int vl_copy_json(lua_State *L, vl_sink *S, const char *field, int idx, int depth);
+/* Pushes the Lua value of a JSON text already checked (a slice of a response): decoded by
+ * cjson, then copied as vl_copy_json does, so values read alike whatever their origin. */
+void vl_push_json_text(lua_State *L, const char *s, size_t n);
 /* vl_copy_json, or for VL_MODE_ADOPT tables a check and the table itself. */
 int vl_take_json(lua_State *L, vl_sink *S, int mode, const char *field, int idx, int depth);
 /* Deep equality of plain values (tables compared by content). */
