@@ -141,7 +141,7 @@ size_t vl_jscan_value(const char *s, size_t n, size_t i, int depth) {
 int vl_jscan_int(const char *s, size_t n, long min, long max, long *out) {
     size_t i = 0;
     int neg = 0;
-    long v = 0;
+    long long v = 0;                              /* 10 digits fit, whatever long's width */
     if (n && s[0] == '-') { neg = 1; i = 1; }
     if (i == n || n - i > 10) return 0;
     for (; i < n; i++) {
@@ -150,7 +150,7 @@ int vl_jscan_int(const char *s, size_t n, long min, long max, long *out) {
     }
     if (neg) v = -v;
     if (v < min || v > max) return 0;
-    *out = v;
+    *out = (long)v;
     return 1;
 }
 
