@@ -19,12 +19,4 @@ void vl_model_push_changes_json(lua_State *L, int idx);
  * models) and returns 1; on error pushes nil, msg and returns 0 (memory errors go on up). */
 int vl_json_encode(lua_State *L, int idx);
 
-/* Decodes a model straight from its JSON text (family: "activity" | "provider" | "content",
- * or NULL to pick), or a collection (the table viva.decode gives: value = the models).
- * Pushes it and returns 1, or returns 0 with nothing pushed when
- * the text is not of the shapes this path takes: the caller then decodes it with cjson and
- * builds the model from the table (the same model, or the message). Raises only on memory
- * errors. */
-int vl_model_decode_text(lua_State *L, const char *s, size_t n, const char *family);
-
 #endif

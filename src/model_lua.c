@@ -1,6 +1,7 @@
 /* The Lua face of the models: constructors, viva.decode, viva.check, metamethods, methods,
  * and the C interface the client uses (model_lua.h). The top model stage: it depends on
- * model_json.h, model_store.h and model_value.h, nothing depends on it but the binding. */
+ * model_text.h, model_json.h, model_store.h and model_value.h; only the binding depends
+ * on it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "model_json.h"
 #include "model_lua.h"
 #include "model_store.h"
+#include "model_text.h"
 #include "model_value.h"
 
 static int m_construct(lua_State *L) {
