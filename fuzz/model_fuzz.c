@@ -1,8 +1,8 @@
 /* libFuzzer target for the model core: decode, construct, assign, encode.
  *
  * Built by .ci/fuzz with clang -fsanitize=fuzzer,address,undefined together with
- * src/model_*.c, src/json*.c, src/buf.c, src/utf8.c and src/schema.c; liblua5.4 is linked into this binary only (the
- * module itself never links it). lua-cjson is the system one, loaded by require.
+ * src/model_*.c, src/json*.c, src/buf.c, src/utf8.c and src/schema.c; liblua5.4 is linked
+ * into this binary only (the module itself never links it). lua-cjson is the system one, loaded by require.
  *
  * Input: byte 0 picks the mode, the rest is the document.
  *   0  viva.decode(doc [, family])               + invariants on every model produced
