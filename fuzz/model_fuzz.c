@@ -1,8 +1,8 @@
 /* libFuzzer target for the model core: decode, construct, assign, encode.
  *
  * Built by .ci/fuzz with clang -fsanitize=fuzzer,address,undefined together with
- * src/model.c, src/json.c and src/schema.c; liblua5.4 is linked into this binary only (the
- * module itself never links it). lua-cjson is the system one, loaded by require.
+ * src/model_*.c, src/json*.c, src/buf.c, src/utf8.c and src/schema.c; liblua5.4 is linked
+ * into this binary only (the module itself never links it). lua-cjson is the system one, loaded by require.
  *
  * Input: byte 0 picks the mode, the rest is the document.
  *   0  viva.decode(doc [, family])               + invariants on every model produced
@@ -11,7 +11,9 @@
  *      push_changes_of_table
  *   3  assign every key of the decoded object to a model of each type, field by field
  * Invariants (abort on violation): every :tojson() is valid JSON that decodes back to an
- * equal model with the same JSON; the Lua stack is balanced after each step. */
+ * equal model with the same JSON; decoding the text (straight from it) and decoding the
+ * table cjson makes of it give equal models, or both fail; the Lua stack is balanced after
+ * each step. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,18 @@ static const char *lua_checks =
     "end\n"
     "function M.decode(doc, fam)\n"
     "  local d = core.decode(doc, fam)\n"
+    "  local t = core.json_decode(doc)\n"
+    "  if type(t) == 'table' then\n"
+    "    local d2 = core.decode(t, fam)\n"
+    "    if d ~= nil and type(d) ~= 'table' then\n"
+    "      assert(d2 ~= nil and d2 == d, 'straight from the text and through cjson differ: ' .. doc)\n"
+    "    elseif type(d) == 'table' then\n"
+    "      assert(type(d2) == 'table' and #d2.value == #d.value, 'collections differ: ' .. doc)\n"
+    "      for i, m in ipairs(d.value) do assert(d2.value[i] == m, 'collection items differ: ' .. doc) end\n"
+    "    elseif d == nil then\n"
+    "      assert(d2 == nil, 'only the cjson way decodes: ' .. doc)\n"
+    "    end\n"
+    "  end\n"
     "  if d == nil then return end\n"
     "  if type(d) == 'table' then\n"
     "    for _, m in ipairs(d.value) do M.model(m) end\n"

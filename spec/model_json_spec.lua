@@ -568,6 +568,119 @@ describe("model JSON: decoding", function()
     assert.is_nil(d["@odata.nothing"])           -- absent annotations read nil
   end)
 
+  it("re-emits unknown properties as they came: [] stays [], {} stays {}, numbers as written", function()
+    local doc = '{"title":"t","emptyList":[],"emptyObject":{},"nested":{"a":[],"b":[{}]},' ..
+                '"n":1.50,"e":2E3,"s":"x\\u00e9\\n","yes":true,"no":false,"nothing":null}'
+    local c = assert(viva.decode(doc))
+    local out = c:tojson()
+    for _, part in ipairs { '"emptyList":[]', '"emptyObject":{}', '"nested":{"a":[],"b":[{}]}', '"n":1.50',
+                            '"e":2E3', '"s":"x\\u00e9\\n"', '"yes":true', '"no":false', '"nothing":null' } do
+      assert.is_truthy(out:find(part, 1, true), part .. " in " .. out)
+    end
+    -- and still read as Lua values, in pairs and totable
+    assert.are.same({}, c.emptyList)
+    assert.are.same({ a = {}, b = { {} } }, c.nested)
+    assert.are.equal(1.5, c.n)
+    assert.are.equal(2000, c.e)
+    assert.are.equal("integer", math.type(c.e))
+    assert.are.equal("x\u{e9}\n", c.s)
+    assert.are.equal(true, c.yes)
+    assert.are.equal(false, c.no)
+    assert.are.equal(viva.null, c.nothing)
+    local seen = {}
+    for k, v in pairs(c) do seen[k] = v end
+    assert.are.same({ title = "t", emptyList = {}, emptyObject = {}, nested = { a = {}, b = { {} } }, n = 1.5,
+                      e = 2000, s = "x\u{e9}\n", yes = true, no = false, nothing = viva.null }, seen)
+    assert.are.same(seen, c:totable())
+    assert.are.equal(c, viva.decode(out))
+    assert.are.equal(out, viva.decode(out):tojson())
+    -- the items of a collection alike
+    local page = assert(viva.decode('{"@odata.count":1,"value":[{"id":"1","title":"t","k":[]}]}'))
+    assert.are.equal('{"id":"1","title":"t","k":[]}', page.value[1]:tojson())
+  end)
+
+  it("decodes straight from the text to the model the cjson table gives, or fails alike", function()
+    local A = '"@odata.type":"#microsoft.graph.learningAssignment",'
+    local docs = {
+      '{' .. A .. '"notes":{"contentType":"html","content":"a \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\u00e9\\u20ac \\ud83d\\ude00"}}',
+      '{' .. A .. '"notes":{"content":"a\\u0000b","contentType":"text"}}',
+      '{' .. A .. '"notes":{"contentType":"text","content":"x","@odata.type":"#microsoft.graph.itemBody"}}',
+      '{' .. A .. '"notes":{}}',
+      '{' .. A .. '"dueDateTime":{"dateTime":null,"timeZone":"UTC"},"notes":null}',
+      '{' .. A .. '"dueDateTime":"2022-09-22"}',
+      '{' .. A .. '"completionPercentage":20.0}',
+      '{' .. A .. '"completionPercentage":-0}',
+      '{' .. A .. '"completionPercentage":2147483648}',
+      '{' .. A .. '"completionPercentage":1e2}',
+      '{' .. A .. '"status":"notStarted","status":"completed"}',
+      '{' .. A .. '"externalCourseActivityId":"a","externalcourseActivityId":"b"}',
+      '{' .. A .. '"x":1,"x":2}',
+      '{' .. A .. '"\\u0078":1}',
+      '{' .. A .. '"big":1e400}',
+      '{' .. A .. '"small":1e-400,"neg":-12.5e+3,"z":0}',
+      '{' .. A .. '"lone":"\\ud800"}',
+      '{' .. A .. '"ctl":"a\tb"}',
+      '{' .. A .. '"title":"not a field of assignments"}',
+      ' { "learnerUserId" : "u" , "status" : "completed" , "futureProp" : { "a" : [ 1 , 2 ] } } ',
+      '{"displayName":"p","title":"t"}',
+      '{"@odata.context":"https://g/v1.0/$metadata#learningProviders/$entity","id":"x","k":[]}',
+      '{"@odata.type":"#microsoft.graph.learningProvider","id":"x"}',
+      '{"@odata.type":"#microsoft.graph.learningPeerCourse","learnerUserId":"u"}',
+      '{"@odata.type":"#microsoft.graph.learningOther","id":"x"}',
+      '{"@odata.type":5,"learnerUserId":"u"}',
+      '{"title":"t","skillTags":["a","b\\u0000c",""]}',
+      '{"title":"t","skillTags":[],"contributors":["\\u00e9"],"numberOfPages":7,"isActive":false}',
+      '{"title":"t","skillTags":[1]}',
+      '{"id":"x","value":[1]}',
+      '{"value":[{"id":"1","title":"t"}]}',
+      '{"title":"t","deep":' .. string.rep("[", 59) .. string.rep("]", 59) .. '}',
+      '{"title":"t","deep":' .. string.rep("[", 63) .. string.rep("]", 63) .. '}',
+      '{"title":"t"} x',
+      '{"title":"\xe9"}',
+      '{"@odata.context":"https://g/v1.0/$metadata#learningProviders(\'p\')/learningContents",' ..
+        '"@odata.nextLink":"https://g/next","@odata.count":10,"x":{"y":[2.0]},' ..
+        '"value":[{"id":"1","k":[]},{"id":"2","level":"advanced"}]}',
+      '{"value":[{"id":"1","value":[1],"title":"t"}]}',
+      '{"value":[],"@odata.count":0}',
+      '{"value":[1]}',
+      '{"value":{}}',
+      '{"value":[{"id":"1","title":3}]}',
+      '{"value":[{"id":"1","title":"t"}],"value":[]}',
+    }
+    for _, doc in ipairs(docs) do
+      for _, fam in ipairs { false, "activity", "content" } do
+        local from_text, err1 = viva.decode(doc, fam or nil)
+        local t = core.json_decode(doc)
+        local from_table, err2 = nil, "not JSON"
+        if type(t) == "table" then from_table, err2 = viva.decode(t, fam or nil) end
+        if from_text == nil then
+          assert.is_nil(from_table, doc)
+          assert.are.equal(err2 ~= "not JSON" and err2 or err1, err1, doc)
+        elseif type(from_text) == "table" then          -- a collection
+          assert.are.equal(#from_table.value, #from_text.value, doc)
+          for i, m in ipairs(from_text.value) do assert.are.equal(from_table.value[i], m, doc) end
+          from_text.value, from_table.value = nil, nil
+          assert.are.same(from_table, from_text, doc)
+        else
+          assert.are.equal(from_table, from_text, doc)
+          assert.are.same(cjson.decode(from_table:tojson()), cjson.decode(from_text:tojson()), doc)
+          assert.are.same(from_table:totable(), from_text:totable(), doc)
+        end
+      end
+    end
+  end)
+
+  it("keeps unknown properties of a Lua table given to decode (there is no JSON text)", function()
+    local t = { title = "t", extra = { 1, { x = "y" } }, flag = false }
+    local c = assert(viva.decode(t))
+    assert.are.same({ 1, { x = "y" } }, c.extra)
+    assert.are.equal(false, c.flag)
+    t.extra[1] = 2                                 -- a copy was kept
+    assert.are.same({ 1, { x = "y" } }, c.extra)
+    assert.are.same({ 1, { x = "y" } }, cjson.decode(c:tojson()).extra)
+    assert.are.equal(c, viva.decode(c:tojson()))
+  end)
+
   it("keeps an unknown @odata.type as a base learningCourseActivity, with its subtype fields", function()
     local doc = [[{"@odata.type":"#microsoft.graph.learningPeerCourse","id":"p1","learnerUserId":"u",
       "learningContentId":"c","status":"inProgress","peerUserId":"u2","startedDateTime":"2021-05-21T22:57:17+00:00"}]]

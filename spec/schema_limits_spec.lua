@@ -1,6 +1,6 @@
 -- The schema's limits are checked by the compiler: a model's change mask has one bit per field
 -- and its name map a fixed number of slots, so a type with too many fields must not build.
--- Compiles copies of src/schema.c and src/model.c with the project's flags (-fsyntax-only).
+-- Compiles copies of src/schema.c and src/model_store.c with the project's flags (-fsyntax-only).
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
@@ -71,7 +71,7 @@ describe("schema limits", function()
   it("the schema and the models build as they are", function()
     local rc, out = compile("schema.c")
     assert.are.equal(0, rc, out)
-    rc, out = compile("model.c")
+    rc, out = compile("model_store.c")
     assert.are.equal(0, rc, out)
   end)
 
@@ -85,7 +85,7 @@ describe("schema limits", function()
   end)
 
   it("a name map too small for every spelling of the most fields does not compile", function()
-    local rc, out = compile("model.c", function(text)
+    local rc, out = compile("model_store.c", function(text)
       return (text:gsub("#define PTRMAP_SLOTS %d+", "#define PTRMAP_SLOTS 16"))
     end)
     assert.are_not.equal(0, rc, out)

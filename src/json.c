@@ -7,7 +7,6 @@
 #include <lauxlib.h>
 
 #include "json.h"
-#include "model.h"
 
 /* Registry key (its address) of the cjson instance's decode function. Never written. */
 static const char vl_json_decode_key = 'd';
@@ -79,90 +78,6 @@ int vl_json_decode(lua_State *L, const char *s, size_t n) {
     return 0;
 }
 
-/* ------------------------------------------------------------------ buffer */
-
-void vl_buf_init(lua_State *L, vl_buf *b) {
-    b->L = L;
-    b->p = b->init;
-    b->n = 0;
-    b->cap = sizeof b->init;
-    lua_pushnil(L);
-    b->box = lua_absindex(L, -1);
-}
-
-void vl_buf_grow(vl_buf *b, size_t extra) {
-    size_t need = b->n + extra, cap = b->cap * 2;
-    if (need < b->n) luaL_error(b->L, "JSON text too large");
-    if (cap < need) cap = need;
-    char *p = (char *)lua_newuserdatauv(b->L, cap, 0);
-    memcpy(p, b->p, b->n);
-    lua_replace(b->L, b->box);
-    b->p = p;
-    b->cap = cap;
-}
-
-void vl_buf_finish(vl_buf *b) {
-    lua_pushlstring(b->L, b->p, b->n);
-    lua_replace(b->L, b->box);
-}
-
-/* ------------------------------------------------------------------ UTF-8 */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static inline size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0;     /* overlong */
-        if (c == 0xED && s[1] > 0x9F) return 0;     /* surrogates */
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0;     /* overlong */
-        if (c == 0xF4 && s[1] > 0x8F) return 0;     /* > U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
-int vl_utf8_valid(const char *str, size_t n) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    /* ASCII fast path: OR the words together, test once */
-    unsigned long long acc = 0;
-    if (n >= 8) {
-        for (; i + 16 <= n; i += 16) {
-            unsigned long long w1, w2;
-            memcpy(&w1, s + i, 8);
-            memcpy(&w2, s + i + 8, 8);
-            acc |= w1 | w2;
-        }
-        if (i + 8 <= n) {
-            unsigned long long w;
-            memcpy(&w, s + i, 8);
-            acc |= w;
-        }
-        unsigned long long last;                      /* the tail, overlapping */
-        memcpy(&last, s + n - 8, 8);
-        acc |= last;
-    } else {
-        for (; i < n; i++) acc |= s[i];
-    }
-    if (!(acc & 0x8080808080808080ULL)) return 1;
-    i = 0;
-    while (i < n) {
-        if (s[i] < 0x80) { i++; continue; }
-        size_t k = utf8_seq(s + i, n - i);
-        if (!k) return 0;
-        i += k;
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------ writers */
 
 /* 0: copy as is; 1: escape; 2: start of a multi-byte sequence (or invalid) */
@@ -193,7 +108,7 @@ int vl_json_put_string(vl_buf *b, const char *str, size_t n, int check_utf8) {
         }
         unsigned c = s[i];
         if (esc_class[c] == 2) {
-            size_t k = check_utf8 ? utf8_seq(s + i, n - i) : 1;
+            size_t k = check_utf8 ? vl_utf8_seq(s + i, n - i) : 1;
             if (!k) return 0;
             vl_buf_addn(b, (const char *)s + i, k);
             i += k;
@@ -319,8 +234,8 @@ void vl_json_put_value(vl_buf *b, int idx, int depth) {
         }
         break;
     case LUA_TUSERDATA:
-        if (vl_model_kind(L, idx)) {
-            vl_model_put_json(b, idx, 0);
+        if (b->put_udata) {
+            b->put_udata(b, idx);
             return;
         }
         break;
@@ -377,18 +292,22 @@ void vl_json_put_value(vl_buf *b, int idx, int depth) {
 
 static int json_encode_protected(lua_State *L) {
     vl_buf b;
+    vl_buf_udata_fn put = *(const vl_buf_udata_fn *)lua_touserdata(L, 2);
+    lua_settop(L, 1);
     vl_buf_init(L, &b);
+    b.put_udata = put;
     vl_json_put_value(&b, 1, 0);
     vl_buf_finish(&b);
     return 1;
 }
 
-int vl_json_encode(lua_State *L, int idx) {
+int vl_json_encode_with(lua_State *L, int idx, vl_buf_udata_fn put_udata) {
     int st;
     idx = lua_absindex(L, idx);
     lua_pushcfunction(L, json_encode_protected);
     lua_pushvalue(L, idx);
-    if ((st = lua_pcall(L, 1, 1, 0)) != LUA_OK) {
+    lua_pushlightuserdata(L, &put_udata);   /* a function pointer, passed by its address */
+    if ((st = lua_pcall(L, 2, 1, 0)) != LUA_OK) {
         if (st == LUA_ERRMEM) lua_error(L);   /* a memory error goes on up, never passes for bad input */
         lua_pushnil(L);
         lua_insert(L, -2);
