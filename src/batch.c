@@ -169,7 +169,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
 /* maps the $batch response (table at t) back to the items */
 void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
     int n, i, ctx, items, pre, out, byid, resp, partial, again, nagain = 0, retry;
-    double maxhint = -1;
+    double maxwait = 0, now = vl_now(), jitter = vl_rng_unit(&c->rng);
     vl_push_handle(L, cidx, r);
     lua_getiuservalue(L, -1, 2);
     lua_remove(L, -2);
@@ -298,9 +298,12 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
             }
         } else {
             vl_errinfo e;
-            const char *kind = st == 429 || st == 503 ? "throttled" : st == 401 ? "auth" : "http";
-            double ra = -1;
-            vl_fill_errinfo(&e, r, kind);
+            vl_attempt a;
+            vl_decision d;
+            const char *ra_s = NULL, *ra_ms = NULL, *ra_xms = NULL, *btxt = NULL;
+            size_t bn = 0;
+            double ra;
+            vl_fill_errinfo(&e, r, vl_policy_status_kind(st));
             e.status = st;
             e.request_id = NULL; e.date = NULL; e.client_request_id = NULL;
             lua_getfield(L, rtab, "headers");
@@ -309,25 +312,41 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
                 while (lua_next(L, -2)) {
                     if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
                         const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-                        if (strcasecmp(k, "retry-after") == 0) ra = vl_retry_after_header(v, (double)time(NULL));
+                        /* the strings stay alive: the headers table is on the stack */
+                        if (strcasecmp(k, "retry-after") == 0) ra_s = v;
+                        else if (strcasecmp(k, "retry-after-ms") == 0) ra_ms = v;
+                        else if (strcasecmp(k, "x-ms-retry-after-ms") == 0) ra_xms = v;
                         else if (strcasecmp(k, "request-id") == 0) e.request_id = v;
                         else if (strcasecmp(k, "client-request-id") == 0) e.client_request_id = v;
                     }
                     lua_pop(L, 1);
                 }
             }
+            if (lua_type(L, body) == LUA_TSTRING) btxt = lua_tolstring(L, body, &bn);
+            ra = vl_retry_after(ra_ms, ra_xms, ra_s, btxt, bn, (double)time(NULL));
             e.retry_after = ra;
             e.method = NULL; e.url = NULL;
-            if (retry && (st == 429 || st == 503 || st == 504)) {
-                int post;
-                lua_getfield(L, meta, "post");
-                post = lua_toboolean(L, -1);
-                lua_pop(L, 1);
-                if (st == 429 || !post) {     /* not processed, or safe to repeat */
-                    lua_pushinteger(L, i);
-                    lua_rawseti(L, again, ++nagain);
-                    if (ra > maxhint) maxhint = ra;
-                }
+            /* the policy decides whether this item goes again (a POST only when throttled) */
+            memset(&a, 0, sizeof a);
+            a.kind = VL_K_BATCH_ITEM;
+            lua_getfield(L, meta, "post");
+            a.method = lua_toboolean(L, -1) ? VL_POST : VL_GET;
+            lua_pop(L, 1);
+            a.status = st;
+            a.retry_after = ra;
+            a.retry_items = retry;
+            a.retries = r->retries;
+            a.max_retries = c->max_retries;
+            a.now = now;
+            a.deadline = r->deadline;
+            a.backoff_base = c->backoff_base;
+            a.backoff_cap = c->backoff_cap;
+            a.jitter = jitter;
+            d = vl_policy_decide(&a);
+            if (d.action == VL_A_RETRY) {
+                lua_pushinteger(L, i);
+                lua_rawseti(L, again, ++nagain);
+                if (d.wait > maxwait) maxwait = d.wait;
             }
             vl_error_push_graph(L, &e, lua_istable(L, body) ? body : 0);
             lua_setfield(L, it, "err");
@@ -338,16 +357,10 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
         lua_rawseti(L, out, i);
         lua_pop(L, 1);        /* meta */
     }
-    if (nagain > 0 && r->retries < c->max_retries) {
-        /* throttled items go again, alone in a new $batch, after the longest Retry-After */
-        double now = vl_now(), wait;
-        if (maxhint >= 0) {
-            double spread = maxhint * 0.25 < 2.0 ? maxhint * 0.25 : 2.0;
-            wait = maxhint + vl_rng_unit(&c->rng) * spread;
-        } else {
-            wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
-        }
-        if (now + wait < r->deadline) {
+    if (nagain > 0) {
+        /* throttled items go again, alone in a new $batch, after the longest wait */
+        double wait = maxwait;
+        {
             luaL_Buffer b;
             size_t bl, k;
             const char *body0;

@@ -9,6 +9,8 @@
 #include <curl/curl.h>
 
 #include "core.h"
+#include "policy.h"
+#include "retry.h"
 
 /* ---------- url.c ---------- */
 /* A parsed base URL (graph_url, authority_url): scheme, host and port used to check nextLinks. */
@@ -34,20 +36,6 @@ int  vl_url_same_origin(const vl_origin *o, const char *link, size_t n, char *er
 /* percent-encodes s (for form bodies) into b */
 void vl_url_add_form(luaL_Buffer *b, const char *s, size_t n);
 
-/* ---------- retry.c ---------- */
-typedef struct vl_rng { uint64_t s[2]; } vl_rng;
-void     vl_rng_seed(vl_rng *r, const void *salt);
-uint64_t vl_rng_next(vl_rng *r);
-double   vl_rng_unit(vl_rng *r);               /* [0,1) */
-void     vl_uuid4(vl_rng *r, char out[37]);
-double   vl_now(void);                          /* monotonic seconds */
-/* Retry-After parsing. Each returns seconds >= 0, or -1 when absent/invalid. */
-double vl_retry_after_header(const char *v, double wall_now);
-double vl_retry_after_ms(const char *v);
-double vl_retry_after_body(const char *body, size_t n);  /* "Retry after N minutes" */
-/* Full jitter: uniform in [0, min(cap, base * 2^retry)]. */
-double vl_backoff(vl_rng *r, int retry, double base, double cap);
-
 /* ---------- error.c ---------- */
 #define VL_ERR_MT "vivalearning.error"
 typedef struct vl_errinfo {
@@ -69,7 +57,6 @@ void vl_error_push_graph(lua_State *L, vl_errinfo *e, int tidx);
 int  vl_error_validation(lua_State *L, const char *fmt, ...);
 
 /* ---------- requests and the client ---------- */
-enum { VL_GET, VL_POST, VL_PATCH, VL_DELETE };
 
 /* what the result of a finished request looks like */
 enum {
@@ -117,6 +104,7 @@ struct vl_req {
     long http_status;           /* the status line even when the transfer failed */
     int rc, sent, logged;       /* the attempt's CURLcode, whether it may have reached the
                                  * server, and whether the log hook has seen it */
+    int outcome;                /* the attempt's transport outcome (VL_T_*, policy.h) */
     double attempt_end;
     char *resp; size_t resp_len, resp_cap;
     int too_big;
@@ -179,6 +167,8 @@ void vl_transport_wait(vl_client *c, double wait);     /* polls the sockets, han
 int  vl_transport_start(vl_client *c, vl_req *r, const char *token);  /* 0 ok, else CURLcode */
 void vl_transport_release(vl_client *c, vl_req *r);   /* remove from the multi, keep easy in pool */
 int  vl_transport_was_sent(vl_req *r, CURLcode rc);
+/* The transport outcome of a finished attempt (VL_T_NONE when a response came). */
+int  vl_transport_outcome(vl_client *c, vl_req *r, CURLcode rc);
 void vl_transport_reset_response(vl_req *r);
 const char *vl_method_name(int m);
 

@@ -2,6 +2,7 @@
 #include <curl/curl.h>
 
 #include "core.h"
+#include "policy_lua.h"
 
 static int core_curl_version(lua_State *L) {
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
@@ -28,5 +29,6 @@ int luaopen_vivalearning_core(lua_State *L) {
     lua_setfield(L, -2, "curl_version");
     vl_model_open(L);
     vl_client_open(L);
+    vl_policy_open(L);
     return 1;
 }

@@ -394,51 +394,86 @@ static void succeed(lua_State *L, vl_client *c, int cidx, vl_req *r) {
 
 /* ------------------------------------------------------------------ retry decisions */
 
-static void schedule_retry(lua_State *L, vl_client *c, int cidx, vl_req *r, double hint, int phase,
-                           CURLcode rc, int is_http) {
-    double now = vl_now(), wait;
-    if (r->retries >= c->max_retries) {
-        lua_pushnil(L);
-        if (is_http) push_http_error(L, r, NULL, hint, NULL);
-        else push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
-                                                                : "transport failure (max_retries = 0)");
-        vl_finish(L, c, cidx, r, 2);
-        return;
-    }
-    if (hint >= 0) {
-        /* never earlier than asked; a little later, at random, so that callers throttled
-         * together do not all come back in the same instant */
-        double spread = hint * 0.25 < 2.0 ? hint * 0.25 : 2.0;
-        wait = hint + vl_rng_unit(&c->rng) * spread;
-    } else {
-        wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
-    }
-    if (now + wait >= r->deadline) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
-                 wait, c->deadline_s);
-        lua_pushnil(L);
-        if (is_http) push_http_error(L, r, NULL, hint, NULL);
-        else push_transport_error(L, r, rc, msg);
-        if (is_http) {
-            lua_pushstring(L, msg);
-            lua_setfield(L, -2, "note");
-        }
-        vl_finish(L, c, cidx, r, 2);
-        return;
-    }
-    r->retries++;
-    r->phase = phase;
-    r->not_before = now + wait;
-    vl_list_push(c, r, VL_L_BACKOFF);
+static double hint_of(vl_req *r) {
+    return vl_retry_after(r->h_retry_after_ms, r->h_x_retry_after_ms, r->h_retry_after, r->resp, r->resp_len,
+                          (double)time(NULL));
 }
 
-static double hint_of(vl_req *r) {
-    double h = vl_retry_after_ms(r->h_retry_after_ms);
-    if (h < 0) h = vl_retry_after_ms(r->h_x_retry_after_ms);
-    if (h < 0) h = vl_retry_after_header(r->h_retry_after, (double)time(NULL));
-    if (h < 0 && r->resp_len) h = vl_retry_after_body(r->resp, r->resp_len);
-    return h;
+/* What the policy needs to know about the finished attempt of r. */
+static void attempt_of(vl_client *c, vl_req *r, vl_attempt *a, double now) {
+    memset(a, 0, sizeof *a);
+    a->kind = r->phase ? VL_K_LOOKUP : VL_K_REQUEST;
+    a->method = r->method;
+    a->transport = r->outcome;
+    a->status = r->outcome == VL_T_NONE ? r->status : 0;
+    a->retry_after = a->transport == VL_T_NONE && a->status >= 400 ? hint_of(r) : -1;
+    a->has_alt = r->alt_url != NULL;
+    a->del404ok = (r->flags & VL_F_DEL404OK) != 0;
+    a->refreshable = vl_auth_refreshable(c);
+    a->auth_replays = r->auth_replays;
+    a->retries = r->retries;
+    a->max_retries = c->max_retries;
+    a->now = now;
+    a->deadline = r->deadline;
+    a->backoff_base = c->backoff_base;
+    a->backoff_cap = c->backoff_cap;
+    a->jitter = vl_rng_unit(&c->rng);
+}
+
+/* Finishes r with the error the policy's decision d names. */
+static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const vl_attempt *a, const vl_decision *d) {
+    CURLcode rc = (CURLcode)r->rc;
+    char msg[200];
+    lua_pushnil(L);
+    switch (d->reason) {
+    case VL_R_TOO_LARGE:
+        snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
+        r->status = r->http_status;
+        push_http_error(L, r, "protocol", -1, msg);
+        lua_pushstring(L, "body_too_large");
+        lua_setfield(L, -2, "code");
+        break;
+    case VL_R_BODY_REFUSED:
+        snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
+                 "body: most likely it refused the body as too large (HTTP 413); not retried",
+                 (unsigned long)r->uploaded, (unsigned long)r->body_len);
+        push_transport_error(L, r, rc, msg);
+        break;
+    case VL_R_FATAL:
+        push_transport_error(L, r, rc, rc == CURLE_PEER_FAILED_VERIFICATION
+                             ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
+                             : "transport failure");
+        break;
+    case VL_R_MAYBE_DONE:
+        if (a->transport != VL_T_NONE) {
+            push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
+        } else {
+            push_http_error(L, r, NULL, a->retry_after, NULL);
+            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
+            lua_setfield(L, -2, "note");
+        }
+        break;
+    case VL_R_EXHAUSTED:
+        if (a->transport == VL_T_NONE) push_http_error(L, r, NULL, a->retry_after, NULL);
+        else push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
+                                                              : "transport failure (max_retries = 0)");
+        break;
+    case VL_R_DEADLINE:
+        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
+                 d->wait, c->deadline_s);
+        if (a->transport == VL_T_NONE) {
+            push_http_error(L, r, NULL, a->retry_after, NULL);
+            lua_pushstring(L, msg);
+            lua_setfield(L, -2, "note");
+        } else {
+            push_transport_error(L, r, rc, msg);
+        }
+        break;
+    default:
+        push_http_error(L, r, NULL, -1, NULL);
+        break;
+    }
+    vl_finish(L, c, cidx, r, 2);
 }
 
 /* The C half of a finished attempt, once and without Lua: the counters, the status, the easy
@@ -464,125 +499,59 @@ static void attempt_done(vl_client *c, vl_req *r, CURLcode rc) {
     if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
     r->attempts++;
     r->uploaded = up;
+    r->outcome = vl_transport_outcome(c, r, rc);
     if (rc != CURLE_OK && r->resend_blocked)
         snprintf(r->errbuf, sizeof r->errbuf, "the connection died after the %s was sent; libcurl's own re-send "
                  "was stopped", vl_method_name(r->method));
     r->logged = 0;
 }
 
-/* The outcome of a finished attempt: every way out moves r off the complete list (finished,
- * retried, replayed) after what can raise; a memory error before that leaves it there. */
+/* The outcome of a finished attempt, as the policy decides: every way out moves r off the
+ * complete list (finished, retried, replayed) after what can raise; a memory error before
+ * that leaves it there. */
 static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
-    CURLcode rc = (CURLcode)r->rc;
-    int sent = r->sent;
-    long st = r->http_status;
+    vl_attempt a;
+    vl_decision d;
+    double now;
     if (!r->logged) {
-        log_attempt(L, c, cidx, r, rc, r->attempt_end);
+        log_attempt(L, c, cidx, r, (CURLcode)r->rc, r->attempt_end);
         r->logged = 1;
     }
     if (r->flags & VL_F_INTERNAL) {
-        vl_auth_token_done(L, c, cidx, r, rc);
+        vl_auth_token_done(L, c, cidx, r, (CURLcode)r->rc);
         return;
     }
-    if (rc != CURLE_OK) {
-        if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
-            r->status = st;
-            lua_pushnil(L);
-            push_http_error(L, r, "protocol", -1, msg);
-            lua_pushstring(L, "body_too_large");
-            lua_setfield(L, -2, "code");
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (curl_off_t)r->body_len) {
-            /* the server reset the stream before it had the whole body: it refused the body
-             * (nginx does so for one over its size limit, instead of a readable 413), and it
-             * would refuse it again */
-            char msg[200];
-            snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
-                     "body: most likely it refused the body as too large (HTTP 413); not retried",
-                     (unsigned long)r->uploaded, (unsigned long)r->body_len);
-            lua_pushnil(L);
-            push_transport_error(L, r, rc, msg);
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
-            rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
-            /* retrying cannot help */
-            lua_pushnil(L);
-            push_transport_error(L, r, rc, rc == CURLE_PEER_FAILED_VERIFICATION
-                                 ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
-                                 : "transport failure");
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        if (!sent || r->phase == 1 || r->method != VL_POST) {
-            /* nothing reached the server, or the request is safe to repeat */
-            schedule_retry(L, c, cidx, r, -1, r->phase, rc, 0);
-            return;
-        }
-        if (r->alt_url) {
-            /* an ambiguous create: find out by the alternate key before sending it again */
-            schedule_retry(L, c, cidx, r, -1, 1, rc, 0);
-            return;
-        }
-        lua_pushnil(L);
-        push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
-        vl_finish(L, c, cidx, r, 2);
+    now = vl_now();
+    attempt_of(c, r, &a, now);
+    d = vl_policy_decide(&a);
+    switch (d.action) {
+    case VL_A_SUCCEED:
+        succeed(L, c, cidx, r);
         return;
-    }
-    if (r->status == 401 && r->auth_replays == 0 && vl_auth_refreshable(c)) {
-        /* exactly one forced refresh and one replay */
+    case VL_A_GONE:
+        lua_pushboolean(L, 1);
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    case VL_A_REFRESH:
         r->auth_replays++;
         vl_auth_invalidate(c, r->token_gen);
         vl_list_push_front(c, r, VL_L_READY);
         return;
-    }
-    if (r->phase == 1) {                       /* alternate-key lookup after an ambiguous create */
-        if (r->status == 200) { succeed(L, c, cidx, r); return; }
-        if (r->status == 404) {                /* not there: the create did not happen; send it again */
-            r->phase = 0;
-            vl_list_push_front(c, r, VL_L_READY);
-            return;
-        }
-        if (r->status == 429 || r->status == 503 || r->status == 504) {
-            schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1);
-            return;
-        }
-        lua_pushnil(L);
-        push_http_error(L, r, NULL, -1, NULL);
-        vl_finish(L, c, cidx, r, 2);
+    case VL_A_RESEND:                /* the lookup found nothing: the create did not happen */
+        r->phase = 0;
+        vl_list_push_front(c, r, VL_L_READY);
+        return;
+    case VL_A_RETRY:
+    case VL_A_LOOKUP:
+        r->retries++;
+        r->phase = d.action == VL_A_LOOKUP;
+        r->not_before = now + d.wait;
+        vl_list_push(c, r, VL_L_BACKOFF);
+        return;
+    default:
+        fail_decided(L, c, cidx, r, &a, &d);
         return;
     }
-    if (r->status >= 200 && r->status < 300) { succeed(L, c, cidx, r); return; }
-    if (r->status == 404 && (r->flags & VL_F_DEL404OK) && r->retries > 0) {
-        /* a DELETE retried after a failure may find the entity already gone */
-        lua_pushboolean(L, 1);
-        vl_finish(L, c, cidx, r, 1);
-        return;
-    }
-    if (r->status == 429) { schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1); return; }
-    if (r->status == 503 || r->status == 504) {
-        if (r->method == VL_POST && r->alt_url) { schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1); return; }
-        if (r->method == VL_POST) {
-            /* 503 and 504 may come after the server committed: a POST without an alternate key
-             * (a create without external id, a $batch) is final, whatever the Retry-After */
-            lua_pushnil(L);
-            push_http_error(L, r, NULL, hint_of(r), NULL);
-            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
-            lua_setfield(L, -2, "note");
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1);
-        return;
-    }
-    lua_pushnil(L);
-    push_http_error(L, r, NULL, -1, NULL);
-    vl_finish(L, c, cidx, r, 2);
 }
 
 /* ------------------------------------------------------------------ the engine */

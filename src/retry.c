@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+#include <curl/curl.h>
+
+#include "retry.h"
 
 double vl_now(void) {
     struct timespec ts;
@@ -138,4 +140,15 @@ double vl_backoff(vl_rng *r, int retry, double base, double cap) {
     for (i = 0; i < retry && ceiling < cap; i++) ceiling *= 2;
     if (ceiling > cap) ceiling = cap;
     return vl_rng_unit(r) * ceiling;
+}
+
+/* The server's wait from every form it may take, the most precise first: retry-after-ms,
+ * x-ms-retry-after-ms, Retry-After (seconds, fractional or an HTTP-date), then a "Retry after
+ * N minutes" body. Any argument may be NULL. Seconds >= 0, or -1 when none. */
+double vl_retry_after(const char *ms, const char *xms, const char *hdr, const char *body, size_t n, double wall_now) {
+    double h = ms && *ms ? vl_retry_after_ms(ms) : -1;
+    if (h < 0 && xms && *xms) h = vl_retry_after_ms(xms);
+    if (h < 0 && hdr && *hdr) h = vl_retry_after_header(hdr, wall_now);
+    if (h < 0 && body && n) h = vl_retry_after_body(body, n);
+    return h;
 }

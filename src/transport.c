@@ -437,3 +437,20 @@ int vl_transport_was_sent(vl_req *r, CURLcode rc) {
         return 0;
     return 1;
 }
+
+int vl_transport_outcome(vl_client *c, vl_req *r, CURLcode rc) {
+    (void)c;
+    if (rc == CURLE_OK) return VL_T_NONE;
+    if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) return VL_T_TOO_LARGE;
+    if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (curl_off_t)r->body_len)
+        /* the server reset the stream before it had the whole body: it refused the body (nginx
+         * does so for one over its size limit, instead of a readable 413) and would again */
+        return VL_T_BODY_REFUSED;
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+        rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
+        return VL_T_FATAL;
+    if (!r->sent) return VL_T_NOT_SENT;
+    if (rc == CURLE_OPERATION_TIMEDOUT) return VL_T_TIMEOUT;
+    if (rc == CURLE_HTTP2_STREAM || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) return VL_T_RESET;
+    return VL_T_MAYBE_SENT;
+}
