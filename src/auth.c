@@ -221,7 +221,7 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
         r->op_start = now;
         r->deadline = now + c->deadline_s;
     }
-    if (!r || !r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
+    if (!r || !r->url || !r->body || vl_engine_start(c, r, NULL) != 0) {
         vl_req_free(r);
         push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
         token_failed(L, c, cidx, -1, VL_T_SETUP, 0, 0, now);
@@ -252,25 +252,26 @@ static const char *first_line(lua_State *L, const char *s) {
 
 void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
     int top = lua_gettop(L);
-    double now = vl_now();
+    double now = vl_client_now(c);
     double t0 = r->attempt_start;
     c->token_req = NULL;
     if (rc != CURLE_OK) {
         char cause[CURL_ERROR_SIZE + 128];
         vl_errinfo e;
-        snprintf(cause, sizeof cause, "%s (%d): %s", curl_easy_strerror(rc), (int)rc,
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+
         memset(&e, 0, sizeof e);
         e.kind = "auth";
         e.code = "token_request_failed";
         e.message = "could not reach the token endpoint";
-        e.cause = cause;
+        e.cause = vl_attempt_cause(r, cause, sizeof cause);
         e.retry_after = -1;
         /* every token request of this fetch, this one included */
         e.attempts = c->tok.failures + 1;
         vl_error_push(L, &e);
-        lua_pushinteger(L, (lua_Integer)rc);
-        lua_setfield(L, -2, "curl_code");
+        if (rc > 0) {
+            lua_pushinteger(L, (lua_Integer)rc);
+            lua_setfield(L, -2, "curl_code");
+        }
         {
             int outcome = r->outcome != VL_T_NONE ? r->outcome : VL_T_MAYBE_SENT;
             vl_req_free(r);

@@ -169,7 +169,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
 /* maps the $batch response (table at t) back to the items */
 void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
     int n, i, ctx, items, pre, out, byid, resp, partial, again, nagain = 0, retry;
-    double maxwait = 0, now = vl_now(), jitter = vl_rng_unit(&c->rng);
+    double maxwait = 0, now = vl_client_now(c), jitter = vl_rng_unit(&c->rng);
     vl_push_handle(L, cidx, r);
     lua_getiuservalue(L, -1, 2);
     lua_remove(L, -2);

@@ -105,12 +105,14 @@ struct vl_req {
     int rc, sent, logged;       /* the attempt's CURLcode, whether it may have reached the
                                  * server, and whether the log hook has seen it */
     int outcome;                /* the attempt's transport outcome (VL_T_*, policy.h) */
+    long xid;                   /* io = "external": the attempt's id in take()/deliver() */
+    int handed;                 /* ... and whether take() has handed it out */
     double attempt_end;
     char *resp; size_t resp_len, resp_cap;
     int too_big;
     int sends;                  /* times libcurl began sending this attempt (> 1: its own re-send) */
     int resend_blocked;         /* ... which was stopped: a write is never re-sent behind our back */
-    curl_off_t uploaded;        /* body bytes that went up in the last attempt (a reset before all of it: too large?) */
+    long long uploaded;        /* body bytes that went up in the last attempt (a reset before all of it: too large?) */
     char h_request_id[96], h_client_request_id[96], h_date[64], h_retry_after[64],
          h_retry_after_ms[32], h_x_retry_after_ms[32], h_content_type[96];
 };
@@ -157,7 +159,26 @@ struct vl_client {
     vl_req *token_req;          /* internal, in flight */
     vl_req *call_req;           /* the request the running call made, until it is handed over */
     char *token_url;
+    /* io = "external" (external.c): a driver moves the bytes; no libcurl handle is ever used */
+    int external;
+    int has_clock;              /* clock = function: the engine's time (read once per call) */
+    int has_driver;             /* driver = function: what sync calls run while they wait */
+    double ext_now;             /* the clock's reading for the running call */
+    long next_xid;
 };
+
+/* The cause of a failed attempt for an error or the log: libcurl's, or the driver's report. */
+const char *vl_attempt_cause(const vl_req *r, char *buf, size_t n);
+
+/* The engine's time: the client's clock when it has one, else the monotonic clock. */
+double vl_client_now(const vl_client *c);
+/* Hands an attempt of r to the client's I/O (libcurl, or the external driver's take()).
+ * token may be NULL (token endpoint). 0 when handed over. */
+int  vl_engine_start(vl_client *c, vl_req *r, const char *token);
+/* Takes r off the engine (whatever list it is in) before it is finished or freed. */
+void vl_engine_drop(vl_client *c, vl_req *r);
+/* One non-blocking turn of the engine: backoffs due, token, admission, finished attempts. */
+void vl_engine_step(lua_State *L, vl_client *c, int cidx);
 
 /* transport.c */
 int  vl_transport_init(vl_client *c);

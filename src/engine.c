@@ -6,6 +6,7 @@
 #include "client_internal.h"
 #include "json.h"
 #include "model.h"
+#include "external.h"
 
 /* ------------------------------------------------------------------ logging */
 
@@ -44,7 +45,10 @@ static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         lua_setfield(L, -2, "client_request_id");
     }
     if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }
-    if (rc != CURLE_OK) {
+    if (rc < 0) {
+        lua_pushstring(L, r->errbuf);
+        lua_setfield(L, -2, "error");
+    } else if (rc != CURLE_OK) {
         lua_pushfstring(L, "%s: %s", curl_easy_strerror(rc), r->errbuf[0] ? r->errbuf : "");
         lua_setfield(L, -2, "error");
     }
@@ -105,8 +109,7 @@ void vl_finish(lua_State *L, vl_client *c, int cidx, vl_req *r, int nres) {
     hidx = lua_gettop(L);
     if (lua_isnil(L, hidx)) {           /* cannot happen: every public request is registered */
         lua_settop(L, hidx - 1 - nres);
-        vl_list_remove(c, r);
-        if (r->easy) vl_transport_release(c, r);
+        vl_engine_drop(c, r);
         r->done = 1;
         return;
     }
@@ -124,8 +127,7 @@ void vl_finish(lua_State *L, vl_client *c, int cidx, vl_req *r, int nres) {
     lua_pushnil(L);
     lua_rawsetp(L, -2, r);             /* clearing a key never allocates */
     lua_pop(L, 2);
-    vl_list_remove(c, r);
-    if (r->easy) vl_transport_release(c, r);
+    vl_engine_drop(c, r);
     r->done = 1;
     r->c = NULL;
 }
@@ -182,12 +184,15 @@ static void push_transport_error(lua_State *L, vl_req *r, CURLcode rc, const cha
     char cause[CURL_ERROR_SIZE + 96];
     vl_fill_errinfo(&e, r, "transport");
     e.status = 0;
-    snprintf(cause, sizeof cause, "%s (%d): %s", curl_easy_strerror(rc), (int)rc,
-             r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
-    e.cause = cause;
+    e.cause = vl_attempt_cause(r, cause, sizeof cause);
     e.code = NULL;
     e.message = msg;
     vl_error_push(L, &e);
+    if (r->rc < 0) {             /* an external driver's outcome: no curl code */
+        lua_pushliteral(L, "driver");
+        lua_setfield(L, -2, "code");
+        return;
+    }
     lua_pushstring(L, "CURLE");
     lua_setfield(L, -2, "code");
     lua_pushinteger(L, (lua_Integer)rc);
@@ -493,7 +498,7 @@ static void attempt_done(vl_client *c, vl_req *r, CURLcode rc) {
     c->st_attempts++;
     r->http_status = st;
     r->status = rc == CURLE_OK ? st : 0;
-    r->attempt_end = vl_now();
+    r->attempt_end = vl_client_now(c);
     vl_transport_release(c, r);
     vl_list_push(c, r, VL_L_COMPLETE);
     if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
@@ -521,7 +526,7 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
         vl_auth_token_done(L, c, cidx, r, (CURLcode)r->rc);
         return;
     }
-    now = vl_now();
+    now = vl_client_now(c);
     attempt_of(c, r, &a, now);
     d = vl_policy_decide(&a);
     switch (d.action) {
@@ -587,10 +592,10 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
         if (r->phase == 1) {
             char *u = r->url; int m = r->method;
             r->url = r->alt_url; r->method = VL_GET;
-            rc = vl_transport_start(c, r, c->tok.value);
+            rc = vl_engine_start(c, r, c->tok.value);
             r->url = u; r->method = m;
         } else {
-            rc = vl_transport_start(c, r, c->tok.value);
+            rc = vl_engine_start(c, r, c->tok.value);
         }
         if (rc != 0) {
             fail_msg(L, c, cidx, r, "transport", "could not set up the transfer");
@@ -635,7 +640,12 @@ static int idle(vl_client *c) {
  * timeout seconds passed, or nothing is left to do, or the client was closed meanwhile (by a
  * hook or a finalizer: the caller's busy_call releases it when the call is over). */
 void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
-    double end = vl_now() + timeout;
+    double end;
+    if (c->external) {            /* the driver does the waiting: one turn, never a block */
+        vl_engine_step(L, c, cidx);
+        return;
+    }
+    end = vl_now() + timeout;
     while (!c->closed) {
         double now = vl_now(), wait;
         promote(c, now);
@@ -673,3 +683,35 @@ void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeou
     }
 }
 
+
+/* ------------------------------------------------------------------ the engine's face */
+
+double vl_client_now(const vl_client *c) {
+    return c->has_clock ? c->ext_now : vl_now();
+}
+
+int vl_engine_start(vl_client *c, vl_req *r, const char *token) {
+    if (c->external) return vl_ext_start(c, r);
+    return vl_transport_start(c, r, token);
+}
+
+void vl_engine_drop(vl_client *c, vl_req *r) {
+    if (c && c->external && r->list == VL_L_ACTIVE) c->nactive--;
+    if (c) vl_list_remove(c, r);
+    if (r->easy) vl_transport_release(c, r);
+}
+
+void vl_engine_step(lua_State *L, vl_client *c, int cidx) {
+    double now = vl_client_now(c);
+    promote(c, now);
+    vl_auth_tick(L, c, cidx, now);
+    admit(L, c, cidx, now);
+    if (c->closed) return;
+    if (c->external) {
+        while (c->complete_h && !c->closed) on_complete(L, c, cidx, c->complete_h);
+        /* what finished may have freed a slot or queued a retry due now */
+        if (!c->closed && c->ready_h) admit(L, c, cidx, vl_client_now(c));
+    } else {
+        process(L, c, cidx);
+    }
+}

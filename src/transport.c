@@ -442,7 +442,7 @@ int vl_transport_outcome(vl_client *c, vl_req *r, CURLcode rc) {
     (void)c;
     if (rc == CURLE_OK) return VL_T_NONE;
     if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) return VL_T_TOO_LARGE;
-    if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (curl_off_t)r->body_len)
+    if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (long long)r->body_len)
         /* the server reset the stream before it had the whole body: it refused the body (nginx
          * does so for one over its size limit, instead of a readable 413) and would again */
         return VL_T_BODY_REFUSED;
@@ -453,4 +453,11 @@ int vl_transport_outcome(vl_client *c, vl_req *r, CURLcode rc) {
     if (rc == CURLE_OPERATION_TIMEDOUT) return VL_T_TIMEOUT;
     if (rc == CURLE_HTTP2_STREAM || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) return VL_T_RESET;
     return VL_T_MAYBE_SENT;
+}
+
+const char *vl_attempt_cause(const vl_req *r, char *buf, size_t n) {
+    CURLcode rc = (CURLcode)r->rc;
+    if (r->rc < 0) return r->errbuf;          /* an external driver's report */
+    snprintf(buf, n, "%s (%d): %s", curl_easy_strerror(rc), (int)rc, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+    return buf;
 }
