@@ -13,6 +13,9 @@ describe("policy: Retry-After forms", function()
     assert.equals(5, ra({ ["retry-after"] = "5" }, nil, NOW))
     assert.near(0.6, ra({ ["retry-after"] = "0.6" }, nil, NOW), 1e-9)
     assert.equals(10, ra({ ["retry-after"] = "Wed, 21 Oct 2015 07:28:00 GMT" }, nil, NOW))
+    assert.equals(10, ra({ ["retry-after"] = "Wednesday, 21-Oct-15 07:28:00 GMT" }, nil, NOW))   -- RFC 850
+    assert.equals(10, ra({ ["retry-after"] = "Wed Oct 21 07:28:00 2015" }, nil, NOW))            -- asctime
+    assert.is_nil(ra({ ["retry-after"] = "Wed, 32 Oct 2015 07:28:00 GMT" }, nil, NOW))
     -- a date in the past means now
     assert.equals(0, ra({ ["retry-after"] = "Wed, 21 Oct 2015 07:00:00 GMT" }, nil, NOW))
   end)

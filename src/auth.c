@@ -250,13 +250,13 @@ static const char *first_line(lua_State *L, const char *s) {
     return lua_tostring(L, -1);
 }
 
-void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
+void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc) {
     int top = lua_gettop(L);
     double now = vl_client_now(c);
     double t0 = r->attempt_start;
     c->token_req = NULL;
-    if (rc != CURLE_OK) {
-        char cause[CURL_ERROR_SIZE + 128];
+    if (rc != 0) {
+        char cause[400];
         vl_errinfo e;
 
         memset(&e, 0, sizeof e);

@@ -551,13 +551,7 @@ static int c_pending(lua_State *L) {
 static void detach_list(vl_client *c, vl_req *h) {
     while (h) {
         vl_req *n = h->next;
-        if (h->easy) {
-            curl_multi_remove_handle(c->multi, h->easy);
-            curl_easy_cleanup(h->easy);
-            h->easy = NULL;
-            c->nactive--;
-        }
-        if (h->hdrs) { curl_slist_free_all(h->hdrs); h->hdrs = NULL; }
+        vl_transport_abandon(c, h);
         h->prev = h->next = NULL;
         h->list = VL_L_NONE;
         h->c = NULL;
@@ -584,9 +578,7 @@ static void client_release(vl_client *c) {
     c->complete_h = c->complete_t = NULL;
     if (c->token_req) {
         vl_req *t = c->token_req;
-        if (t->easy) { curl_multi_remove_handle(c->multi, t->easy); curl_easy_cleanup(t->easy); t->easy = NULL; }
-        if (t->hdrs) curl_slist_free_all(t->hdrs);
-        t->hdrs = NULL;
+        vl_transport_abandon(c, t);
         vl_req_free(t);
         c->token_req = NULL;
     }
@@ -628,7 +620,7 @@ static int handle_gc(lua_State *L) {
     if (r->c && !r->done) {
         vl_engine_drop(r->c, r);
     }
-    if (r->hdrs) { curl_slist_free_all(r->hdrs); r->hdrs = NULL; }
+    vl_transport_abandon(NULL, r);
     vl_req_free(r);
     return 0;
 }
@@ -772,9 +764,8 @@ static int c_new(lua_State *L) {
     c->scope = opt_str(L, 1, "scope", "https://graph.microsoft.com/.default");
     c->ca_file = opt_str(L, 1, "ca_file", NULL);
     {
-        const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
         char ua[96];
-        snprintf(ua, sizeof ua, "lua-vivalearning/%s libcurl/%s", VL_VERSION, v->version);
+        snprintf(ua, sizeof ua, "lua-vivalearning/%s libcurl/%s", VL_VERSION, vl_transport_version(NULL, NULL));
         c->user_agent = opt_str(L, 1, "user_agent", ua);
     }
     if (c->ca_file) {

@@ -6,35 +6,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <curl/curl.h>
 
 #include "core.h"
 #include "policy.h"
 #include "retry.h"
-
-/* ---------- url.c ---------- */
-/* A parsed base URL (graph_url, authority_url): scheme, host and port used to check nextLinks. */
-typedef struct vl_origin {
-    char scheme[8];
-    char host[256];
-    long port;
-    char *base;          /* the base URL without a trailing slash (malloc) */
-} vl_origin;
-
-/* Parses and checks a base URL; on failure returns a static-ish message in err (size n). */
-int  vl_origin_parse(vl_origin *o, const char *url, int allow_http, const char *what, char *err, size_t n);
-void vl_origin_free(vl_origin *o);
-int  vl_host_is_loopback(const char *host);
-/* Appends one percent-encoded path segment; returns NULL or an error message (static). */
-const char *vl_url_add_segment(luaL_Buffer *b, const char *s, size_t n);
-/* Appends ('literal') for an OData key: quotes doubled, then percent-encoded. */
-const char *vl_url_add_key(luaL_Buffer *b, const char *name, const char *s, size_t n);
-/* Appends a query value percent-encoded. */
-void vl_url_add_query(luaL_Buffer *b, const char *s, size_t n);
-/* 1 when link has the scheme, host and port of o and no userinfo; else 0 with a message. */
-int  vl_url_same_origin(const vl_origin *o, const char *link, size_t n, char *err, size_t errn);
-/* percent-encodes s (for form bodies) into b */
-void vl_url_add_form(luaL_Buffer *b, const char *s, size_t n);
+#include "url.h"
 
 /* ---------- error.c ---------- */
 #define VL_ERR_MT "vivalearning.error"
@@ -97,9 +73,9 @@ struct vl_req {
     unsigned token_gen;
     char crid[37];
     /* one attempt */
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char errbuf[CURL_ERROR_SIZE];
+    void *easy;                 /* the libcurl driver's handle and header list (transport.c) */
+    void *hdrs;
+    char errbuf[256];           /* CURL_ERROR_SIZE */
     long status;
     long http_status;           /* the status line even when the transfer failed */
     int rc, sent, logged;       /* the attempt's CURLcode, whether it may have reached the
@@ -144,11 +120,7 @@ struct vl_client {
     size_t max_body;
     int allow_http, has_log;
     vl_rng rng;
-    CURLM *multi;
-    struct vl_sock { curl_socket_t fd; int what; } *socks;   /* sockets libcurl wants watched */
-    int nsocks, socks_cap;
-    double timer_due;           /* libcurl's timer (monotonic), < 0 when none */
-    CURL **pool; int npool, pool_cap;
+    struct vl_curl *io;         /* the libcurl driver's state (transport.c); NULL for io = "external" */
     int nactive;
     int ndone;                  /* finished handles not yet returned by poll */
     long st_attempts, st_connects, st_h2, st_max_active;   /* c:stats() */
@@ -167,9 +139,6 @@ struct vl_client {
     long next_xid;
 };
 
-/* The cause of a failed attempt for an error or the log: libcurl's, or the driver's report. */
-const char *vl_attempt_cause(const vl_req *r, char *buf, size_t n);
-
 /* The engine's time: the client's clock when it has one, else the monotonic clock. */
 double vl_client_now(const vl_client *c);
 /* Hands an attempt of r to the client's I/O (libcurl, or the external driver's take()).
@@ -180,18 +149,7 @@ void vl_engine_drop(vl_client *c, vl_req *r);
 /* One non-blocking turn of the engine: backoffs due, token, admission, finished attempts. */
 void vl_engine_step(lua_State *L, vl_client *c, int cidx);
 
-/* transport.c */
-int  vl_transport_init(vl_client *c);
-void vl_transport_free(vl_client *c);
-void vl_transport_timers(vl_client *c, double now);    /* runs libcurl's timer when due */
-void vl_transport_wait(vl_client *c, double wait);     /* polls the sockets, hands events to libcurl */
-int  vl_transport_start(vl_client *c, vl_req *r, const char *token);  /* 0 ok, else CURLcode */
-void vl_transport_release(vl_client *c, vl_req *r);   /* remove from the multi, keep easy in pool */
-int  vl_transport_was_sent(vl_req *r, CURLcode rc);
-/* The transport outcome of a finished attempt (VL_T_NONE when a response came). */
-int  vl_transport_outcome(vl_client *c, vl_req *r, CURLcode rc);
-void vl_transport_reset_response(vl_req *r);
-const char *vl_method_name(int m);
+#include "transport.h"
 
 /* list helpers (client.c); a push moves r from the list it is in */
 void vl_list_push(vl_client *c, vl_req *r, int list);
@@ -205,7 +163,7 @@ int  vl_auth_usable(vl_client *c, double now);      /* token present and not exp
 void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now);  /* start refreshes, serve waiters */
 void vl_auth_invalidate(vl_client *c, unsigned gen);
 int  vl_auth_refreshable(vl_client *c);
-void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc);
+void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc);
 void vl_auth_free(vl_client *c);
 
 /* client.c and engine.c: used by auth.c */

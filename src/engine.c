@@ -23,7 +23,7 @@ void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx) {
     c->in_cb = 0;
 }
 
-static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc, double now) {
+static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc, double now) {
     if (!c->has_log) return;
     lua_createtable(L, 0, 12);
     lua_pushstring(L, (r->flags & VL_F_INTERNAL) ? "token" : "response");
@@ -45,11 +45,9 @@ static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         lua_setfield(L, -2, "client_request_id");
     }
     if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }
-    if (rc < 0) {
-        lua_pushstring(L, r->errbuf);
-        lua_setfield(L, -2, "error");
-    } else if (rc != CURLE_OK) {
-        lua_pushfstring(L, "%s: %s", curl_easy_strerror(rc), r->errbuf[0] ? r->errbuf : "");
+    if (rc != 0) {
+        char buf[400];
+        lua_pushstring(L, vl_attempt_log_error(r, buf, sizeof buf));
         lua_setfield(L, -2, "error");
     }
     /* the request headers we sent, Authorization redacted; the token body is never logged */
@@ -179,9 +177,9 @@ static void push_http_error(lua_State *L, vl_req *r, const char *kind, double re
     }
 }
 
-static void push_transport_error(lua_State *L, vl_req *r, CURLcode rc, const char *msg) {
+static void push_transport_error(lua_State *L, vl_req *r, int rc, const char *msg) {
     vl_errinfo e;
-    char cause[CURL_ERROR_SIZE + 96];
+    char cause[400];
     vl_fill_errinfo(&e, r, "transport");
     e.status = 0;
     e.cause = vl_attempt_cause(r, cause, sizeof cause);
@@ -427,7 +425,7 @@ static void attempt_of(vl_client *c, vl_req *r, vl_attempt *a, double now) {
 
 /* Finishes r with the error the policy's decision d names. */
 static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const vl_attempt *a, const vl_decision *d) {
-    CURLcode rc = (CURLcode)r->rc;
+    int rc = r->rc;
     char msg[200];
     lua_pushnil(L);
     switch (d->reason) {
@@ -445,7 +443,7 @@ static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const 
         push_transport_error(L, r, rc, msg);
         break;
     case VL_R_FATAL:
-        push_transport_error(L, r, rc, rc == CURLE_PEER_FAILED_VERIFICATION
+        push_transport_error(L, r, rc, vl_transport_tls_failed(r)
                              ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
                              : "transport failure");
         break;
@@ -481,33 +479,15 @@ static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const 
     vl_finish(L, c, cidx, r, 2);
 }
 
-/* The C half of a finished attempt, once and without Lua: the counters, the status, the easy
- * handle back to the pool, and r onto the complete list until on_complete has built its
- * outcome (the token request too: the list owns it from here, not c->token_req). */
-static void attempt_done(vl_client *c, vl_req *r, CURLcode rc) {
-    long st = 0, nconn = 0, ver = 0;
-    curl_off_t up = 0;
-    r->rc = (int)rc;
-    r->sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
-    if (r->easy) {
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
-        curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-        if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK) c->st_connects += nconn;
-        if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
-    }
+/* The engine's half of a finished attempt, once and without Lua: r goes onto the complete list
+ * until on_complete has built its outcome (the token request too: the list owns it from
+ * here, not c->token_req). The transport has filled in how the attempt went. */
+static void attempt_done(vl_client *c, vl_req *r) {
     c->st_attempts++;
-    r->http_status = st;
-    r->status = rc == CURLE_OK ? st : 0;
     r->attempt_end = vl_client_now(c);
-    vl_transport_release(c, r);
     vl_list_push(c, r, VL_L_COMPLETE);
     if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
     r->attempts++;
-    r->uploaded = up;
-    r->outcome = vl_transport_outcome(c, r, rc);
-    if (rc != CURLE_OK && r->resend_blocked)
-        snprintf(r->errbuf, sizeof r->errbuf, "the connection died after the %s was sent; libcurl's own re-send "
-                 "was stopped", vl_method_name(r->method));
     r->logged = 0;
 }
 
@@ -519,11 +499,11 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
     vl_decision d;
     double now;
     if (!r->logged) {
-        log_attempt(L, c, cidx, r, (CURLcode)r->rc, r->attempt_end);
+        log_attempt(L, c, cidx, r, r->rc, r->attempt_end);
         r->logged = 1;
     }
     if (r->flags & VL_F_INTERNAL) {
-        vl_auth_token_done(L, c, cidx, r, (CURLcode)r->rc);
+        vl_auth_token_done(L, c, cidx, r, r->rc);
         return;
     }
     now = vl_client_now(c);
@@ -619,15 +599,10 @@ static void promote(vl_client *c, double now) {
 }
 
 static void process(lua_State *L, vl_client *c, int cidx) {
-    CURLMsg *m;
-    int left;
+    vl_req *r;
     while (c->complete_h) on_complete(L, c, cidx, c->complete_h);   /* left by a memory error */
-    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
-        vl_req *r = NULL;
-        if (m->msg != CURLMSG_DONE) continue;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (!r) continue;
-        attempt_done(c, r, m->data.result);
+    while ((r = vl_transport_next_done(c)) != NULL) {
+        attempt_done(c, r);
         on_complete(L, c, cidx, r);
     }
 }
@@ -659,7 +634,7 @@ void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeou
         now = vl_now();
         if (now >= end) {
             /* out of time: still look at the sockets once, without waiting (poll(0) in a frame loop) */
-            if (c->nsocks > 0) {
+            if (vl_transport_has_sockets(c)) {
                 vl_transport_wait(c, 0);
                 process(L, c, cidx);
             }
