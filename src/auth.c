@@ -10,8 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+#include "auth.h"
+#include "io.h"
 #include "json.h"
+#include "result.h"
+#include "transport.h"
 
 #define REFRESH_AHEAD 300.0
 
@@ -221,7 +224,7 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
         r->op_start = now;
         r->deadline = now + c->deadline_s;
     }
-    if (!r || !r->url || !r->body || vl_engine_start(c, r, NULL) != 0) {
+    if (!r || !r->url || !r->body || vl_io_start(c, r, NULL) != 0) {
         vl_req_free(r);
         push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
         token_failed(L, c, cidx, -1, VL_T_SETUP, 0, 0, now);

@@ -5,10 +5,12 @@
 #include <strings.h>
 #include <time.h>
 
-#include "client_internal.h"
+#include "batch.h"
 #include "json.h"
 #include "model.h"
 #include "options.h"
+#include "result.h"
+#include "transport.h"
 
 /* ------------------------------------------------------------------ batch */
 

@@ -12,96 +12,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_internal.h"
-#include "options.h"
+#include "auth.h"
+#include "batch.h"
+#include "core.h"
+#include "engine.h"
 #include "external.h"
+#include "ops.h"
+#include "options.h"
+#include "result.h"
+#include "transport.h"
 
 #define VL_CLIENT_MT "vivalearning.client"
 #define VL_HANDLE_MT "vivalearning.request"
 
 typedef struct vl_handle { vl_req *r; } vl_handle;
 
-const char *const vl_famname[] = { "activity", "provider", "content" };
 
 /* ------------------------------------------------------------------ small helpers */
 
-char *vl_strdup(const char *s) {
-    size_t n;
-    char *p;
-    if (!s) return NULL;
-    n = strlen(s);
-    p = malloc(n + 1);
-    if (p) memcpy(p, s, n + 1);
-    return p;
-}
 
-void vl_zfree(char *p) {
-    if (p) {
-        volatile char *v = p;
-        while (*v) *v++ = 0;
-        free(p);
-    }
-}
 
-char *vl_dupn(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (p) { memcpy(p, s, n); p[n] = 0; }
-    return p;
-}
 
 /* ------------------------------------------------------------------ lists */
 
-static vl_req **head_of(vl_client *c, int list, vl_req ***tail) {
-    switch (list) {
-    case VL_L_READY: *tail = &c->ready_t; return &c->ready_h;
-    case VL_L_BACKOFF: *tail = &c->backoff_t; return &c->backoff_h;
-    case VL_L_TOKEN: *tail = &c->token_t; return &c->token_h;
-    case VL_L_COMPLETE: *tail = &c->complete_t; return &c->complete_h;
-    default: *tail = &c->active_t; return &c->active_h;
-    }
-}
 
-void vl_list_push(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h;
-    vl_list_remove(c, r);
-    h = head_of(c, list, &t);
-    r->list = list;
-    r->next = NULL;
-    r->prev = *t;
-    if (*t) (*t)->next = r; else *h = r;
-    *t = r;
-}
 
-void vl_list_push_front(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h;
-    vl_list_remove(c, r);
-    h = head_of(c, list, &t);
-    r->list = list;
-    r->prev = NULL;
-    r->next = *h;
-    if (*h) (*h)->prev = r; else *t = r;
-    *h = r;
-}
 
-void vl_list_remove(vl_client *c, vl_req *r) {
-    vl_req **t, **h;
-    if (r->list == VL_L_NONE) return;
-    h = head_of(c, r->list, &t);
-    if (r->prev) r->prev->next = r->next; else *h = r->next;
-    if (r->next) r->next->prev = r->prev; else *t = r->prev;
-    r->prev = r->next = NULL;
-    r->list = VL_L_NONE;
-}
 
-void vl_req_free(vl_req *r) {
-    if (!r) return;
-    if (r->c) vl_list_remove(r->c, r);
-    free(r->url);
-    if (r->body) { memset(r->body, 0, r->body_len); free(r->body); }
-    free(r->alt_url);
-    free(r->resp);
-    free(r);
-}
 
 /* ------------------------------------------------------------------ client access */
 
@@ -123,7 +60,7 @@ static void cancel_call_req(lua_State *L, vl_client *c) {
     vl_req *r = c->call_req;
     c->call_req = NULL;
     if (!r || r->done) return;
-    vl_engine_drop(c, r);
+    vl_req_drop(c, r);
     vl_push_refs_field(L, 1, "handles");
     lua_pushnil(L);
     lua_rawsetp(L, -2, r);
@@ -190,11 +127,6 @@ static int busy_call(lua_State *L, vl_client *c, int fidx) {
 /* refs table: client uservalue 1 = { handles = {[lightud]=handle}, done = {...}, token_provider=, log= } */
 static void push_refs(lua_State *L, int cidx) { lua_getiuservalue(L, cidx, 1); }
 
-void vl_push_refs_field(lua_State *L, int cidx, const char *k) {
-    push_refs(L, cidx);
-    lua_getfield(L, -1, k);
-    lua_remove(L, -2);
-}
 
 static int handle_gc(lua_State *L);
 
@@ -209,6 +141,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     memset(&s, 0, sizeof s);
     s.op = od->name;
     if (od->page_family >= 0) vl_p_page_common(L, a, &s, c, od->page_family);
+    else if (!od->fn) vl_p_batch(L, a, &s);        /* the op over the others (batch.h) */
     else od->fn(L, a, &s);
 
     h = lua_newuserdatauv(L, sizeof *h, 2);
@@ -352,7 +285,7 @@ static void ext_cancel(lua_State *L, vl_client *c, int hidx) {
     vl_handle *h = luaL_checkudata(L, hidx, VL_HANDLE_MT);
     vl_req *r = h->r;
     if (!r || r->done) return;
-    if (!c->released) vl_engine_drop(c, r);
+    if (!c->released) vl_req_drop(c, r);
     vl_push_refs_field(L, 1, "handles");
     lua_pushnil(L);
     lua_rawsetp(L, -2, r);
@@ -618,7 +551,7 @@ static int handle_gc(lua_State *L) {
     if (r->c && !r->done && r->c->busy) return 0;
     h->r = NULL;
     if (r->c && !r->done) {
-        vl_engine_drop(r->c, r);
+        vl_req_drop(r->c, r);
     }
     vl_transport_abandon(NULL, r);
     vl_req_free(r);

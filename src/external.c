@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "external.h"
+#include "transport.h"
 
 static const char *const OUTCOMES[] = { "not_sent", "maybe_sent", "timeout", "reset", "fatal", "too_large", NULL };
 static const int OUTCOME_T[] = { VL_T_NOT_SENT, VL_T_MAYBE_SENT, VL_T_TIMEOUT, VL_T_RESET, VL_T_FATAL, VL_T_TOO_LARGE };

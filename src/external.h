@@ -4,7 +4,9 @@
 #ifndef VL_EXTERNAL_H
 #define VL_EXTERNAL_H
 
-#include "client.h"
+#include <lua.h>
+
+#include "state.h"
 
 /* The engine starts an attempt of r: it waits for take(). 0 (it cannot fail). */
 int  vl_ext_start(vl_client *c, vl_req *r);

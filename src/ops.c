@@ -2,10 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client_internal.h"
 #include "json.h"
 #include "model.h"
+#include "ops.h"
 #include "options.h"
+#include "result.h"
 
 /* ------------------------------------------------------------------ building requests */
 
@@ -543,7 +544,7 @@ const opdef vl_ops[] = {
     { "upsert_content", p_upsert_content, -1 },
     { "get_content", p_get_content, -1 },
     { "delete_content", p_delete_content, -1 },
-    { "batch", vl_p_batch, -1 },
+    { "batch", NULL, -1 },                /* built by batch.c over the table */
     { NULL, NULL, -1 }
 };
 

@@ -12,7 +12,8 @@
 
 #include <curl/curl.h>
 
-#include "client.h"
+#include "state.h"
+#include "transport.h"
 
 const char *vl_method_name(int m) {
     switch (m) {

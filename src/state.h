@@ -1,38 +1,15 @@
-/* Client half of vivalearning.core: shared declarations of client.c (with engine.c, ops.c and
- * batch.c, see client_internal.h), transport.c, auth.c, retry.c, url.c and error.c.
- * Nothing here is visible to Lua except through client.c. */
-#ifndef VL_CLIENT_H
-#define VL_CLIENT_H
+/* The engine's state: the client and request records, the lists a request moves through,
+ * and the one free of each (state.c). Plain C: no Lua, no libcurl. Every layer above reads it. */
+#ifndef VL_STATE_H
+#define VL_STATE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core.h"
 #include "policy.h"
 #include "retry.h"
 #include "url.h"
 
-/* ---------- error.c ---------- */
-#define VL_ERR_MT "vivalearning.error"
-typedef struct vl_errinfo {
-    const char *kind;          /* http auth throttled transport validation protocol */
-    long status;               /* 0 when none */
-    const char *code;          /* Graph code / OAuth error / curl name */
-    const char *message;
-    const char *request_id, *client_request_id, *date;
-    double retry_after;        /* < 0 when none */
-    int attempts;
-    const char *cause;         /* transport cause "CURLE_X: text" */
-    const char *method, *url;
-} vl_errinfo;
-void vl_error_open(lua_State *L);             /* metatable */
-void vl_error_push(lua_State *L, const vl_errinfo *e);   /* pushes the error table */
-/* Pushes an error for an HTTP response; tidx is its decoded body (Graph error) or 0. */
-void vl_error_push_graph(lua_State *L, vl_errinfo *e, int tidx);
-/* Pushes nil, err(kind=validation, message) and returns 2. */
-int  vl_error_validation(lua_State *L, const char *fmt, ...);
-
-/* ---------- requests and the client ---------- */
 
 /* what the result of a finished request looks like */
 enum {
@@ -139,38 +116,21 @@ struct vl_client {
     long next_xid;
 };
 
+/* family names, indexed by VL_FAM_* */
+extern const char *const vl_famname[];
+
 /* The engine's time: the client's clock when it has one, else the monotonic clock. */
 double vl_client_now(const vl_client *c);
-/* Hands an attempt of r to the client's I/O (libcurl, or the external driver's take()).
- * token may be NULL (token endpoint). 0 when handed over. */
-int  vl_engine_start(vl_client *c, vl_req *r, const char *token);
-/* Takes r off the engine (whatever list it is in) before it is finished or freed. */
-void vl_engine_drop(vl_client *c, vl_req *r);
-/* One non-blocking turn of the engine: backoffs due, token, admission, finished attempts. */
-void vl_engine_step(lua_State *L, vl_client *c, int cidx);
 
-#include "transport.h"
-
-/* list helpers (client.c); a push moves r from the list it is in */
+/* lists; a push moves r from the list it is in */
 void vl_list_push(vl_client *c, vl_req *r, int list);
 void vl_list_push_front(vl_client *c, vl_req *r, int list);
 void vl_list_remove(vl_client *c, vl_req *r);
+/* the requests waiting for a token go back to the front of the admission queue */
+void vl_client_release_waiters(vl_client *c);
 void vl_req_free(vl_req *r);   /* leaves its list first (r->c set) */
 void vl_zfree(char *p);        /* zero a string, then free it */
-
-/* auth.c */
-int  vl_auth_usable(vl_client *c, double now);      /* token present and not expired */
-void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now);  /* start refreshes, serve waiters */
-void vl_auth_invalidate(vl_client *c, unsigned gen);
-int  vl_auth_refreshable(vl_client *c);
-void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc);
-void vl_auth_free(vl_client *c);
-
-/* client.c and engine.c: used by auth.c */
-void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx);
-void vl_client_fail_waiters_by(lua_State *L, vl_client *c, int cidx, int erridx, double by);
-void vl_client_release_waiters(vl_client *c);
-void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx);
 char *vl_strdup(const char *s);
+char *vl_dupn(const char *s, size_t n);
 
 #endif
