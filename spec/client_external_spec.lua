@@ -343,3 +343,36 @@ describe("viva.bulk.import over a fake driver", function()
     assert.same({ "POST", "POST" }, methods(w))
   end)
 end)
+
+describe("operations as data: $batch", function()
+  it("takes an item of every operation the table declares batchable, providers too", function()
+    local w = world()
+    local body
+    w.default = function(req)
+      body = req.body
+      local responses = {}
+      for id in body:gmatch('"id":"(%d+)"') do
+        responses[#responses + 1] = string.format('{"id":"%s","status":204}', id)
+      end
+      return { status = 200, body = '{"responses":[' .. table.concat(responses, ",") .. ']}' }
+    end
+    local res = assert(w.c:batch {
+      { op = "delete_provider", id = PROVIDER },
+      { op = "update_provider", id = PROVIDER, changes = { displayName = "Renamed" } },
+      { op = "delete_content", provider = PROVIDER, external_id = "CA-01" },
+      { op = "delete", provider = PROVIDER, id = ID },
+    })
+    assert.equals(4, #res)
+    for i = 1, 4 do assert.is_true(res[i].ok, i) end
+    assert.truthy(body:find('"method":"DELETE","url":"/employeeExperience/learningProviders/' .. PROVIDER .. '"', 1, true))
+    assert.truthy(body:find('"method":"PATCH","url":"/employeeExperience/learningProviders/' .. PROVIDER .. '"', 1, true))
+    assert.matches("learningContents%(externalId='CA%-01'%)", body)
+  end)
+
+  it("refuses an op the table does not declare batchable", function()
+    local w = world()
+    assert.has_error(function() w.c:batch { { op = "activities_page" } } end,
+      "vivalearning: batch item 1: unknown op activities_page")
+    assert.has_error(function() w.c:batch { { op = "batch" } } end, "vivalearning: batch item 1: unknown op batch")
+  end)
+end)

@@ -14,6 +14,31 @@
 
 /* ------------------------------------------------------------------ batch */
 
+/* Pushes the item's fields named in form ("provider id", "{external_id}" passes { external_id =
+ * value }); returns 0 when the last one is absent (nil), so the caller may try the other form. */
+static int push_item_args(lua_State *L, int it, const char *form) {
+    const char *p = form;
+    int last_nil = 0;
+    while (*p) {
+        char name[32];
+        size_t n = strcspn(p, " ");
+        int wrap = p[0] == '{';
+        if (n >= sizeof name) n = sizeof name - 1;
+        memcpy(name, p + wrap, n - 2 * wrap);
+        name[n - 2 * wrap] = 0;
+        lua_getfield(L, it, name);
+        last_nil = lua_isnil(L, -1);
+        if (wrap && !last_nil) {
+            lua_newtable(L);
+            lua_insert(L, -2);
+            lua_setfield(L, -2, name);
+        }
+        p += n;
+        while (*p == ' ') p++;
+    }
+    return !last_nil;
+}
+
 /* Builds the $batch body. items at index a. ctx table gets items meta.
  * Pushes the body string; immediate results per item go to ctx.pre[i]. */
 void vl_p_batch(lua_State *L, int a, spec *s) {
@@ -44,7 +69,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
     for (i = 1; i <= n; i++) {
         int it, top, base;
         const char *op;
-        parser_fn fn = NULL;
+        const opdef *od = NULL;
         spec is;
         memset(&is, 0, sizeof is);
         lua_rawgeti(L, a, i);
@@ -52,7 +77,8 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         if (!lua_istable(L, it)) luaL_error(L, "vivalearning: batch item %d must be a table", i);
         lua_getfield(L, it, "op");
         op = lua_tostring(L, -1);
-        if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
+        if (op) od = vl_find_op(op);
+        if (!od || !od->item[0]) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
         /* the op string stays on the stack (below the arguments): the item's __index may
          * have answered a fresh string that only the stack holds */
         {
@@ -62,35 +88,12 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
             vl_check_keys(L, it, where, item_keys);
         }
         base = lua_gettop(L);
-        /* positional arguments from the item's fields */
-        if (strcmp(op, "create") == 0 || strcmp(op, "update") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "model");
-            if (lua_isnil(L, -1) && strcmp(op, "update") == 0) {
-                lua_pop(L, 1);
-                lua_getfield(L, it, "id");
-                lua_getfield(L, it, "changes");
-            }
-        } else if (strcmp(op, "delete") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "id");
-        } else if (strcmp(op, "get") == 0) {
-            lua_getfield(L, it, "id");
-        } else if (strcmp(op, "get_by_external_id") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "external_id");
-        } else if (strcmp(op, "get_for_user") == 0) {
-            lua_getfield(L, it, "user");
-            lua_getfield(L, it, "id");
-        } else if (strcmp(op, "upsert_content") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "model");
-        } else {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "id");
-            if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, it, "external_id"); if (!lua_isnil(L, -1)) { lua_newtable(L); lua_insert(L, -2); lua_setfield(L, -2, "external_id"); } }
+        /* positional arguments from the item's fields, as the op declares them */
+        if (!push_item_args(L, it, od->item[0]) && od->item[1]) {
+            lua_settop(L, base);
+            push_item_args(L, it, od->item[1]);
         }
-        fn(L, base + 1, &is);
+        od->fn(L, base + 1, &is);
         top = lua_gettop(L);
         lua_createtable(L, 0, 4);     /* meta[i] */
         lua_pushstring(L, op);
@@ -101,6 +104,8 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         lua_setfield(L, -2, "family");
         lua_pushboolean(L, (is.flags & VL_F_DEL404OK) != 0);
         lua_setfield(L, -2, "del");
+        lua_pushboolean(L, (od->flags & VL_OPF_204_MODEL) != 0);
+        lua_setfield(L, -2, "upsert");
         if (is.model) { lua_pushvalue(L, is.model); lua_setfield(L, -2, "model"); }
         lua_rawseti(L, meta, i);
         if (is.immediate) {
@@ -246,9 +251,8 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
             if ((res == VL_RES_MODEL || res == VL_RES_CREATED) && !lua_istable(L, body)) {
                 /* no entity: only a 204 on an upsert is empty by design (the model sent) */
                 int upsert, empty = lua_isnil(L, body) || (lua_type(L, body) == LUA_TSTRING && lua_rawlen(L, body) == 0);
-                lua_getfield(L, meta, "op");
-                upsert = st == 204 && empty && lua_type(L, -1) == LUA_TSTRING &&
-                         strcmp(lua_tostring(L, -1), "upsert_content") == 0;
+                lua_getfield(L, meta, "upsert");
+                upsert = st == 204 && empty && lua_toboolean(L, -1);
                 lua_pop(L, 1);
                 if (upsert) {
                     lua_getfield(L, meta, "model");
