@@ -376,3 +376,24 @@ describe("operations as data: $batch", function()
     assert.has_error(function() w.c:batch { { op = "batch" } } end, "vivalearning: batch item 1: unknown op batch")
   end)
 end)
+
+describe("$batch items over a fake driver", function()
+  it("send a throttled item again after its retry-after-ms (and x-ms-retry-after-ms), not the backoff", function()
+    for _, h in ipairs { "retry-after-ms", "x-ms-retry-after-ms" } do
+      local w = world({ backoff = { base = 0.01, cap = 0.01 } })
+      local calls = 0
+      w.default = function(req)
+        calls = calls + 1
+        if calls == 1 then
+          return { status = 200, body = '{"responses":[{"id":"1","status":429,"headers":{"' .. h .. '":"700"}}]}' }
+        end
+        return { status = 200, body = '{"responses":[{"id":"1","status":200,"body":' .. activity_json(ID) .. '}]}' }
+      end
+      local res = assert(w.c:batch({ { op = "get", id = ID } }, { retry = true }))
+      assert.is_true(res[1].ok)
+      assert.equals(2, #w.log)
+      local g = gap(w, 2)
+      assert.is_true(g >= 0.7 and g <= 0.875, h .. ": " .. g)
+    end
+  end)
+end)

@@ -6,7 +6,9 @@
  * waiting for a token, active) and its in-flight handles in a Lua table (uservalue), so a
  * submitted handle the caller drops still completes and shows up in poll(). Results are
  * built in Lua between libcurl calls, never inside a libcurl callback.
- * The engine is in engine.c, the request builders and the ops table in ops.c, $batch in batch.c. */
+ * This is the binding layer: Lua only. The engine is in engine.c, results in result.c, the ops
+ * table in ops.c, $batch in batch.c, the I/O in transport.c (libcurl) or external.c
+ * (io = "external": take, deliver, next_wakeup, tick, and sync calls through the driver). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
