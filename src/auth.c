@@ -10,11 +10,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+#include "auth.h"
+#include "io.h"
 #include "json.h"
+#include "result.h"
+#include "transport.h"
 
 #define REFRESH_AHEAD 300.0
-#define BACKGROUND_RETRY 30.0
 
 int vl_auth_usable(vl_client *c, double now) {
     return c->tok.value != NULL && now < c->tok.expires_at;
@@ -74,35 +76,48 @@ static void redact_top(lua_State *L, vl_client *c) {
     }
 }
 
-static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int transient, double now) {
-    double hint = -1;
+/* A fetch failed (its auth error at erridx): the policy says whether to try again and when.
+ * transport is the attempt's VL_T_* (VL_T_NONE for an HTTP answer or the provider), status its
+ * HTTP status (0 for none), oauth_transient whether the endpoint called the error transient. */
+static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int transport, long status,
+                         int oauth_transient, double now) {
+    vl_attempt a;
+    vl_decision d;
     erridx = lua_absindex(L, erridx);
     c->tok.fetching = 0;
     c->tok.failures++;
+    memset(&a, 0, sizeof a);
+    a.kind = VL_K_TOKEN;
+    a.method = VL_POST;
+    a.transport = transport;
+    a.status = status;
+    a.token_transient = oauth_transient;
     /* the token endpoint's Retry-After (set on transient errors only) */
+    a.retry_after = -1;
     lua_getfield(L, erridx, "retry_after");
-    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) >= 0) hint = lua_tonumber(L, -1);
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) >= 0) a.retry_after = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    if (vl_auth_usable(c, now)) {
+    a.retries = c->tok.failures - 1;
+    a.max_retries = c->max_retries;
+    a.token_valid = vl_auth_usable(c, now);
+    a.token_expires = c->tok.expires_at;
+    a.now = now;
+    a.deadline = now + c->deadline_s;
+    a.backoff_base = c->backoff_base;
+    a.backoff_cap = c->backoff_cap;
+    a.jitter = vl_rng_unit(&c->rng);
+    d = vl_policy_decide(&a);
+    if (d.action == VL_A_RETRY && a.token_valid) {
         /* a background refresh failed: keep the valid token, try again later */
-        c->tok.retry_at = now + (hint > BACKGROUND_RETRY ? hint : BACKGROUND_RETRY);
-        if (c->tok.retry_at > c->tok.expires_at) c->tok.retry_at = c->tok.expires_at;
+        c->tok.retry_at = now + d.wait;
         return;
     }
-    if (transient && c->tok.failures <= c->max_retries) {
+    if (d.action == VL_A_RETRY) {
         char note[160];
-        double wait;
-        if (hint >= 0) {
-            /* never earlier than asked, a little later at random (as for Graph requests) */
-            double spread = hint * 0.25 < 2.0 ? hint * 0.25 : 2.0;
-            wait = hint + vl_rng_unit(&c->rng) * spread;
-        } else {
-            wait = vl_backoff(&c->rng, c->tok.failures - 1, c->backoff_base, c->backoff_cap);
-        }
-        c->tok.retry_at = now + wait;
+        c->tok.retry_at = now + d.wait;
         /* a waiter whose deadline comes first ends now, with the error and its retry_after */
         snprintf(note, sizeof note, "giving up: the next token request (in %.3gs) would pass the %.3gs deadline",
-                 wait, c->deadline_s);
+                 d.wait, c->deadline_s);
         lua_pushstring(L, note);
         lua_setfield(L, erridx, "note");
         vl_client_fail_waiters_by(L, c, cidx, erridx, c->tok.retry_at);
@@ -134,7 +149,7 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
         lua_pushfstring(L, "token_provider raised an error: %s", lua_tostring(L, -1));
         redact_top(L, c);
         push_auth_error(L, 0, "token_provider_error", lua_tostring(L, -1), 0);
-        token_failed(L, c, cidx, -1, 0, now);
+        token_failed(L, c, cidx, -1, VL_T_NONE, 0, 0, now);
         lua_settop(L, top);
         return;
     }
@@ -162,7 +177,7 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
         lua_pushliteral(L, "token_provider returned no token");
     }
     push_auth_error(L, 0, "token_provider_error", lua_tostring(L, -1), 0);
-    token_failed(L, c, cidx, -1, 0, now);
+    token_failed(L, c, cidx, -1, VL_T_NONE, 0, 0, now);
     lua_settop(L, top);
 }
 
@@ -209,10 +224,10 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
         r->op_start = now;
         r->deadline = now + c->deadline_s;
     }
-    if (!r || !r->url || !r->body || vl_transport_start(c, r, NULL) != 0) {
+    if (!r || !r->url || !r->body || vl_io_start(c, r, NULL) != 0) {
         vl_req_free(r);
         push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
-        token_failed(L, c, cidx, -1, 1, now);
+        token_failed(L, c, cidx, -1, VL_T_SETUP, 0, 0, now);
         lua_settop(L, top);
         return;
     }
@@ -238,33 +253,33 @@ static const char *first_line(lua_State *L, const char *s) {
     return lua_tostring(L, -1);
 }
 
-void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc) {
+void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc) {
     int top = lua_gettop(L);
-    double now = vl_now();
+    double now = vl_client_now(c);
     double t0 = r->attempt_start;
     c->token_req = NULL;
-    if (rc != CURLE_OK) {
-        char cause[CURL_ERROR_SIZE + 128];
+    if (rc != 0) {
+        char cause[400];
         vl_errinfo e;
-        /* retrying cannot help against an untrusted certificate or a bad URL */
-        int transient = !(rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-                          rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_UNSUPPORTED_PROTOCOL ||
-                          rc == CURLE_URL_MALFORMAT);
-        snprintf(cause, sizeof cause, "%s (%d): %s", curl_easy_strerror(rc), (int)rc,
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+
         memset(&e, 0, sizeof e);
         e.kind = "auth";
         e.code = "token_request_failed";
         e.message = "could not reach the token endpoint";
-        e.cause = cause;
+        e.cause = vl_attempt_cause(r, cause, sizeof cause);
         e.retry_after = -1;
         /* every token request of this fetch, this one included */
         e.attempts = c->tok.failures + 1;
         vl_error_push(L, &e);
-        lua_pushinteger(L, (lua_Integer)rc);
-        lua_setfield(L, -2, "curl_code");
-        vl_req_free(r);
-        token_failed(L, c, cidx, -1, transient, now);
+        if (rc > 0) {
+            lua_pushinteger(L, (lua_Integer)rc);
+            lua_setfield(L, -2, "curl_code");
+        }
+        {
+            int outcome = r->outcome != VL_T_NONE ? r->outcome : VL_T_MAYBE_SENT;
+            vl_req_free(r);
+            token_failed(L, c, cidx, -1, outcome, 0, 0, now);
+        }
         lua_settop(L, top);
         return;
     }
@@ -290,8 +305,11 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         }
         lua_settop(L, top);
         push_auth_error(L, r->status, "invalid_token_response", "the token endpoint answered 200 without a usable access_token", c->tok.failures + 1);
-        vl_req_free(r);
-        token_failed(L, c, cidx, -1, 0, now);
+        {
+            long st = r->status;
+            vl_req_free(r);
+            token_failed(L, c, cidx, -1, VL_T_NONE, st, 0, now);
+        }
         lua_settop(L, top);
         return;
     }
@@ -300,8 +318,9 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
         /* an OAuth error: {error, error_description "AADSTS7000215: ...\r\nTrace ID...", error_codes} */
         const char *err = NULL, *desc = NULL;
         lua_Integer aadsts = 0;
-        int transient = r->status == 429 || r->status >= 500;
+        int oauth_transient = 0, transient;
         int t = 0;
+        vl_attempt ta;
         if (r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
             t = lua_gettop(L);
             lua_getfield(L, t, "error");
@@ -316,10 +335,15 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             }
             lua_pop(L, 1);
             if (!aadsts && desc && strncmp(desc, "AADSTS", 6) == 0) aadsts = strtol(desc + 6, NULL, 10);
-            if (err && strcmp(err, "temporarily_unavailable") == 0) transient = 1;
+            if (err && strcmp(err, "temporarily_unavailable") == 0) oauth_transient = 1;
         } else {
             lua_settop(L, top);
         }
+        memset(&ta, 0, sizeof ta);
+        ta.kind = VL_K_TOKEN;
+        ta.status = r->status;
+        ta.token_transient = oauth_transient;
+        transient = vl_policy_token_transient(&ta);
         {
             char msg[512];
             snprintf(msg, sizeof msg, "token request failed with HTTP %ld%s%s", r->status, desc ? ": " : "", desc ? desc : "");
@@ -330,12 +354,16 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcod
             if (aadsts) { lua_pushinteger(L, aadsts); lua_setfield(L, -2, "aadsts"); }
             if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }
             if (transient) {
-                double h = vl_retry_after_header(r->h_retry_after, (double)time(NULL));
+                double h = vl_retry_after(r->h_retry_after_ms, r->h_x_retry_after_ms, r->h_retry_after, NULL, 0,
+                                          (double)time(NULL));
                 if (h >= 0) { lua_pushnumber(L, h); lua_setfield(L, -2, "retry_after"); }
             }
         }
-        vl_req_free(r);
-        token_failed(L, c, cidx, -1, transient, now);
+        {
+            long st = r->status;
+            vl_req_free(r);
+            token_failed(L, c, cidx, -1, VL_T_NONE, st, oauth_transient, now);
+        }
         lua_settop(L, top);
     }
 }

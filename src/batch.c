@@ -5,12 +5,39 @@
 #include <strings.h>
 #include <time.h>
 
-#include "client_internal.h"
+#include "batch.h"
 #include "json.h"
 #include "model.h"
 #include "options.h"
+#include "result.h"
+#include "transport.h"
 
 /* ------------------------------------------------------------------ batch */
+
+/* Pushes the item's fields named in form ("provider id", "{external_id}" passes { external_id =
+ * value }); returns 0 when the last one is absent (nil), so the caller may try the other form. */
+static int push_item_args(lua_State *L, int it, const char *form) {
+    const char *p = form;
+    int last_nil = 0;
+    while (*p) {
+        char name[32];
+        size_t n = strcspn(p, " ");
+        int wrap = p[0] == '{';
+        if (n >= sizeof name) n = sizeof name - 1;
+        memcpy(name, p + wrap, n - 2 * wrap);
+        name[n - 2 * wrap] = 0;
+        lua_getfield(L, it, name);
+        last_nil = lua_isnil(L, -1);
+        if (wrap && !last_nil) {
+            lua_newtable(L);
+            lua_insert(L, -2);
+            lua_setfield(L, -2, name);
+        }
+        p += n;
+        while (*p == ' ') p++;
+    }
+    return !last_nil;
+}
 
 /* Builds the $batch body. items at index a. ctx table gets items meta.
  * Pushes the body string; immediate results per item go to ctx.pre[i]. */
@@ -42,7 +69,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
     for (i = 1; i <= n; i++) {
         int it, top, base;
         const char *op;
-        parser_fn fn = NULL;
+        const opdef *od = NULL;
         spec is;
         memset(&is, 0, sizeof is);
         lua_rawgeti(L, a, i);
@@ -50,7 +77,8 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         if (!lua_istable(L, it)) luaL_error(L, "vivalearning: batch item %d must be a table", i);
         lua_getfield(L, it, "op");
         op = lua_tostring(L, -1);
-        if (!op || !(fn = vl_find_batch_parser(op))) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
+        if (op) od = vl_find_op(op);
+        if (!od || !od->item[0]) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
         /* the op string stays on the stack (below the arguments): the item's __index may
          * have answered a fresh string that only the stack holds */
         {
@@ -60,35 +88,12 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
             vl_check_keys(L, it, where, item_keys);
         }
         base = lua_gettop(L);
-        /* positional arguments from the item's fields */
-        if (strcmp(op, "create") == 0 || strcmp(op, "update") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "model");
-            if (lua_isnil(L, -1) && strcmp(op, "update") == 0) {
-                lua_pop(L, 1);
-                lua_getfield(L, it, "id");
-                lua_getfield(L, it, "changes");
-            }
-        } else if (strcmp(op, "delete") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "id");
-        } else if (strcmp(op, "get") == 0) {
-            lua_getfield(L, it, "id");
-        } else if (strcmp(op, "get_by_external_id") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "external_id");
-        } else if (strcmp(op, "get_for_user") == 0) {
-            lua_getfield(L, it, "user");
-            lua_getfield(L, it, "id");
-        } else if (strcmp(op, "upsert_content") == 0) {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "model");
-        } else {
-            lua_getfield(L, it, "provider");
-            lua_getfield(L, it, "id");
-            if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, it, "external_id"); if (!lua_isnil(L, -1)) { lua_newtable(L); lua_insert(L, -2); lua_setfield(L, -2, "external_id"); } }
+        /* positional arguments from the item's fields, as the op declares them */
+        if (!push_item_args(L, it, od->item[0]) && od->item[1]) {
+            lua_settop(L, base);
+            push_item_args(L, it, od->item[1]);
         }
-        fn(L, base + 1, &is);
+        od->fn(L, base + 1, &is);
         top = lua_gettop(L);
         lua_createtable(L, 0, 4);     /* meta[i] */
         lua_pushstring(L, op);
@@ -99,6 +104,8 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         lua_setfield(L, -2, "family");
         lua_pushboolean(L, (is.flags & VL_F_DEL404OK) != 0);
         lua_setfield(L, -2, "del");
+        lua_pushboolean(L, (od->flags & VL_OPF_204_MODEL) != 0);
+        lua_setfield(L, -2, "upsert");
         if (is.model) { lua_pushvalue(L, is.model); lua_setfield(L, -2, "model"); }
         lua_rawseti(L, meta, i);
         if (is.immediate) {
@@ -169,7 +176,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
 /* maps the $batch response (table at t) back to the items */
 void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
     int n, i, ctx, items, pre, out, byid, resp, partial, again, nagain = 0, retry;
-    double maxhint = -1;
+    double maxwait = 0, now = vl_client_now(c), jitter = vl_rng_unit(&c->rng);
     vl_push_handle(L, cidx, r);
     lua_getiuservalue(L, -1, 2);
     lua_remove(L, -2);
@@ -244,9 +251,8 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
             if ((res == VL_RES_MODEL || res == VL_RES_CREATED) && !lua_istable(L, body)) {
                 /* no entity: only a 204 on an upsert is empty by design (the model sent) */
                 int upsert, empty = lua_isnil(L, body) || (lua_type(L, body) == LUA_TSTRING && lua_rawlen(L, body) == 0);
-                lua_getfield(L, meta, "op");
-                upsert = st == 204 && empty && lua_type(L, -1) == LUA_TSTRING &&
-                         strcmp(lua_tostring(L, -1), "upsert_content") == 0;
+                lua_getfield(L, meta, "upsert");
+                upsert = st == 204 && empty && lua_toboolean(L, -1);
                 lua_pop(L, 1);
                 if (upsert) {
                     lua_getfield(L, meta, "model");
@@ -298,9 +304,12 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
             }
         } else {
             vl_errinfo e;
-            const char *kind = st == 429 || st == 503 ? "throttled" : st == 401 ? "auth" : "http";
-            double ra = -1;
-            vl_fill_errinfo(&e, r, kind);
+            vl_attempt a;
+            vl_decision d;
+            const char *ra_s = NULL, *ra_ms = NULL, *ra_xms = NULL, *btxt = NULL;
+            size_t bn = 0;
+            double ra;
+            vl_fill_errinfo(&e, r, vl_policy_status_kind(st));
             e.status = st;
             e.request_id = NULL; e.date = NULL; e.client_request_id = NULL;
             lua_getfield(L, rtab, "headers");
@@ -309,25 +318,41 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
                 while (lua_next(L, -2)) {
                     if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
                         const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-                        if (strcasecmp(k, "retry-after") == 0) ra = vl_retry_after_header(v, (double)time(NULL));
+                        /* the strings stay alive: the headers table is on the stack */
+                        if (strcasecmp(k, "retry-after") == 0) ra_s = v;
+                        else if (strcasecmp(k, "retry-after-ms") == 0) ra_ms = v;
+                        else if (strcasecmp(k, "x-ms-retry-after-ms") == 0) ra_xms = v;
                         else if (strcasecmp(k, "request-id") == 0) e.request_id = v;
                         else if (strcasecmp(k, "client-request-id") == 0) e.client_request_id = v;
                     }
                     lua_pop(L, 1);
                 }
             }
+            if (lua_type(L, body) == LUA_TSTRING) btxt = lua_tolstring(L, body, &bn);
+            ra = vl_retry_after(ra_ms, ra_xms, ra_s, btxt, bn, (double)time(NULL));
             e.retry_after = ra;
             e.method = NULL; e.url = NULL;
-            if (retry && (st == 429 || st == 503 || st == 504)) {
-                int post;
-                lua_getfield(L, meta, "post");
-                post = lua_toboolean(L, -1);
-                lua_pop(L, 1);
-                if (st == 429 || !post) {     /* not processed, or safe to repeat */
-                    lua_pushinteger(L, i);
-                    lua_rawseti(L, again, ++nagain);
-                    if (ra > maxhint) maxhint = ra;
-                }
+            /* the policy decides whether this item goes again (a POST only when throttled) */
+            memset(&a, 0, sizeof a);
+            a.kind = VL_K_BATCH_ITEM;
+            lua_getfield(L, meta, "post");
+            a.method = lua_toboolean(L, -1) ? VL_POST : VL_GET;
+            lua_pop(L, 1);
+            a.status = st;
+            a.retry_after = ra;
+            a.retry_items = retry;
+            a.retries = r->retries;
+            a.max_retries = c->max_retries;
+            a.now = now;
+            a.deadline = r->deadline;
+            a.backoff_base = c->backoff_base;
+            a.backoff_cap = c->backoff_cap;
+            a.jitter = jitter;
+            d = vl_policy_decide(&a);
+            if (d.action == VL_A_RETRY) {
+                lua_pushinteger(L, i);
+                lua_rawseti(L, again, ++nagain);
+                if (d.wait > maxwait) maxwait = d.wait;
             }
             vl_error_push_graph(L, &e, lua_istable(L, body) ? body : 0);
             lua_setfield(L, it, "err");
@@ -338,16 +363,10 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
         lua_rawseti(L, out, i);
         lua_pop(L, 1);        /* meta */
     }
-    if (nagain > 0 && r->retries < c->max_retries) {
-        /* throttled items go again, alone in a new $batch, after the longest Retry-After */
-        double now = vl_now(), wait;
-        if (maxhint >= 0) {
-            double spread = maxhint * 0.25 < 2.0 ? maxhint * 0.25 : 2.0;
-            wait = maxhint + vl_rng_unit(&c->rng) * spread;
-        } else {
-            wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
-        }
-        if (now + wait < r->deadline) {
+    if (nagain > 0) {
+        /* throttled items go again, alone in a new $batch, after the longest wait */
+        double wait = maxwait;
+        {
             luaL_Buffer b;
             size_t bl, k;
             const char *body0;

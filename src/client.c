@@ -6,101 +6,41 @@
  * waiting for a token, active) and its in-flight handles in a Lua table (uservalue), so a
  * submitted handle the caller drops still completes and shows up in poll(). Results are
  * built in Lua between libcurl calls, never inside a libcurl callback.
- * The engine is in engine.c, the request builders and the ops table in ops.c, $batch in batch.c. */
+ * This is the binding layer: Lua only. The engine is in engine.c, results in result.c, the ops
+ * table in ops.c, $batch in batch.c, the I/O in transport.c (libcurl) or external.c
+ * (io = "external": take, deliver, next_wakeup, tick, and sync calls through the driver). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_internal.h"
+#include "auth.h"
+#include "batch.h"
+#include "core.h"
+#include "engine.h"
+#include "external.h"
+#include "ops.h"
 #include "options.h"
+#include "result.h"
+#include "transport.h"
 
 #define VL_CLIENT_MT "vivalearning.client"
 #define VL_HANDLE_MT "vivalearning.request"
 
 typedef struct vl_handle { vl_req *r; } vl_handle;
 
-const char *const vl_famname[] = { "activity", "provider", "content" };
 
 /* ------------------------------------------------------------------ small helpers */
 
-char *vl_strdup(const char *s) {
-    size_t n;
-    char *p;
-    if (!s) return NULL;
-    n = strlen(s);
-    p = malloc(n + 1);
-    if (p) memcpy(p, s, n + 1);
-    return p;
-}
 
-void vl_zfree(char *p) {
-    if (p) {
-        volatile char *v = p;
-        while (*v) *v++ = 0;
-        free(p);
-    }
-}
 
-char *vl_dupn(const char *s, size_t n) {
-    char *p = malloc(n + 1);
-    if (p) { memcpy(p, s, n); p[n] = 0; }
-    return p;
-}
 
 /* ------------------------------------------------------------------ lists */
 
-static vl_req **head_of(vl_client *c, int list, vl_req ***tail) {
-    switch (list) {
-    case VL_L_READY: *tail = &c->ready_t; return &c->ready_h;
-    case VL_L_BACKOFF: *tail = &c->backoff_t; return &c->backoff_h;
-    case VL_L_TOKEN: *tail = &c->token_t; return &c->token_h;
-    case VL_L_COMPLETE: *tail = &c->complete_t; return &c->complete_h;
-    default: *tail = &c->active_t; return &c->active_h;
-    }
-}
 
-void vl_list_push(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h;
-    vl_list_remove(c, r);
-    h = head_of(c, list, &t);
-    r->list = list;
-    r->next = NULL;
-    r->prev = *t;
-    if (*t) (*t)->next = r; else *h = r;
-    *t = r;
-}
 
-void vl_list_push_front(vl_client *c, vl_req *r, int list) {
-    vl_req **t, **h;
-    vl_list_remove(c, r);
-    h = head_of(c, list, &t);
-    r->list = list;
-    r->prev = NULL;
-    r->next = *h;
-    if (*h) (*h)->prev = r; else *t = r;
-    *h = r;
-}
 
-void vl_list_remove(vl_client *c, vl_req *r) {
-    vl_req **t, **h;
-    if (r->list == VL_L_NONE) return;
-    h = head_of(c, r->list, &t);
-    if (r->prev) r->prev->next = r->next; else *h = r->next;
-    if (r->next) r->next->prev = r->prev; else *t = r->prev;
-    r->prev = r->next = NULL;
-    r->list = VL_L_NONE;
-}
 
-void vl_req_free(vl_req *r) {
-    if (!r) return;
-    if (r->c) vl_list_remove(r->c, r);
-    free(r->url);
-    if (r->body) { memset(r->body, 0, r->body_len); free(r->body); }
-    free(r->alt_url);
-    free(r->resp);
-    free(r);
-}
 
 /* ------------------------------------------------------------------ client access */
 
@@ -122,8 +62,7 @@ static void cancel_call_req(lua_State *L, vl_client *c) {
     vl_req *r = c->call_req;
     c->call_req = NULL;
     if (!r || r->done) return;
-    vl_list_remove(c, r);
-    if (r->easy) vl_transport_release(c, r);
+    vl_req_drop(c, r);
     vl_push_refs_field(L, 1, "handles");
     lua_pushnil(L);
     lua_rawsetp(L, -2, r);
@@ -131,6 +70,19 @@ static void cancel_call_req(lua_State *L, vl_client *c) {
     r->done = 1;
     r->closed = 1;
     r->c = NULL;
+}
+
+/* The client's clock (io = "external"), read once at the start of each call: the engine's
+ * time stands still during the call, so nothing in it depends on when the clock is asked. */
+static void read_clock(lua_State *L, vl_client *c) {
+    double t = 0;
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, "clock");
+    lua_call(L, 0, 1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isfinite(t = lua_tonumber(L, -1)))
+        luaL_error(L, "vivalearning: clock must return a finite number of seconds, got %s", luaL_typename(L, -1));
+    lua_pop(L, 2);
+    c->ext_now = t;
 }
 
 /* luaL_argerror in a body run by busy_call names it '?' and counts the client as argument 1:
@@ -154,7 +106,9 @@ static void name_argerror(lua_State *L) {
  * The arguments stay on this frame, so the client cannot be collected meanwhile. Leaves the
  * results on top and returns their number. */
 static int busy_call(lua_State *L, vl_client *c, int fidx) {
-    int n = lua_gettop(L), i, status;
+    int n, i, status;
+    if (c->has_clock) read_clock(L, c);
+    n = lua_gettop(L);
     luaL_checkstack(L, n + 4, NULL);
     lua_pushvalue(L, fidx);
     for (i = 1; i <= n; i++) lua_pushvalue(L, i);
@@ -175,11 +129,6 @@ static int busy_call(lua_State *L, vl_client *c, int fidx) {
 /* refs table: client uservalue 1 = { handles = {[lightud]=handle}, done = {...}, token_provider=, log= } */
 static void push_refs(lua_State *L, int cidx) { lua_getiuservalue(L, cidx, 1); }
 
-void vl_push_refs_field(lua_State *L, int cidx, const char *k) {
-    push_refs(L, cidx);
-    lua_getfield(L, -1, k);
-    lua_remove(L, -2);
-}
 
 static int handle_gc(lua_State *L);
 
@@ -194,6 +143,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     memset(&s, 0, sizeof s);
     s.op = od->name;
     if (od->page_family >= 0) vl_p_page_common(L, a, &s, c, od->page_family);
+    else if (!od->fn) vl_p_batch(L, a, &s);        /* the op over the others (batch.h) */
     else od->fn(L, a, &s);
 
     h = lua_newuserdatauv(L, sizeof *h, 2);
@@ -253,7 +203,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
         if (r->alt_url) { memcpy(r->alt_url, c->graph.base, bl); memcpy(r->alt_url + bl, as, al + 1); }
     }
     if (!r->url || (s.alt && !r->alt_url)) luaL_error(L, "vivalearning: out of memory");
-    r->op_start = vl_now();
+    r->op_start = vl_client_now(c);
     r->deadline = r->op_start + c->deadline_s;
     r->c = c;
     if (s.immediate < 0) {
@@ -323,8 +273,66 @@ static int op_body(lua_State *L) {
     return 1;                   /* the handle */
 }
 
+/* ---------- sync calls on an io = "external" client: the driver runs while the call waits.
+ * It is called with lua_pcallk from here, with no other C frame in between, so a driver may
+ * yield (a coroutine, an ngx light thread) and the call resumes in ext_wait_k. */
+static int tick_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    vl_engine_step(L, c, 1);
+    return 0;
+}
+
+/* A sync call whose driver raised: its request must not go on behind the caller's back. */
+static void ext_cancel(lua_State *L, vl_client *c, int hidx) {
+    vl_handle *h = luaL_checkudata(L, hidx, VL_HANDLE_MT);
+    vl_req *r = h->r;
+    if (!r || r->done) return;
+    if (!c->released) vl_req_drop(c, r);
+    vl_push_refs_field(L, 1, "handles");
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, r);
+    lua_pop(L, 1);
+    r->done = 1;
+    r->closed = 1;
+    r->c = NULL;
+}
+
+static int ext_wait_k(lua_State *L, int status, lua_KContext ctx) {
+    int hidx = (int)ctx;
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_replace(L, hidx + 1);         /* the driver's error */
+        lua_settop(L, hidx + 1);
+        ext_cancel(L, c, hidx);
+        return lua_error(L);
+    }
+    for (;;) {
+        vl_handle *h = luaL_checkudata(L, hidx, VL_HANDLE_MT);
+        lua_settop(L, hidx);
+        if (!h->r || h->r->done || c->closed) break;
+        if (c->busy || c->in_cb) luaL_error(L, "vivalearning: the client is busy");
+        /* a turn of the engine after each run of the driver: backoffs that came due */
+        lua_pushcfunction(L, tick_body);
+        busy_call(L, c, hidx + 1);
+        lua_settop(L, hidx);
+        if (!h->r || h->r->done || c->closed) break;
+        vl_push_refs_field(L, 1, "driver");
+        lua_pushvalue(L, 1);
+        status = lua_pcallk(L, 1, 0, 0, ctx, ext_wait_k);
+        if (status != LUA_OK) return ext_wait_k(L, status, ctx);
+    }
+    return push_result(L, hidx);
+}
+
 static int op_call(lua_State *L) {
     vl_client *c = check_client(L, 1);
+    if (c->external) {
+        if (!c->has_driver)
+            return luaL_error(L, "vivalearning: a synchronous call on an io = \"external\" client needs a driver "
+                              "(viva.client{ io = \"external\", driver = function(c) ... end }); or use submit");
+        busy_call(L, c, lua_upvalueindex(3));
+        return ext_wait_k(L, LUA_OK, (lua_KContext)lua_gettop(L));
+    }
     busy_call(L, c, lua_upvalueindex(3));
     /* after a close during the call: the result it had, or "closed before it completed" */
     return push_result(L, lua_gettop(L));
@@ -358,13 +366,89 @@ static int poll_body(lua_State *L) {
     return 1;
 }
 
-/* c:poll(timeout): a NaN timeout would never pass, an infinite one never end */
+static int ext_poll_k(lua_State *L, int status, lua_KContext ctx) {
+    vl_client *c = check_client(L, 1);
+    (void)ctx;
+    if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+    lua_settop(L, 2);
+    return busy_call(L, c, lua_upvalueindex(1));
+}
+
+/* c:poll(timeout): a NaN timeout would never pass, an infinite one never end. On an io =
+ * "external" client it never blocks: with a driver, and nothing finished, it runs the driver
+ * once first (a driver may yield here too). */
 static int c_poll(lua_State *L) {
     vl_client *c = check_client(L, 1);
     double t = luaL_optnumber(L, 2, 0);
     if (!isfinite(t))
         return luaL_argerror(L, 2, lua_pushfstring(L, "finite number of seconds expected, got %f", t));
+    if (c->external && c->has_driver && c->ndone == 0 && t > 0) {
+        lua_settop(L, 2);
+        vl_push_refs_field(L, 1, "driver");
+        lua_pushvalue(L, 1);
+        lua_callk(L, 1, 0, 0, ext_poll_k);
+        return ext_poll_k(L, LUA_OK, 0);
+    }
     return busy_call(L, c, lua_upvalueindex(1));
+}
+
+/* ---------- the sans-I/O face: c:take(), c:deliver(id, response | nil, outcome),
+ * c:next_wakeup(), c:tick() (io = "external" clients only) */
+static vl_client *check_external(lua_State *L, const char *what) {
+    vl_client *c = check_client(L, 1);
+    if (!c->external)
+        luaL_error(L, "vivalearning: %s needs a client made with io = \"external\"", what);
+    return c;
+}
+
+static int take_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    vl_engine_step(L, c, 1);
+    vl_ext_take(L, c);
+    return 1;
+}
+
+static int c_take(lua_State *L) {
+    vl_client *c = check_external(L, "take");
+    lua_settop(L, 1);
+    lua_pushcfunction(L, take_body);
+    return busy_call(L, c, 2);
+}
+
+static int deliver_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    vl_ext_deliver(L, c);
+    vl_engine_step(L, c, 1);
+    return 0;
+}
+
+static int c_deliver(lua_State *L) {
+    vl_client *c = check_external(L, "deliver");
+    lua_settop(L, 4);
+    lua_pushcfunction(L, deliver_body);
+    busy_call(L, c, 5);
+    return 0;
+}
+
+static int c_tick(lua_State *L) {
+    vl_client *c = check_external(L, "tick");
+    lua_settop(L, 1);
+    lua_pushcfunction(L, tick_body);
+    busy_call(L, c, 2);
+    return 0;
+}
+
+static int wakeup_body(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    vl_ext_push_wakeup(L, c);
+    return 1;
+}
+
+static int c_next_wakeup(lua_State *L) {
+    vl_client *c = check_external(L, "next_wakeup");
+    lua_settop(L, 1);
+    lua_pushcfunction(L, wakeup_body);
+    return busy_call(L, c, 2);
 }
 
 static int c_stats(lua_State *L) {
@@ -402,13 +486,7 @@ static int c_pending(lua_State *L) {
 static void detach_list(vl_client *c, vl_req *h) {
     while (h) {
         vl_req *n = h->next;
-        if (h->easy) {
-            curl_multi_remove_handle(c->multi, h->easy);
-            curl_easy_cleanup(h->easy);
-            h->easy = NULL;
-            c->nactive--;
-        }
-        if (h->hdrs) { curl_slist_free_all(h->hdrs); h->hdrs = NULL; }
+        vl_transport_abandon(c, h);
         h->prev = h->next = NULL;
         h->list = VL_L_NONE;
         h->c = NULL;
@@ -435,9 +513,7 @@ static void client_release(vl_client *c) {
     c->complete_h = c->complete_t = NULL;
     if (c->token_req) {
         vl_req *t = c->token_req;
-        if (t->easy) { curl_multi_remove_handle(c->multi, t->easy); curl_easy_cleanup(t->easy); t->easy = NULL; }
-        if (t->hdrs) curl_slist_free_all(t->hdrs);
-        t->hdrs = NULL;
+        vl_transport_abandon(c, t);
         vl_req_free(t);
         c->token_req = NULL;
     }
@@ -477,11 +553,9 @@ static int handle_gc(lua_State *L) {
     if (r->c && !r->done && r->c->busy) return 0;
     h->r = NULL;
     if (r->c && !r->done) {
-        vl_client *c = r->c;
-        vl_list_remove(c, r);
-        if (r->easy) vl_transport_release(c, r);
+        vl_req_drop(r->c, r);
     }
-    if (r->hdrs) { curl_slist_free_all(r->hdrs); r->hdrs = NULL; }
+    vl_transport_abandon(NULL, r);
     vl_req_free(r);
     return 0;
 }
@@ -575,7 +649,7 @@ static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def, 
 static const char *const KNOWN[] = {
     "graph_url", "authority_url", "tenant", "client_id", "client_secret", "token", "token_provider",
     "username", "password", "scope", "ca_file", "timeouts", "max_retries", "max_concurrency", "user_agent",
-    "log", "allow_http", "max_body_bytes", "backoff", NULL
+    "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver", NULL
 };
 static const char *const KNOWN_TIMEOUTS[] = { "connect", "attempt", "deadline", NULL };
 static const char *const KNOWN_BACKOFF[] = { "base", "cap", NULL };
@@ -625,9 +699,8 @@ static int c_new(lua_State *L) {
     c->scope = opt_str(L, 1, "scope", "https://graph.microsoft.com/.default");
     c->ca_file = opt_str(L, 1, "ca_file", NULL);
     {
-        const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
         char ua[96];
-        snprintf(ua, sizeof ua, "lua-vivalearning/%s libcurl/%s", VL_VERSION, v->version);
+        snprintf(ua, sizeof ua, "lua-vivalearning/%s libcurl/%s", VL_VERSION, vl_transport_version(NULL, NULL));
         c->user_agent = opt_str(L, 1, "user_agent", ua);
     }
     if (c->ca_file) {
@@ -714,8 +787,45 @@ static int c_new(lua_State *L) {
     c->max_retries = (int)opt_int(L, 1, "max_retries", 3, 0, 20);
     c->max_concurrency = (int)opt_int(L, 1, "max_concurrency", 16, 1, 1024);
     c->max_body = (size_t)opt_int(L, 1, "max_body_bytes", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
+    {
+        static const char *const ios[] = { "curl", "external", NULL };
+        lua_getfield(L, 1, "io");
+        if (!lua_isnil(L, -1)) {
+            int i;
+            const char *io = lua_tostring(L, -1);
+            for (i = 0; io && ios[i]; i++)
+                if (strcmp(ios[i], io) == 0) break;
+            if (!io || !ios[i]) return luaL_error(L, "viva.client: io must be \"curl\" or \"external\"");
+            c->external = i == 1;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "clock");
+        lua_getfield(L, 1, "driver");
+        if (!lua_isnil(L, -2) || !lua_isnil(L, -1)) {
+            const char *k = !lua_isnil(L, -2) ? "clock" : "driver";
+            int t = lua_gettop(L);
+            if (!c->external) return luaL_error(L, "viva.client: %s needs io = \"external\"", k);
+            if (!lua_isnil(L, t - 1) && !lua_isfunction(L, t - 1)) return luaL_error(L, "viva.client: clock must be a function");
+            if (!lua_isnil(L, t) && !lua_isfunction(L, t)) return luaL_error(L, "viva.client: driver must be a function");
+            c->has_clock = !lua_isnil(L, t - 1);
+            c->has_driver = !lua_isnil(L, t);
+            push_refs(L, cidx);
+            lua_pushvalue(L, t - 1);
+            lua_setfield(L, -2, "clock");
+            lua_pushvalue(L, t);
+            lua_setfield(L, -2, "driver");
+            lua_pop(L, 1);
+        }
+        lua_settop(L, cidx);
+    }
     vl_rng_seed(&c->rng, c);
-    if (!vl_transport_init(c)) return luaL_error(L, "viva.client: curl_multi_init failed");
+    if (c->has_clock) {
+        /* the first reading: the token's lifetime and the first deadlines count from it */
+        lua_pushvalue(L, cidx);
+        lua_replace(L, 1);
+        read_clock(L, c);
+    }
+    if (!c->external && !vl_transport_init(c)) return luaL_error(L, "viva.client: curl_multi_init failed");
     lua_settop(L, cidx);
     return 1;
 }
@@ -777,6 +887,14 @@ void vl_client_open(lua_State *L) {
         lua_setfield(L, -2, "poll");
         lua_pushcfunction(L, c_pending);
         lua_setfield(L, -2, "pending");
+        lua_pushcfunction(L, c_take);
+        lua_setfield(L, -2, "take");
+        lua_pushcfunction(L, c_deliver);
+        lua_setfield(L, -2, "deliver");
+        lua_pushcfunction(L, c_tick);
+        lua_setfield(L, -2, "tick");
+        lua_pushcfunction(L, c_next_wakeup);
+        lua_setfield(L, -2, "next_wakeup");
         lua_pushcfunction(L, c_stats);
         lua_setfield(L, -2, "stats");
         lua_pushcfunction(L, c_close);

@@ -1,588 +1,163 @@
-/* The request engine: finishing requests, results, retry decisions, admission and the drive loop. */
+/* The engine (see engine.h): retry decisions by the policy, admission, backoffs and the drive
+ * loop, over the client's I/O. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "client_internal.h"
-#include "json.h"
-#include "model.h"
-
-/* ------------------------------------------------------------------ logging */
-
-/* Calls the log hook (if any) with the event table at evidx; errors are swallowed (the hook
- * is protected and can never unwind through the client). */
-void vl_client_log(lua_State *L, vl_client *c, int cidx, int evidx) {
-    evidx = lua_absindex(L, evidx);
-    if (!c->has_log) return;
-    vl_push_refs_field(L, cidx, "log");
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
-    lua_pushvalue(L, evidx);
-    c->in_cb = 1;
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-    c->in_cb = 0;
-}
-
-static void log_attempt(lua_State *L, vl_client *c, int cidx, vl_req *r, CURLcode rc, double now) {
-    if (!c->has_log) return;
-    lua_createtable(L, 0, 12);
-    lua_pushstring(L, (r->flags & VL_F_INTERNAL) ? "token" : "response");
-    lua_setfield(L, -2, "event");
-    lua_pushstring(L, r->opname);
-    lua_setfield(L, -2, "op");
-    lua_pushstring(L, vl_method_name(r->phase ? VL_GET : r->method));
-    lua_setfield(L, -2, "method");
-    lua_pushstring(L, r->phase ? r->alt_url : r->url);
-    lua_setfield(L, -2, "url");
-    lua_pushinteger(L, r->status);
-    lua_setfield(L, -2, "status");
-    lua_pushinteger(L, r->attempts);
-    lua_setfield(L, -2, "attempt");
-    lua_pushnumber(L, now - r->attempt_start);
-    lua_setfield(L, -2, "elapsed");
-    if (!(r->flags & VL_F_INTERNAL)) {
-        lua_pushstring(L, r->crid);
-        lua_setfield(L, -2, "client_request_id");
-    }
-    if (r->h_request_id[0]) { lua_pushstring(L, r->h_request_id); lua_setfield(L, -2, "request_id"); }
-    if (rc != CURLE_OK) {
-        lua_pushfstring(L, "%s: %s", curl_easy_strerror(rc), r->errbuf[0] ? r->errbuf : "");
-        lua_setfield(L, -2, "error");
-    }
-    /* the request headers we sent, Authorization redacted; the token body is never logged */
-    lua_createtable(L, 0, 6);
-    if (r->flags & VL_F_INTERNAL) {
-        lua_pushliteral(L, "application/x-www-form-urlencoded");
-        lua_setfield(L, -2, "content-type");
-    } else {
-        lua_pushliteral(L, "Bearer <redacted>");
-        lua_setfield(L, -2, "authorization");
-        lua_pushstring(L, r->crid);
-        lua_setfield(L, -2, "client-request-id");
-        if (r->method == VL_POST || r->method == VL_PATCH) {
-            lua_pushliteral(L, "application/json");
-            lua_setfield(L, -2, "content-type");
-        }
-        lua_pushliteral(L, "application/json");
-        lua_setfield(L, -2, "accept");
-    }
-    if (c->user_agent) { lua_pushstring(L, c->user_agent); lua_setfield(L, -2, "user-agent"); }
-    lua_setfield(L, -2, "headers");
-    vl_client_log(L, c, cidx, -1);
-    lua_pop(L, 1);
-}
-
-/* ------------------------------------------------------------------ finishing requests */
-
-/* Stores the nres values on top of the stack as the handle's result (uservalue 1). */
-void vl_handle_set_result(lua_State *L, int hidx, int nres) {
-    int i, base;
-    hidx = lua_absindex(L, hidx);
-    base = lua_gettop(L) - nres;
-    lua_createtable(L, nres, 1);
-    for (i = 1; i <= nres; i++) {
-        lua_pushvalue(L, base + i);
-        lua_rawseti(L, -2, i);
-    }
-    lua_pushinteger(L, nres);
-    lua_setfield(L, -2, "n");
-    lua_setiuservalue(L, hidx, 1);
-    lua_settop(L, base);
-}
-
-/* Pushes the handle userdata of r (or nil). */
-void vl_push_handle(lua_State *L, int cidx, vl_req *r) {
-    vl_push_refs_field(L, cidx, "handles");
-    lua_rawgetp(L, -1, r);
-    lua_remove(L, -2);
-}
-
-/* Finishes r with the nres values on top of the stack (they are popped). Whatever can raise
- * (the result table, the done list growing) comes first: until the request leaves its list at
- * the end it is still the engine's, and a memory error leaves it where it was. */
-void vl_finish(lua_State *L, vl_client *c, int cidx, vl_req *r, int nres) {
-    int hidx;
-    vl_push_handle(L, cidx, r);
-    hidx = lua_gettop(L);
-    if (lua_isnil(L, hidx)) {           /* cannot happen: every public request is registered */
-        lua_settop(L, hidx - 1 - nres);
-        vl_list_remove(c, r);
-        if (r->easy) vl_transport_release(c, r);
-        r->done = 1;
-        return;
-    }
-    lua_insert(L, hidx - nres);        /* handle below the results */
-    vl_handle_set_result(L, hidx - nres, nres);
-    /* now the handle is on top */
-    if (!(r->flags & VL_F_SYNC)) {
-        vl_push_refs_field(L, cidx, "done");
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
-        lua_pop(L, 1);
-        c->ndone++;
-    }
-    vl_push_refs_field(L, cidx, "handles");
-    lua_pushnil(L);
-    lua_rawsetp(L, -2, r);             /* clearing a key never allocates */
-    lua_pop(L, 2);
-    vl_list_remove(c, r);
-    if (r->easy) vl_transport_release(c, r);
-    r->done = 1;
-    r->c = NULL;
-}
-
-void vl_fill_errinfo(vl_errinfo *e, vl_req *r, const char *kind) {
-    memset(e, 0, sizeof *e);
-    e->kind = kind;
-    e->status = r->status;
-    e->request_id = r->h_request_id;
-    e->client_request_id = r->h_client_request_id[0] ? r->h_client_request_id : r->crid;
-    e->date = r->h_date;
-    e->retry_after = -1;
-    e->attempts = r->attempts;
-    e->method = vl_method_name(r->phase ? VL_GET : r->method);
-    e->url = r->phase ? r->alt_url : r->url;
-}
-
-static int body_is_json(vl_req *r) {
-    return r->resp_len > 0 && (r->resp[0] == '{' || r->resp[0] == '[' ||
-           strstr(r->h_content_type, "json") != NULL);
-}
-
-/* Pushes an error for the HTTP response of r. */
-static void push_http_error(lua_State *L, vl_req *r, const char *kind, double retry_after, const char *extra) {
-    vl_errinfo e;
-    int top = lua_gettop(L);
-    vl_fill_errinfo(&e, r, kind);
-    e.retry_after = retry_after;
-    if (!kind) {
-        if (r->status == 429 || r->status == 503) e.kind = "throttled";
-        else if (r->status == 401) e.kind = "auth";
-        else e.kind = "http";
-    }
-    if (extra) e.message = extra;
-    if (body_is_json(r) && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
-        vl_error_push_graph(L, &e, -1);
-        if (extra) {         /* our note wins over Graph's message */
-            lua_pushstring(L, extra);
-            lua_setfield(L, -2, "message");
-        }
-    } else {
-        lua_settop(L, top);
-        if (!e.message) e.message = r->status ? "HTTP error without a Graph error body" : NULL;
-        vl_error_push(L, &e);
-    }
-    if (lua_gettop(L) > top + 1) {
-        lua_replace(L, top + 1);
-        lua_settop(L, top + 1);
-    }
-}
-
-static void push_transport_error(lua_State *L, vl_req *r, CURLcode rc, const char *msg) {
-    vl_errinfo e;
-    char cause[CURL_ERROR_SIZE + 96];
-    vl_fill_errinfo(&e, r, "transport");
-    e.status = 0;
-    snprintf(cause, sizeof cause, "%s (%d): %s", curl_easy_strerror(rc), (int)rc,
-             r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
-    e.cause = cause;
-    e.code = NULL;
-    e.message = msg;
-    vl_error_push(L, &e);
-    lua_pushstring(L, "CURLE");
-    lua_setfield(L, -2, "code");
-    lua_pushinteger(L, (lua_Integer)rc);
-    lua_setfield(L, -2, "curl_code");
-}
-
-static void fail_msg(lua_State *L, vl_client *c, int cidx, vl_req *r, const char *kind, const char *msg) {
-    vl_errinfo e;
-    vl_fill_errinfo(&e, r, kind);
-    e.message = msg;
-    lua_pushnil(L);
-    vl_error_push(L, &e);
-    vl_finish(L, c, cidx, r, 2);
-}
-
-/* Waiters of a failed token fetch: each gets a copy of the error at erridx. */
-void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx) {
-    vl_client_fail_waiters_by(L, c, cidx, erridx, -1);
-}
-
-/* The same for the waiters whose deadline comes before `by` only (all of them when by < 0). */
-void vl_client_fail_waiters_by(lua_State *L, vl_client *c, int cidx, int erridx, double by) {
-    vl_req *r, *next;
-    erridx = lua_absindex(L, erridx);
-    for (r = c->token_h; r; r = next) {
-        next = r->next;
-        if (by >= 0 && r->deadline > by) continue;
-        lua_pushnil(L);
-        lua_newtable(L);
-        lua_pushnil(L);
-        while (lua_next(L, erridx)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, -4);
-        }
-        /* the token requests made for it, or its own attempts if it had more (a 401 first) */
-        lua_getfield(L, -1, "attempts");
-        if (lua_tointeger(L, -1) < r->attempts) {
-            lua_pushinteger(L, r->attempts);
-            lua_setfield(L, -3, "attempts");
-        }
-        lua_pop(L, 1);
-        lua_pushstring(L, r->crid);
-        lua_setfield(L, -2, "client_request_id");
-        luaL_setmetatable(L, VL_ERR_MT);
-        vl_finish(L, c, cidx, r, 2);
-    }
-}
-
-void vl_client_release_waiters(vl_client *c) {
-    while (c->token_t) {
-        vl_req *r = c->token_t;
-        vl_list_remove(c, r);
-        vl_list_push_front(c, r, VL_L_READY);
-    }
-}
-
-/* ------------------------------------------------------------------ results */
-
-/* Decodes the JSON body of r; pushes the table or returns 0 after pushing nothing. */
-static int decode_body(lua_State *L, vl_req *r) {
-    if (!r->resp_len) return 0;
-    if (!vl_json_decode(L, r->resp, r->resp_len)) { lua_pop(L, 2); return 0; }
-    if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
-    return 1;
-}
-
-void vl_fail_protocol(lua_State *L, vl_client *c, int cidx, vl_req *r, const char *msg) {
-    lua_pushnil(L);
-    push_http_error(L, r, "protocol", -1, msg);
-    vl_finish(L, c, cidx, r, 2);
-}
-
-/* ctx table of the handle (uservalue 2) field k, pushed */
-static void push_ctx(lua_State *L, int cidx, vl_req *r, const char *k) {
-    vl_push_handle(L, cidx, r);
-    if (lua_isnil(L, -1)) return;
-    lua_getiuservalue(L, -1, 2);
-    lua_remove(L, -2);
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, k);
-        lua_remove(L, -2);
-    } else {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-    }
-}
-
-/* model from the decoded table at tidx; pushes model or nil, msg */
-int vl_to_model(lua_State *L, int tidx, int family) {
-    /* response metadata, not a property: it must never travel back in a body */
-    tidx = lua_absindex(L, tidx);
-    lua_pushnil(L);
-    lua_setfield(L, tidx, "@odata.context");
-    return vl_model_from_table(L, tidx, vl_famname[family]);
-}
-
-/* pushes the page built from the decoded table at t and returns NULL, or pushes nothing and
- * returns what is wrong with it: a page that cannot be read must never look like the last one */
-static const char *push_page(lua_State *L, int t, int family) {
-    int i, n, out, keys = 0, lt, bad;
-    t = lua_absindex(L, t);
-    lua_getfield(L, t, "@odata.nextLink");     /* absent or null: the last page */
-    lt = lua_type(L, -1);
-    bad = lt != LUA_TSTRING && lt != LUA_TNIL && !(lt == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL);
-    lua_pop(L, 1);
-    if (bad) return "page @odata.nextLink is not a string";
-    lua_getfield(L, t, "value");
-    if (!lua_istable(L, -1)) { lua_pop(L, 1); return "page has no value array"; }
-    n = (int)luaL_len(L, -1);
-    /* an object (keys other than 1..n) is not an array */
-    lua_pushnil(L);
-    while (lua_next(L, -2)) { lua_pop(L, 1); keys++; }
-    if (keys != n) { lua_pop(L, 1); return "page value is not an array"; }
-    lua_createtable(L, 0, 3);
-    out = lua_gettop(L);
-    lua_createtable(L, n, 0);
-    for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, out - 1, i);
-        if (!lua_istable(L, -1) || !vl_to_model(L, -1, family)) { lua_settop(L, out - 2); return "response is not a valid collection page"; }
-        lua_rawseti(L, -3, i);
-        lua_pop(L, 1);
-    }
-    lua_setfield(L, out, "value");
-    lua_getfield(L, t, "@odata.nextLink");
-    if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, out, "next_link"); else lua_pop(L, 1);
-    lua_getfield(L, t, "@odata.count");
-    if (lua_type(L, -1) == LUA_TNUMBER) lua_setfield(L, out, "count"); else lua_pop(L, 1);
-    lua_remove(L, out - 1);
-    return NULL;
-}
-
-static void succeed(lua_State *L, vl_client *c, int cidx, vl_req *r) {
-    int top = lua_gettop(L);
-    int res = r->phase ? VL_RES_MODEL : r->res;
-    switch (res) {
-    case VL_RES_MODEL:
-    case VL_RES_CREATED:
-        if (!r->resp_len && !r->phase && r->method == VL_PATCH && r->status == 204) {
-            /* 204 on an upsert: the model we sent */
-            push_ctx(L, cidx, r, "model");
-            if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
-            vl_finish(L, c, cidx, r, 1);
-            return;
-        }
-        if (!r->resp_len) {                    /* any other empty success: the entity is missing */
-            char msg[160];
-            snprintf(msg, sizeof msg, "empty response body where a %s was expected", vl_famname[r->family]);
-            vl_fail_protocol(L, c, cidx, r, msg);
-            return;
-        }
-        if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "response body is not a JSON object"); return; }
-        if (!vl_to_model(L, -1, r->family)) {
-            const char *m = lua_tostring(L, -1);
-            char msg[300];
-            snprintf(msg, sizeof msg, "response is not a valid %s: %s", vl_famname[r->family], m ? m : "?");
-            lua_settop(L, top);
-            vl_fail_protocol(L, c, cidx, r, msg);
-            return;
-        }
-        lua_remove(L, -2);
-        if (res == VL_RES_CREATED || r->phase) {
-            /* the caller's model learns its id */
-            push_ctx(L, cidx, r, "model");
-            if (vl_model_kind(L, -1)) {
-                vl_model_push_field(L, -2, "id");
-                if (lua_type(L, -1) == LUA_TSTRING) vl_model_set_id(L, -2, lua_tostring(L, -1));
-                lua_pop(L, 1);
-            }
-            lua_pop(L, 1);
-        }
-        vl_finish(L, c, cidx, r, 1);
-        return;
-    case VL_RES_UPDATED:
-        push_ctx(L, cidx, r, "model");
-        if (vl_model_kind(L, -1)) vl_model_clean(L, -1);
-        lua_pop(L, 1);
-        lua_pushboolean(L, 1);
-        vl_finish(L, c, cidx, r, 1);
-        return;
-    case VL_RES_PAGE:
-        if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "response body is not a JSON object"); return; }
-        {
-            const char *perr = push_page(L, -1, r->family);
-            if (perr) {
-                lua_settop(L, top);
-                vl_fail_protocol(L, c, cidx, r, perr);
-                return;
-            }
-        }
-        lua_remove(L, -2);
-        vl_finish(L, c, cidx, r, 1);
-        return;
-    case VL_RES_BATCH:
-        if (!decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "batch response is not a JSON object"); return; }
-        vl_batch_result(L, c, cidx, r, lua_gettop(L));
-        return;
-    default:
-        lua_pushboolean(L, 1);
-        vl_finish(L, c, cidx, r, 1);
-        return;
-    }
-}
+#include "auth.h"
+#include "batch.h"
+#include "engine.h"
+#include "io.h"
+#include "result.h"
+#include "transport.h"
 
 /* ------------------------------------------------------------------ retry decisions */
 
-static void schedule_retry(lua_State *L, vl_client *c, int cidx, vl_req *r, double hint, int phase,
-                           CURLcode rc, int is_http) {
-    double now = vl_now(), wait;
-    if (r->retries >= c->max_retries) {
-        lua_pushnil(L);
-        if (is_http) push_http_error(L, r, NULL, hint, NULL);
-        else push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
-                                                                : "transport failure (max_retries = 0)");
-        vl_finish(L, c, cidx, r, 2);
-        return;
-    }
-    if (hint >= 0) {
-        /* never earlier than asked; a little later, at random, so that callers throttled
-         * together do not all come back in the same instant */
-        double spread = hint * 0.25 < 2.0 ? hint * 0.25 : 2.0;
-        wait = hint + vl_rng_unit(&c->rng) * spread;
-    } else {
-        wait = vl_backoff(&c->rng, r->retries, c->backoff_base, c->backoff_cap);
-    }
-    if (now + wait >= r->deadline) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
-                 wait, c->deadline_s);
-        lua_pushnil(L);
-        if (is_http) push_http_error(L, r, NULL, hint, NULL);
-        else push_transport_error(L, r, rc, msg);
-        if (is_http) {
-            lua_pushstring(L, msg);
+static double hint_of(vl_req *r) {
+    return vl_retry_after(r->h_retry_after_ms, r->h_x_retry_after_ms, r->h_retry_after, r->resp, r->resp_len,
+                          (double)time(NULL));
+}
+
+/* What the policy needs to know about the finished attempt of r. */
+static void attempt_of(vl_client *c, vl_req *r, vl_attempt *a, double now) {
+    memset(a, 0, sizeof *a);
+    a->kind = r->phase ? VL_K_LOOKUP : VL_K_REQUEST;
+    a->method = r->method;
+    a->transport = r->outcome;
+    a->status = r->outcome == VL_T_NONE ? r->status : 0;
+    a->retry_after = a->transport == VL_T_NONE && a->status >= 400 ? hint_of(r) : -1;
+    a->has_alt = r->alt_url != NULL;
+    a->del404ok = (r->flags & VL_F_DEL404OK) != 0;
+    a->refreshable = vl_auth_refreshable(c);
+    a->auth_replays = r->auth_replays;
+    a->retries = r->retries;
+    a->max_retries = c->max_retries;
+    a->now = now;
+    a->deadline = r->deadline;
+    a->backoff_base = c->backoff_base;
+    a->backoff_cap = c->backoff_cap;
+    a->jitter = vl_rng_unit(&c->rng);
+}
+
+/* Finishes r with the error the policy's decision d names. */
+static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const vl_attempt *a, const vl_decision *d) {
+    int rc = r->rc;
+    char msg[200];
+    lua_pushnil(L);
+    switch (d->reason) {
+    case VL_R_TOO_LARGE:
+        snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
+        r->status = r->http_status;
+        vl_push_http_error(L, r, "protocol", -1, msg);
+        lua_pushstring(L, "body_too_large");
+        lua_setfield(L, -2, "code");
+        break;
+    case VL_R_BODY_REFUSED:
+        snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
+                 "body: most likely it refused the body as too large (HTTP 413); not retried",
+                 (unsigned long)r->uploaded, (unsigned long)r->body_len);
+        vl_push_transport_error(L, r, rc, msg);
+        break;
+    case VL_R_FATAL:
+        vl_push_transport_error(L, r, rc, vl_transport_tls_failed(r)
+                             ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
+                             : "transport failure");
+        break;
+    case VL_R_MAYBE_DONE:
+        if (a->transport != VL_T_NONE) {
+            vl_push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
+        } else {
+            vl_push_http_error(L, r, NULL, a->retry_after, NULL);
+            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
             lua_setfield(L, -2, "note");
         }
-        vl_finish(L, c, cidx, r, 2);
-        return;
+        break;
+    case VL_R_EXHAUSTED:
+        if (a->transport == VL_T_NONE) vl_push_http_error(L, r, NULL, a->retry_after, NULL);
+        else vl_push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
+                                                              : "transport failure (max_retries = 0)");
+        break;
+    case VL_R_DEADLINE:
+        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
+                 d->wait, c->deadline_s);
+        if (a->transport == VL_T_NONE) {
+            vl_push_http_error(L, r, NULL, a->retry_after, NULL);
+            lua_pushstring(L, msg);
+            lua_setfield(L, -2, "note");
+        } else {
+            vl_push_transport_error(L, r, rc, msg);
+        }
+        break;
+    default:
+        vl_push_http_error(L, r, NULL, -1, NULL);
+        break;
     }
-    r->retries++;
-    r->phase = phase;
-    r->not_before = now + wait;
-    vl_list_push(c, r, VL_L_BACKOFF);
+    vl_finish(L, c, cidx, r, 2);
 }
 
-static double hint_of(vl_req *r) {
-    double h = vl_retry_after_ms(r->h_retry_after_ms);
-    if (h < 0) h = vl_retry_after_ms(r->h_x_retry_after_ms);
-    if (h < 0) h = vl_retry_after_header(r->h_retry_after, (double)time(NULL));
-    if (h < 0 && r->resp_len) h = vl_retry_after_body(r->resp, r->resp_len);
-    return h;
-}
-
-/* The C half of a finished attempt, once and without Lua: the counters, the status, the easy
- * handle back to the pool, and r onto the complete list until on_complete has built its
- * outcome (the token request too: the list owns it from here, not c->token_req). */
-static void attempt_done(vl_client *c, vl_req *r, CURLcode rc) {
-    long st = 0, nconn = 0, ver = 0;
-    curl_off_t up = 0;
-    r->rc = (int)rc;
-    r->sent = rc == CURLE_OK ? 1 : vl_transport_was_sent(r, rc);
-    if (r->easy) {
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
-        curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-        if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK) c->st_connects += nconn;
-        if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
-    }
+/* The engine's half of a finished attempt, once and without Lua: r goes onto the complete list
+ * until on_complete has built its outcome (the token request too: the list owns it from
+ * here, not c->token_req). The transport has filled in how the attempt went. */
+static void attempt_done(vl_client *c, vl_req *r) {
     c->st_attempts++;
-    r->http_status = st;
-    r->status = rc == CURLE_OK ? st : 0;
-    r->attempt_end = vl_now();
-    vl_transport_release(c, r);
+    r->attempt_end = vl_client_now(c);
     vl_list_push(c, r, VL_L_COMPLETE);
     if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
     r->attempts++;
-    r->uploaded = up;
-    if (rc != CURLE_OK && r->resend_blocked)
-        snprintf(r->errbuf, sizeof r->errbuf, "the connection died after the %s was sent; libcurl's own re-send "
-                 "was stopped", vl_method_name(r->method));
     r->logged = 0;
 }
 
-/* The outcome of a finished attempt: every way out moves r off the complete list (finished,
- * retried, replayed) after what can raise; a memory error before that leaves it there. */
+/* The outcome of a finished attempt, as the policy decides: every way out moves r off the
+ * complete list (finished, retried, replayed) after what can raise; a memory error before
+ * that leaves it there. */
 static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
-    CURLcode rc = (CURLcode)r->rc;
-    int sent = r->sent;
-    long st = r->http_status;
+    vl_attempt a;
+    vl_decision d;
+    double now;
     if (!r->logged) {
-        log_attempt(L, c, cidx, r, rc, r->attempt_end);
+        vl_log_attempt(L, c, cidx, r, r->rc, r->attempt_end);
         r->logged = 1;
     }
     if (r->flags & VL_F_INTERNAL) {
-        vl_auth_token_done(L, c, cidx, r, rc);
+        vl_auth_token_done(L, c, cidx, r, r->rc);
         return;
     }
-    if (rc != CURLE_OK) {
-        if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
-            r->status = st;
-            lua_pushnil(L);
-            push_http_error(L, r, "protocol", -1, msg);
-            lua_pushstring(L, "body_too_large");
-            lua_setfield(L, -2, "code");
-            vl_finish(L, c, cidx, r, 2);
+    now = vl_client_now(c);
+    attempt_of(c, r, &a, now);
+    d = vl_policy_decide(&a);
+    switch (d.action) {
+    case VL_A_SUCCEED:
+        if (r->res == VL_RES_BATCH && !r->phase) {
+            if (!vl_decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "batch response is not a JSON object"); return; }
+            vl_batch_result(L, c, cidx, r, lua_gettop(L));
             return;
         }
-        if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (curl_off_t)r->body_len) {
-            /* the server reset the stream before it had the whole body: it refused the body
-             * (nginx does so for one over its size limit, instead of a readable 413), and it
-             * would refuse it again */
-            char msg[200];
-            snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
-                     "body: most likely it refused the body as too large (HTTP 413); not retried",
-                     (unsigned long)r->uploaded, (unsigned long)r->body_len);
-            lua_pushnil(L);
-            push_transport_error(L, r, rc, msg);
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
-            rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
-            /* retrying cannot help */
-            lua_pushnil(L);
-            push_transport_error(L, r, rc, rc == CURLE_PEER_FAILED_VERIFICATION
-                                 ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
-                                 : "transport failure");
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        if (!sent || r->phase == 1 || r->method != VL_POST) {
-            /* nothing reached the server, or the request is safe to repeat */
-            schedule_retry(L, c, cidx, r, -1, r->phase, rc, 0);
-            return;
-        }
-        if (r->alt_url) {
-            /* an ambiguous create: find out by the alternate key before sending it again */
-            schedule_retry(L, c, cidx, r, -1, 1, rc, 0);
-            return;
-        }
-        lua_pushnil(L);
-        push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
-        vl_finish(L, c, cidx, r, 2);
+        vl_succeed(L, c, cidx, r);
         return;
-    }
-    if (r->status == 401 && r->auth_replays == 0 && vl_auth_refreshable(c)) {
-        /* exactly one forced refresh and one replay */
+    case VL_A_GONE:
+        lua_pushboolean(L, 1);
+        vl_finish(L, c, cidx, r, 1);
+        return;
+    case VL_A_REFRESH:
         r->auth_replays++;
         vl_auth_invalidate(c, r->token_gen);
         vl_list_push_front(c, r, VL_L_READY);
         return;
-    }
-    if (r->phase == 1) {                       /* alternate-key lookup after an ambiguous create */
-        if (r->status == 200) { succeed(L, c, cidx, r); return; }
-        if (r->status == 404) {                /* not there: the create did not happen; send it again */
-            r->phase = 0;
-            vl_list_push_front(c, r, VL_L_READY);
-            return;
-        }
-        if (r->status == 429 || r->status == 503 || r->status == 504) {
-            schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1);
-            return;
-        }
-        lua_pushnil(L);
-        push_http_error(L, r, NULL, -1, NULL);
-        vl_finish(L, c, cidx, r, 2);
+    case VL_A_RESEND:                /* the lookup found nothing: the create did not happen */
+        r->phase = 0;
+        vl_list_push_front(c, r, VL_L_READY);
+        return;
+    case VL_A_RETRY:
+    case VL_A_LOOKUP:
+        r->retries++;
+        r->phase = d.action == VL_A_LOOKUP;
+        r->not_before = now + d.wait;
+        vl_list_push(c, r, VL_L_BACKOFF);
+        return;
+    default:
+        fail_decided(L, c, cidx, r, &a, &d);
         return;
     }
-    if (r->status >= 200 && r->status < 300) { succeed(L, c, cidx, r); return; }
-    if (r->status == 404 && (r->flags & VL_F_DEL404OK) && r->retries > 0) {
-        /* a DELETE retried after a failure may find the entity already gone */
-        lua_pushboolean(L, 1);
-        vl_finish(L, c, cidx, r, 1);
-        return;
-    }
-    if (r->status == 429) { schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1); return; }
-    if (r->status == 503 || r->status == 504) {
-        if (r->method == VL_POST && r->alt_url) { schedule_retry(L, c, cidx, r, hint_of(r), 1, rc, 1); return; }
-        if (r->method == VL_POST) {
-            /* 503 and 504 may come after the server committed: a POST without an alternate key
-             * (a create without external id, a $batch) is final, whatever the Retry-After */
-            lua_pushnil(L);
-            push_http_error(L, r, NULL, hint_of(r), NULL);
-            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
-            lua_setfield(L, -2, "note");
-            vl_finish(L, c, cidx, r, 2);
-            return;
-        }
-        schedule_retry(L, c, cidx, r, hint_of(r), 0, rc, 1);
-        return;
-    }
-    lua_pushnil(L);
-    push_http_error(L, r, NULL, -1, NULL);
-    vl_finish(L, c, cidx, r, 2);
 }
 
 /* ------------------------------------------------------------------ the engine */
@@ -601,13 +176,13 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
             char msg[160];
             snprintf(msg, sizeof msg, "request body of %lu bytes is over Graph's request limit of %lu bytes; "
                      "nothing was sent", (unsigned long)r->body_len, (unsigned long)VL_MAX_REQUEST_BODY);
-            fail_msg(L, c, cidx, r, "validation", msg);
+            vl_fail_msg(L, c, cidx, r, "validation", msg);
             continue;
         }
         if (now >= r->deadline) {
             char msg[96];
             snprintf(msg, sizeof msg, "deadline of %.3gs passed before the request could be sent", c->deadline_s);
-            fail_msg(L, c, cidx, r, "transport", msg);
+            vl_fail_msg(L, c, cidx, r, "transport", msg);
             continue;
         }
         if (!vl_auth_usable(c, now)) {
@@ -618,13 +193,13 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
         if (r->phase == 1) {
             char *u = r->url; int m = r->method;
             r->url = r->alt_url; r->method = VL_GET;
-            rc = vl_transport_start(c, r, c->tok.value);
+            rc = vl_io_start(c, r, c->tok.value);
             r->url = u; r->method = m;
         } else {
-            rc = vl_transport_start(c, r, c->tok.value);
+            rc = vl_io_start(c, r, c->tok.value);
         }
         if (rc != 0) {
-            fail_msg(L, c, cidx, r, "transport", "could not set up the transfer");
+            vl_fail_msg(L, c, cidx, r, "transport", "could not set up the transfer");
             continue;
         }
         vl_list_push(c, r, VL_L_ACTIVE);
@@ -645,15 +220,10 @@ static void promote(vl_client *c, double now) {
 }
 
 static void process(lua_State *L, vl_client *c, int cidx) {
-    CURLMsg *m;
-    int left;
+    vl_req *r;
     while (c->complete_h) on_complete(L, c, cidx, c->complete_h);   /* left by a memory error */
-    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
-        vl_req *r = NULL;
-        if (m->msg != CURLMSG_DONE) continue;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (!r) continue;
-        attempt_done(c, r, m->data.result);
+    while ((r = vl_transport_next_done(c)) != NULL) {
+        attempt_done(c, r);
         on_complete(L, c, cidx, r);
     }
 }
@@ -666,7 +236,12 @@ static int idle(vl_client *c) {
  * timeout seconds passed, or nothing is left to do, or the client was closed meanwhile (by a
  * hook or a finalizer: the caller's busy_call releases it when the call is over). */
 void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
-    double end = vl_now() + timeout;
+    double end;
+    if (c->external) {            /* the driver does the waiting: one turn, never a block */
+        vl_engine_step(L, c, cidx);
+        return;
+    }
+    end = vl_now() + timeout;
     while (!c->closed) {
         double now = vl_now(), wait;
         promote(c, now);
@@ -680,7 +255,7 @@ void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeou
         now = vl_now();
         if (now >= end) {
             /* out of time: still look at the sockets once, without waiting (poll(0) in a frame loop) */
-            if (c->nsocks > 0) {
+            if (vl_transport_has_sockets(c)) {
                 vl_transport_wait(c, 0);
                 process(L, c, cidx);
             }
@@ -704,3 +279,23 @@ void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeou
     }
 }
 
+
+/* ------------------------------------------------------------------ the engine's face */
+
+
+
+
+void vl_engine_step(lua_State *L, vl_client *c, int cidx) {
+    double now = vl_client_now(c);
+    promote(c, now);
+    vl_auth_tick(L, c, cidx, now);
+    admit(L, c, cidx, now);
+    if (c->closed) return;
+    if (c->external) {
+        while (c->complete_h && !c->closed) on_complete(L, c, cidx, c->complete_h);
+        /* what finished may have freed a slot or queued a retry due now */
+        if (!c->closed && c->ready_h) admit(L, c, cidx, vl_client_now(c));
+    } else {
+        process(L, c, cidx);
+    }
+}

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
+#include <lauxlib.h>
+
+#include "error.h"
 
 static void setstr(lua_State *L, const char *k, const char *v) {
     if (v && *v) {

@@ -2,10 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client_internal.h"
 #include "json.h"
 #include "model.h"
+#include "ops.h"
 #include "options.h"
+#include "result.h"
 
 /* ------------------------------------------------------------------ building requests */
 
@@ -505,46 +506,30 @@ void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
     s->path = lua_gettop(L);
 }
 
-/* ------------------------------------------------------------------ batch parsers */
-
-/* the parser of an op a $batch item may name (used by batch.c), or NULL */
-parser_fn vl_find_batch_parser(const char *op) {
-    if (strcmp(op, "create") == 0) return p_create;
-    if (strcmp(op, "update") == 0) return p_update;
-    if (strcmp(op, "delete") == 0) return p_delete;
-    if (strcmp(op, "get") == 0) return p_get;
-    if (strcmp(op, "get_by_external_id") == 0) return p_get_by_external_id;
-    if (strcmp(op, "get_for_user") == 0) return p_get_for_user;
-    if (strcmp(op, "upsert_content") == 0) return p_upsert_content;
-    if (strcmp(op, "get_content") == 0) return p_get_content;
-    if (strcmp(op, "delete_content") == 0) return p_delete_content;
-    return NULL;
-}
-
 /* ------------------------------------------------------------------ ops table */
 
 /* pages are built by p_page_common (they need the client for the nextLink check) */
 static void p_page(lua_State *L, int a, spec *s) { (void)L; (void)a; (void)s; }
 
 const opdef vl_ops[] = {
-    { "create", p_create, -1 },
-    { "get", p_get, -1 },
-    { "get_by_external_id", p_get_by_external_id, -1 },
-    { "get_for_user", p_get_for_user, -1 },
-    { "update", p_update, -1 },
-    { "delete", p_delete, -1 },
-    { "activities_page", p_page, VL_FAM_ACTIVITY },
-    { "providers_page", p_page, VL_FAM_PROVIDER },
-    { "contents_page", p_page, VL_FAM_CONTENT },
-    { "create_provider", p_create_provider, -1 },
-    { "get_provider", p_get_provider, -1 },
-    { "update_provider", p_update_provider, -1 },
-    { "delete_provider", p_delete_provider, -1 },
-    { "upsert_content", p_upsert_content, -1 },
-    { "get_content", p_get_content, -1 },
-    { "delete_content", p_delete_content, -1 },
-    { "batch", vl_p_batch, -1 },
-    { NULL, NULL, -1 }
+    { "create", p_create, -1, { "provider model", NULL }, 0 },
+    { "get", p_get, -1, { "id", NULL }, 0 },
+    { "get_by_external_id", p_get_by_external_id, -1, { "provider external_id", NULL }, 0 },
+    { "get_for_user", p_get_for_user, -1, { "user id", NULL }, 0 },
+    { "update", p_update, -1, { "provider model", "provider id changes" }, 0 },
+    { "delete", p_delete, -1, { "provider id", NULL }, 0 },
+    { "activities_page", p_page, VL_FAM_ACTIVITY, { NULL, NULL }, 0 },
+    { "providers_page", p_page, VL_FAM_PROVIDER, { NULL, NULL }, 0 },
+    { "contents_page", p_page, VL_FAM_CONTENT, { NULL, NULL }, 0 },
+    { "create_provider", p_create_provider, -1, { "model", NULL }, 0 },
+    { "get_provider", p_get_provider, -1, { "id", NULL }, 0 },
+    { "update_provider", p_update_provider, -1, { "model", "id changes" }, 0 },
+    { "delete_provider", p_delete_provider, -1, { "id", NULL }, 0 },
+    { "upsert_content", p_upsert_content, -1, { "provider model", NULL }, VL_OPF_204_MODEL },
+    { "get_content", p_get_content, -1, { "provider id", "provider {external_id}" }, 0 },
+    { "delete_content", p_delete_content, -1, { "provider id", "provider {external_id}" }, 0 },
+    { "batch", NULL, -1, { NULL, NULL }, 0 },        /* built by batch.c over the others */
+    { NULL, NULL, -1, { NULL, NULL }, 0 }
 };
 
 const opdef *vl_find_op(const char *name) {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+#include "retry.h"
 
 double vl_now(void) {
     struct timespec ts;
@@ -90,17 +90,76 @@ static double parse_decimal(const char *v) {
     return x;
 }
 
+/* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil) */
+static long days_from_civil(long y, unsigned m, unsigned d) {
+    long era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long)doe - 719468;
+}
+
+/* An HTTP-date in any of its three forms (RFC 9110 5.6.7): IMF-fixdate "Sun, 06 Nov 1994
+ * 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT", asctime "Sun Nov  6 08:49:37 1994".
+ * Seconds since the epoch, or -1. */
+static double http_date(const char *v) {
+    static const char *const months[] = { "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
+                                          "oct", "nov", "dec" };
+    long day = -1, year = -1, mon = -1, hh = -1, mi = -1, ss = -1;
+    const char *p = v;
+    while (*p) {
+        const char *t;
+        size_t n;
+        while (*p == ' ' || *p == ',' || *p == '-' || *p == '\t') p++;
+        t = p;
+        while (*p && *p != ' ' && *p != ',' && *p != '-' && *p != '\t') p++;
+        n = (size_t)(p - t);
+        if (!n) break;
+        if (isdigit((unsigned char)t[0])) {
+            if (n == 8 && t[2] == ':' && t[5] == ':') {
+                if (hh >= 0) return -1;
+                hh = (t[0] - '0') * 10 + (t[1] - '0');
+                mi = (t[3] - '0') * 10 + (t[4] - '0');
+                ss = (t[6] - '0') * 10 + (t[7] - '0');
+            } else {
+                long x = 0;
+                size_t i;
+                for (i = 0; i < n; i++) {
+                    if (!isdigit((unsigned char)t[i])) return -1;
+                    x = x * 10 + (t[i] - '0');
+                }
+                if (n <= 2 && day < 0) day = x;
+                else if (n == 4 && year < 0) year = x;
+                else if (n == 2 && year < 0) year = x < 70 ? 2000 + x : 1900 + x;   /* RFC 850 */
+                else return -1;
+            }
+        } else if (isalpha((unsigned char)t[0])) {
+            /* a month; a weekday or the zone (GMT, UTC) is skipped */
+            int i;
+            for (i = 0; n == 3 && i < 12; i++)
+                if (tolower((unsigned char)t[0]) == months[i][0] && tolower((unsigned char)t[1]) == months[i][1] &&
+                    tolower((unsigned char)t[2]) == months[i][2]) mon = i + 1;
+        } else {
+            return -1;
+        }
+    }
+    if (day < 1 || day > 31 || mon < 1 || year < 1970 || hh < 0 || hh > 23 || mi > 59 || ss > 60) return -1;
+    return (double)days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400.0 + (double)(hh * 3600 + mi * 60 + ss);
+}
+
 double vl_retry_after_header(const char *v, double wall_now) {
     double s;
-    time_t t;
     if (!v || !*v) return -1;
     s = parse_decimal(v);
     if (s >= 0) return isfinite(s) ? s : -1;
     /* an HTTP-date: the difference to the local clock, never negative */
     if (!isalpha((unsigned char)v[0])) return -1;
-    t = curl_getdate(v, NULL);
-    if (t == (time_t)-1) return -1;
-    s = (double)t - wall_now;
+    s = http_date(v);
+    if (s < 0) return -1;
+    s -= wall_now;
     return s < 0 ? 0 : s;
 }
 
@@ -138,4 +197,15 @@ double vl_backoff(vl_rng *r, int retry, double base, double cap) {
     for (i = 0; i < retry && ceiling < cap; i++) ceiling *= 2;
     if (ceiling > cap) ceiling = cap;
     return vl_rng_unit(r) * ceiling;
+}
+
+/* The server's wait from every form it may take, the most precise first: retry-after-ms,
+ * x-ms-retry-after-ms, Retry-After (seconds, fractional or an HTTP-date), then a "Retry after
+ * N minutes" body. Any argument may be NULL. Seconds >= 0, or -1 when none. */
+double vl_retry_after(const char *ms, const char *xms, const char *hdr, const char *body, size_t n, double wall_now) {
+    double h = ms && *ms ? vl_retry_after_ms(ms) : -1;
+    if (h < 0 && xms && *xms) h = vl_retry_after_ms(xms);
+    if (h < 0 && hdr && *hdr) h = vl_retry_after_header(hdr, wall_now);
+    if (h < 0 && body && n) h = vl_retry_after_body(body, n);
+    return h;
 }

@@ -10,7 +10,10 @@
 #include <strings.h>
 #include <poll.h>
 
-#include "client.h"
+#include <curl/curl.h>
+
+#include "state.h"
+#include "transport.h"
 
 const char *vl_method_name(int m) {
     switch (m) {
@@ -21,6 +24,35 @@ const char *vl_method_name(int m) {
     }
 }
 
+/* The driver's state, one per client: the multi (connection, DNS and TLS session caches), the
+ * sockets libcurl wants watched, its timer, and the pool of reusable easy handles. */
+struct vl_sock { curl_socket_t fd; int what; };
+struct vl_curl {
+    CURLM *multi;
+    struct vl_sock *socks;
+    int nsocks, socks_cap;
+    double timer_due;           /* libcurl's timer (monotonic), < 0 when none */
+    CURL **pool;
+    int npool, pool_cap;
+};
+
+int vl_transport_global_init(void) {
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    /* curl_global_init is reference counted and thread-safe only where libcurl says so;
+     * without that guarantee the host must initialise libcurl itself before its threads. */
+    if ((v->features & CURL_VERSION_THREADSAFE) && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
+    return 0;
+}
+
+const char *vl_transport_version(int *http2, const char **ssl) {
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    if (http2) *http2 = (v->features & CURL_VERSION_HTTP2) != 0;
+    if (ssl) *ssl = v->ssl_version ? v->ssl_version : "";
+    return v->version;
+}
+
+int vl_transport_has_sockets(const vl_client *c) { return c->io && c->io->nsocks > 0; }
+
 /* The multi is driven with curl_multi_socket_action: libcurl tells us which sockets to watch
  * and when its timer is due, we poll() them and hand over only the sockets that are ready, so a
  * finished transfer costs no scan over every transfer in flight. Both callbacks are plain C. */
@@ -28,60 +60,63 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
     vl_client *c = ud;
     int i;
     (void)e; (void)sp;
-    for (i = 0; i < c->nsocks; i++)
-        if (c->socks[i].fd == fd) break;
+    for (i = 0; i < c->io->nsocks; i++)
+        if (c->io->socks[i].fd == fd) break;
     if (what == CURL_POLL_REMOVE) {
-        if (i < c->nsocks) c->socks[i] = c->socks[--c->nsocks];
+        if (i < c->io->nsocks) c->io->socks[i] = c->io->socks[--c->io->nsocks];
         return 0;
     }
-    if (i == c->nsocks) {
-        if (c->nsocks == c->socks_cap) {
-            int nc = c->socks_cap ? c->socks_cap * 2 : 16;
-            struct vl_sock *ns = realloc(c->socks, (size_t)nc * sizeof *ns);
+    if (i == c->io->nsocks) {
+        if (c->io->nsocks == c->io->socks_cap) {
+            int nc = c->io->socks_cap ? c->io->socks_cap * 2 : 16;
+            struct vl_sock *ns = realloc(c->io->socks, (size_t)nc * sizeof *ns);
             if (!ns) return -1;
-            c->socks = ns;
-            c->socks_cap = nc;
+            c->io->socks = ns;
+            c->io->socks_cap = nc;
         }
-        c->socks[c->nsocks].fd = fd;
-        c->nsocks++;
+        c->io->socks[c->io->nsocks].fd = fd;
+        c->io->nsocks++;
     }
-    c->socks[i].what = what;
+    c->io->socks[i].what = what;
     return 0;
 }
 
 static int on_timer(CURLM *m, long ms, void *ud) {
     vl_client *c = ud;
     (void)m;
-    c->timer_due = ms < 0 ? -1 : vl_now() + (double)ms / 1000.0;
+    c->io->timer_due = ms < 0 ? -1 : vl_now() + (double)ms / 1000.0;
     return 0;
 }
 
 int vl_transport_init(vl_client *c) {
-    c->timer_due = -1;
-    c->multi = curl_multi_init();
-    if (!c->multi) return 0;
-    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(c->max_concurrency + 4));
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
+    c->io = calloc(1, sizeof *c->io);
+    if (!c->io) return 0;
+    c->io->timer_due = -1;
+    c->io->multi = curl_multi_init();
+    if (!c->io->multi) return 0;
+    curl_multi_setopt(c->io->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(c->io->multi, CURLMOPT_MAXCONNECTS, (long)(c->max_concurrency + 4));
+    curl_multi_setopt(c->io->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->io->multi, CURLMOPT_SOCKETDATA, (void *)c);
+    curl_multi_setopt(c->io->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->io->multi, CURLMOPT_TIMERDATA, (void *)c);
     return 1;
 }
 
 void vl_transport_timers(vl_client *c, double now) {
     int running;
-    if (c->timer_due >= 0 && c->timer_due <= now) {
-        c->timer_due = -1;
-        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (!c->io) return;
+    if (c->io->timer_due >= 0 && c->io->timer_due <= now) {
+        c->io->timer_due = -1;
+        curl_multi_socket_action(c->io->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
 }
 
 void vl_transport_wait(vl_client *c, double wait) {
     struct pollfd stackfds[64], *fds = stackfds;
-    int n = c->nsocks, i, ready, ms, running;
+    int n = c->io->nsocks, i, ready, ms, running;
     double now = vl_now();
-    if (c->timer_due >= 0 && c->timer_due - now < wait) wait = c->timer_due - now;
+    if (c->io->timer_due >= 0 && c->io->timer_due - now < wait) wait = c->io->timer_due - now;
     if (wait < 0) wait = 0;
     ms = (int)(wait * 1000.0 + 0.999);
     if (n > 64) {
@@ -89,9 +124,9 @@ void vl_transport_wait(vl_client *c, double wait) {
         if (!fds) { fds = stackfds; n = 64; }
     }
     for (i = 0; i < n; i++) {
-        fds[i].fd = c->socks[i].fd;
-        fds[i].events = (short)(((c->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
-                                ((c->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+        fds[i].fd = c->io->socks[i].fd;
+        fds[i].events = (short)(((c->io->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                                ((c->io->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
         fds[i].revents = 0;
     }
     ready = poll(fds, (nfds_t)n, ms);
@@ -102,7 +137,7 @@ void vl_transport_wait(vl_client *c, double wait) {
         if (fds[i].revents & (POLLIN | POLLHUP)) ev |= CURL_CSELECT_IN;
         if (fds[i].revents & POLLOUT) ev |= CURL_CSELECT_OUT;
         if (fds[i].revents & (POLLERR | POLLNVAL)) ev |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(c->multi, fds[i].fd, ev, &running);
+        curl_multi_socket_action(c->io->multi, fds[i].fd, ev, &running);
     }
     if (fds != stackfds) free(fds);
     vl_transport_timers(c, vl_now());
@@ -110,20 +145,23 @@ void vl_transport_wait(vl_client *c, double wait) {
 
 void vl_transport_free(vl_client *c) {
     int i;
-    for (i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
-    free(c->pool);
-    c->pool = NULL;
-    c->npool = c->pool_cap = 0;
-    if (c->multi) {
+    if (!c->io) return;
+    for (i = 0; i < c->io->npool; i++) curl_easy_cleanup(c->io->pool[i]);
+    free(c->io->pool);
+    c->io->pool = NULL;
+    c->io->npool = c->io->pool_cap = 0;
+    if (c->io->multi) {
         /* no callbacks into a client that is going away */
-        curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, (curl_socket_callback)NULL);
-        curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, (curl_multi_timer_callback)NULL);
-        curl_multi_cleanup(c->multi);
+        curl_multi_setopt(c->io->multi, CURLMOPT_SOCKETFUNCTION, (curl_socket_callback)NULL);
+        curl_multi_setopt(c->io->multi, CURLMOPT_TIMERFUNCTION, (curl_multi_timer_callback)NULL);
+        curl_multi_cleanup(c->io->multi);
     }
-    c->multi = NULL;
-    free(c->socks);
-    c->socks = NULL;
-    c->nsocks = c->socks_cap = 0;
+    c->io->multi = NULL;
+    free(c->io->socks);
+    c->io->socks = NULL;
+    c->io->nsocks = c->io->socks_cap = 0;
+    free(c->io);
+    c->io = NULL;
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
@@ -255,7 +293,7 @@ static int static_options(vl_client *c, CURL *e) {
 
 static CURL *get_easy(vl_client *c) {
     CURL *e;
-    if (c->npool > 0) return c->pool[--c->npool];
+    if (c->io->npool > 0) return c->io->pool[--c->io->npool];
     e = curl_easy_init();
     if (e && static_options(c, e) != 0) {
         curl_easy_cleanup(e);
@@ -367,7 +405,7 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     r->hdrs = h;
     r->easy = e;
     r->attempt_start = now;
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(c->io->multi, e) != CURLM_OK) {
         r->easy = NULL;
         zero_slist(h);
         curl_slist_free_all(h);
@@ -383,17 +421,17 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
  * for the next request unless the pool is full. */
 void vl_transport_release(vl_client *c, vl_req *r) {
     if (r->easy) {
-        if (c && c->multi) {
-            curl_multi_remove_handle(c->multi, r->easy);
+        if (c && c->io && c->io->multi) {
+            curl_multi_remove_handle(c->io->multi, r->easy);
             c->nactive--;
         }
-        if (c && c->npool < c->max_concurrency + 4) {
-            if (c->npool == c->pool_cap) {
-                int nc = c->pool_cap ? c->pool_cap * 2 : 8;
-                CURL **np = realloc(c->pool, (size_t)nc * sizeof *np);
-                if (np) { c->pool = np; c->pool_cap = nc; }
+        if (c && c->io && c->io->npool < c->max_concurrency + 4) {
+            if (c->io->npool == c->io->pool_cap) {
+                int nc = c->io->pool_cap ? c->io->pool_cap * 2 : 8;
+                CURL **np = realloc(c->io->pool, (size_t)nc * sizeof *np);
+                if (np) { c->io->pool = np; c->io->pool_cap = nc; }
             }
-            if (c->npool < c->pool_cap) {
+            if (c->io->npool < c->io->pool_cap) {
                 /* do not leave pointers to r in a pooled handle */
                 curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, NULL);
                 curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, NULL);
@@ -401,7 +439,7 @@ void vl_transport_release(vl_client *c, vl_req *r) {
                 curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, NULL);
                 curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, NULL);
                 curl_easy_setopt(r->easy, CURLOPT_PREREQDATA, NULL);
-                c->pool[c->npool++] = r->easy;
+                c->io->pool[c->io->npool++] = r->easy;
                 r->easy = NULL;
             }
         }
@@ -417,7 +455,7 @@ void vl_transport_release(vl_client *c, vl_req *r) {
 
 /* Did the request (possibly) reach the server? Only failures before anything was sent are
  * safe to repeat for a POST. */
-int vl_transport_was_sent(vl_req *r, CURLcode rc) {
+static int was_sent(vl_req *r, CURLcode rc) {
     long reqsize = 0;
     if (r->resend_blocked) return 1;        /* the first copy went out on the dead connection */
     switch (rc) {
@@ -436,4 +474,91 @@ int vl_transport_was_sent(vl_req *r, CURLcode rc) {
     if (r->easy && curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &reqsize) == CURLE_OK && reqsize == 0)
         return 0;
     return 1;
+}
+
+static int outcome_of(vl_req *r, CURLcode rc) {
+    if (rc == CURLE_OK) return VL_T_NONE;
+    if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) return VL_T_TOO_LARGE;
+    if (rc == CURLE_HTTP2_STREAM && r->phase == 0 && r->body_len > 0 && r->uploaded < (long long)r->body_len)
+        /* the server reset the stream before it had the whole body: it refused the body (nginx
+         * does so for one over its size limit, instead of a readable 413) and would again */
+        return VL_T_BODY_REFUSED;
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+        rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
+        return VL_T_FATAL;
+    if (!r->sent) return VL_T_NOT_SENT;
+    if (rc == CURLE_OPERATION_TIMEDOUT) return VL_T_TIMEOUT;
+    if (rc == CURLE_HTTP2_STREAM || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) return VL_T_RESET;
+    return VL_T_MAYBE_SENT;
+}
+
+const char *vl_attempt_log_error(const vl_req *r, char *buf, size_t n) {
+    CURLcode rc = (CURLcode)r->rc;
+    if (r->rc < 0) return r->errbuf;
+    snprintf(buf, n, "%s: %s", curl_easy_strerror(rc), r->errbuf);
+    return buf;
+}
+
+int vl_transport_tls_failed(const vl_req *r) { return r->rc == (int)CURLE_PEER_FAILED_VERIFICATION; }
+
+/* Out of the multi and freed, not pooled: the client is going away or the handle is dropped. */
+void vl_transport_abandon(vl_client *c, vl_req *r) {
+    if (r->easy) {
+        if (c && c->io && c->io->multi) {
+            curl_multi_remove_handle(c->io->multi, r->easy);
+            c->nactive--;
+        }
+        curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+    }
+    if (r->hdrs) {
+        zero_slist(r->hdrs);
+        curl_slist_free_all(r->hdrs);
+        r->hdrs = NULL;
+    }
+}
+
+/* What libcurl knows of a finished attempt, read once: the status, the counters, whether it
+ * may have reached the server; then the handle goes back to the pool. */
+static void finish(vl_client *c, vl_req *r, CURLcode rc) {
+    long st = 0, nconn = 0, ver = 0;
+    curl_off_t up = 0;
+    r->rc = (int)rc;
+    r->sent = rc == CURLE_OK ? 1 : was_sent(r, rc);
+    if (r->easy) {
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
+        curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+        if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK) c->st_connects += nconn;
+        if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK && ver == CURL_HTTP_VERSION_2_0) c->st_h2++;
+    }
+    r->http_status = st;
+    r->status = rc == CURLE_OK ? st : 0;
+    vl_transport_release(c, r);
+    r->uploaded = (long long)up;
+    if (rc != CURLE_OK && r->resend_blocked)
+        snprintf(r->errbuf, sizeof r->errbuf, "the connection died after the %s was sent; libcurl's own re-send "
+                 "was stopped", vl_method_name(r->method));
+    r->outcome = outcome_of(r, rc);
+}
+
+vl_req *vl_transport_next_done(vl_client *c) {
+    CURLMsg *m;
+    int left;
+    if (!c->io) return NULL;
+    while ((m = curl_multi_info_read(c->io->multi, &left)) != NULL) {
+        vl_req *r = NULL;
+        if (m->msg != CURLMSG_DONE) continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (!r) continue;
+        finish(c, r, m->data.result);
+        return r;
+    }
+    return NULL;
+}
+
+const char *vl_attempt_cause(const vl_req *r, char *buf, size_t n) {
+    CURLcode rc = (CURLcode)r->rc;
+    if (r->rc < 0) return r->errbuf;          /* an external driver's report */
+    snprintf(buf, n, "%s (%d): %s", curl_easy_strerror(rc), (int)rc, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+    return buf;
 }

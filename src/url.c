@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "client.h"
+#include "url.h"
 
 static const char HEX[] = "0123456789ABCDEF";
 
@@ -103,41 +104,65 @@ int vl_host_is_loopback(const char *host) {
     return 0;
 }
 
-/* Splits a URL with libcurl's parser. Returns 0 on success. */
+/* Splits an absolute URL (RFC 3986: scheme "://" [userinfo "@"] host [":" port] path ["?" query]
+ * ["#" fragment]); host may be an IPv6 literal in brackets. port is the scheme's default (443,
+ * 80) when absent, 0 for another scheme. Returns 0 on success. */
 static int split(const char *url, char *scheme, size_t ns, char *host, size_t nh, long *port,
                  int *has_user, int *has_query, char **path) {
-    CURLU *u = curl_url();
-    char *v = NULL;
-    int rc = 1;
-    if (!u) return 1;
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) goto out;
-    if (curl_url_get(u, CURLUPART_SCHEME, &v, 0) != CURLUE_OK) goto out;
-    snprintf(scheme, ns, "%s", v);
-    curl_free(v); v = NULL;
-    if (curl_url_get(u, CURLUPART_HOST, &v, 0) != CURLUE_OK) goto out;
-    snprintf(host, nh, "%s", v);
-    curl_free(v); v = NULL;
-    if (curl_url_get(u, CURLUPART_PORT, &v, CURLU_DEFAULT_PORT) == CURLUE_OK && v) *port = strtol(v, NULL, 10);
-    else *port = 0;
-    curl_free(v); v = NULL;
-    *has_user = curl_url_get(u, CURLUPART_USER, &v, 0) == CURLUE_OK;
-    curl_free(v); v = NULL;
-    if (!*has_user) {
-        *has_user = curl_url_get(u, CURLUPART_PASSWORD, &v, 0) == CURLUE_OK;
-        curl_free(v); v = NULL;
+    const char *p = url, *auth, *auth_end, *h, *h_end, *at = NULL, *q;
+    size_t n;
+    if (!isalpha((unsigned char)*p)) return 1;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.') p++;
+    n = (size_t)(p - url);
+    if (p[0] != ':' || p[1] != '/' || p[2] != '/' || n >= ns) return 1;
+    memcpy(scheme, url, n);
+    scheme[n] = 0;
+    auth = p + 3;
+    auth_end = auth + strcspn(auth, "/?#");
+    for (q = auth; q < auth_end; q++)
+        if (*q == '@') at = q;
+    *has_user = at != NULL;
+    h = at ? at + 1 : auth;
+    if (*h == '[') {                       /* IPv6 literal */
+        h_end = memchr(h, ']', (size_t)(auth_end - h));
+        if (!h_end) return 1;
+        for (q = h + 1; q < h_end; q++)
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') return 1;
+        h_end++;
+    } else {
+        for (h_end = h; h_end < auth_end && *h_end != ':'; h_end++) {
+            unsigned char ch = (unsigned char)*h_end;
+            if (!isalnum(ch) && !strchr("-._~%!$&'()*+,;=", ch)) return 1;
+        }
     }
-    *has_query = curl_url_get(u, CURLUPART_QUERY, &v, 0) == CURLUE_OK ||
-                 curl_url_get(u, CURLUPART_FRAGMENT, &v, 0) == CURLUE_OK;
-    curl_free(v); v = NULL;
+    n = (size_t)(h_end - h);
+    if (n == 0 || n >= nh) return 1;
+    memcpy(host, h, n);
+    host[n] = 0;
+    *port = 0;
+    if (h_end < auth_end) {
+        long v = 0;
+        if (*h_end != ':') return 1;
+        for (q = h_end + 1; q < auth_end; q++) {
+            if (!isdigit((unsigned char)*q)) return 1;
+            v = v * 10 + (*q - '0');
+            if (v > 65535) return 1;
+        }
+        if (q > h_end + 1) *port = v;
+    }
+    if (*port == 0) {
+        if (strcasecmp(scheme, "https") == 0) *port = 443;
+        else if (strcasecmp(scheme, "http") == 0) *port = 80;
+    }
+    *has_query = strpbrk(auth_end, "?#") != NULL;
     if (path) {
-        if (curl_url_get(u, CURLUPART_PATH, &v, 0) != CURLUE_OK) goto out;
-        *path = v; v = NULL;
+        n = strcspn(auth_end, "?#");
+        *path = malloc(n + 2);
+        if (!*path) return 1;
+        if (n == 0) memcpy(*path, "/", 2);
+        else { memcpy(*path, auth_end, n); (*path)[n] = 0; }
     }
-    rc = 0;
-out:
-    curl_free(v);
-    curl_url_cleanup(u);
-    return rc;
+    return 0;
 }
 
 static void lower(char *s) { for (; *s; s++) *s = (char)tolower((unsigned char)*s); }
@@ -153,7 +178,7 @@ int vl_origin_parse(vl_origin *o, const char *url, int allow_http, const char *w
         return 0;
     }
     lower(o->scheme); lower(o->host);
-    curl_free(path);
+    free(path);
     if (has_user) { snprintf(err, n, "%s: credentials in the URL are not allowed", what); return 0; }
     if (has_query) { snprintf(err, n, "%s: query or fragment not allowed", what); return 0; }
     if (strcmp(o->scheme, "https") != 0) {

@@ -1,0 +1,24 @@
+/* io = "external": the engine's sans-I/O face for a driver written in Lua (take, deliver,
+ * next_wakeup). No libcurl, no sockets: a request is handed out as a table and its outcome is
+ * handed back, so the driver may block, yield or fake as it likes. */
+#ifndef VL_EXTERNAL_H
+#define VL_EXTERNAL_H
+
+#include <lua.h>
+
+#include "state.h"
+
+/* The engine starts an attempt of r: it waits for take(). 0 (it cannot fail). */
+int  vl_ext_start(vl_client *c, vl_req *r);
+/* Pushes the array of attempts not handed out yet, { id, method, url, headers, body, timeout }
+ * each, and marks them handed (only once the whole array is built). */
+void vl_ext_take(lua_State *L, vl_client *c);
+/* c:deliver(id, response | nil, outcome): arguments 2, 3, 4. Raises on a bad argument before
+ * anything changes; then the attempt is over and waits on the complete list. */
+void vl_ext_deliver(lua_State *L, vl_client *c);
+/* Pushes when the engine next needs a tick (the client's clock), or nil when nothing waits. */
+void vl_ext_push_wakeup(lua_State *L, vl_client *c);
+/* The cause text of a failed attempt the driver reported ("the driver reported: reset"). */
+#define VL_RC_DRIVER (-1)
+
+#endif
