@@ -51,7 +51,27 @@ describe("bulk import under throttling and faults", function()
     os.remove(src); os.remove(res)
   end)
 
-  it("retries throttled $batch items one by one after their Retry-After", function()
+  it("a $batch item answered 429 goes out again inside a $batch, after its Retry-After", function()
+    local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
+    sample.write(src, 200, { prefix = "rb-" })
+    emu.fault({ method = "POST", path = ITEM_PATH, status = 429, retry_after = "0.3", count = 15 })
+    local since = emu.last_seq()
+    local s = assert(viva.bulk.import(c, src, { provider = PROVIDER, results = res }))
+    check_exactly_once(200, "rb-", res, s)
+    local direct, n429 = 0, 0
+    for _, e in ipairs(emu.log(since)) do
+      if e.method == "POST" and e.path:match(ITEM_PATH) then
+        if not e.batch_item then direct = direct + 1 end
+        if e.status == 429 then n429 = n429 + 1 end
+      end
+    end
+    assert.equal(15, n429)
+    -- a 429 was not processed: alone it would take a whole request of the window for one row
+    assert.equal(0, direct)
+    os.remove(src); os.remove(res)
+  end)
+
+  it("retries throttled $batch items after their Retry-After (503s alone: they may have been applied)", function()
     local src, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv"
     sample.write(src, 200, { prefix = "th-" })
     emu.fault({ method = "POST", path = ITEM_PATH, status = 429, retry_after = "0.3", share = 0.25 })
