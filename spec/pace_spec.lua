@@ -73,8 +73,8 @@ describe("pace: the import's window and pace", function()
     for _ = 1, 4 do w:completed(0.1, 1, false, 0.1, 0) end   -- window 8, RTT 0.1: 160 steps/s
     local n = 0
     while w:can_send(0.1) do w:sent(0.1, 1); n = n + 1 end
-    assert.equal(1, n)                                       -- not 8 at once
-    assert.near(1 / 160, w:wait(0.1), 1e-9)
+    assert.equal(3, n)                        -- 20 ms of sends at 160/s ahead at most, not 8 at once
+    assert.near(0.8 / 160, w:wait(0.1), 1e-9)
   end)
 
   it("a throttle paces just below the delivered rate, once per round trip", function()
@@ -90,10 +90,13 @@ describe("pace: the import's window and pace", function()
     w:completed(1.05, 0, true, 0.1, 0.95)
     assert.equal(1, w.cuts)
     assert.equal(r, w.rate)
-    -- Little's law: the window is what the rate needs at this RTT, twice over
-    assert.near(2 * r * 0.1 / 20, w.window, 0.5)
-    -- one that went out after the cut does
-    w:completed(1.2, 0, true, 0.1, 1.1)
+    -- Little's law: the window is what the rate needs at this RTT, twice over, plus 4
+    assert.near(2 * r * 0.1 / 20 + 4, w.window, 0.5)
+    -- nor one that went out within a round trip after it (the bucket was empty then)
+    w:completed(1.15, 0, true, 0.1, 1.05)
+    assert.equal(1, w.cuts)
+    -- one that went out later does
+    w:completed(1.3, 0, true, 0.1, 1.2)
     assert.equal(2, w.cuts)
   end)
 

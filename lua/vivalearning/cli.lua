@@ -105,7 +105,7 @@ local function add_connection(cmd, extra_env)
     cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps).")
   )
   cmd:group("Requests and logging",
-    cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3)."):convert(retries),
+    cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3; import: 0, it retries rows itself)."):convert(retries),
     cmd:option("--timeout", "Seconds one request may take, its retries included (default 300)."):convert(seconds("--timeout", 0, false, 86400)),
     cmd:flag("-v --verbose", "One line per HTTP attempt on stderr (method, path, status, attempt, time, request-id)."),
     cmd:option("--log", "Append one JSON line per HTTP attempt to this file (method, path, status, attempt, elapsed, request_id; never a secret).")
@@ -584,7 +584,12 @@ function M.run(args, out, errout)
     return M.EXIT_USAGE
   end
   if a.command == "import" and a.concurrency then cfg.max_concurrency = a.concurrency end
-  if a.max_retries then cfg.max_retries = a.max_retries end
+  if a.max_retries then cfg.max_retries = a.max_retries
+  elseif a.command == "import" then
+    -- the import retries rows itself (max_attempts, Retry-After, creates reconciled); a client
+    -- that retried a throttled request on its own would hide the 429 from the import's pace
+    cfg.max_retries = 0
+  end
   if a.timeout then
     cfg.timeouts = { deadline = a.timeout, attempt = math.min(a.timeout, 60), connect = math.min(a.timeout, 10) }
   end

@@ -17,8 +17,8 @@
 --           measured low), 10% per second doubling every second up to 100%, never
 --           beyond 1.25 x the delivered rate, until Graph throttles again (CUBIC-like). It never
 --           goes below half a full request per round trip.
---           Sends are spaced by a credit of steps that fills at that rate (at most one
---           request's worth ahead).
+--           Sends are spaced by a credit of steps that fills at that rate (at most one full
+--           request, or 20 ms of sends, ahead).
 --
 -- No clock is read here: every call takes the time t, so specs drive it with synthetic
 -- observations. Timing never enters a decision except through t.
@@ -74,7 +74,9 @@ local function refill(self, t)
   if not r then return end
   local dt = t - self.t_credit
   if dt > 0 then
-    self.credit = math.min(self.per, self.credit + dt * r)
+    -- at most one full request, or 20 ms of sends, ahead: a loop that comes round late must not
+    -- lose the sends it was due (nor send a long-saved burst)
+    self.credit = math.min(math.max(self.per, 0.02 * r), self.credit + dt * r)
   end
   self.t_credit = t
 end
@@ -119,8 +121,10 @@ function W:completed(t, ok, throttled, rtt, sent_at)
   end
   local delivered = self:delivered(t)
   if throttled then
-    -- once per round trip: the requests that went out before the last cut say nothing new
-    if sent_at == nil or sent_at > self.last_cut then
+    -- once per round trip: the requests that went out before the last cut, or within a round
+    -- trip after it (they meet the bucket the requests in flight at the cut emptied), say
+    -- nothing new
+    if sent_at == nil or sent_at > self.last_cut + (self.srtt or 0) then
       self.cuts = self.cuts + 1
       self.last_cut = t
       self.ceiling = delivered
@@ -154,8 +158,10 @@ function W:completed(t, ok, throttled, rtt, sent_at)
     self.window = math.min(self.max_window, self.window + 1)
   end
   if self.rate and self.srtt then
-    local need = 2 * self.rate * self.srtt / self.per
-    self.window = math.min(self.max_window, math.max(2, need))
+    -- the pace bounds the rate; the window only bounds what is in flight (a slower round trip,
+    -- requests the client holds for a Retry-After): twice what the rate needs, plus 4
+    local need = 2 * self.rate * self.srtt / self.per + 4
+    self.window = math.min(self.max_window, need)
   end
 end
 
