@@ -68,6 +68,20 @@ describe("pace: the import's window and pace", function()
     assert.is_nil(w.rate)
   end)
 
+  it("slow start stops where more in flight only queues (a server that is the bottleneck, no throttling)", function()
+    local w = pace.new { max_window = 128, per_request = 20, t = 0 }
+    -- the server delivers 5,000 steps/s whatever is in flight; the round trip grows with the queue
+    local t = 0
+    for i = 1, 2000 do
+      t = i * 20 / 5000
+      w:completed(t, 20, false, 0.004 + w.window * 20 / 5000, t - 0.004)
+    end
+    assert.is_nil(w.rate)
+    -- twice 5,000 steps/s x the shortest RTT seen (20 ms, with the first 4 in flight), in
+    -- requests of 20, plus 4: 14 (without the stop it reaches max_window, 128)
+    assert.is_true(w.window < 15, tostring(w.window))
+  end)
+
   it("slow start spaces a window's requests at twice the window's rate per RTT", function()
     local w = pace.new { max_window = 100, per_request = 1, t = 0 }
     for _ = 1, 4 do w:completed(0.1, 1, false, 0.1, 0) end   -- window 8, RTT 0.1: 160 steps/s

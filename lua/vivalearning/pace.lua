@@ -6,7 +6,8 @@
 --
 --   window  requests in flight, at most max_window. Before the first throttle it grows by one per
 --           request that comes back without a throttled step (it doubles each round trip: slow
---           start; sends are spaced at twice the window's rate per RTT). Once paced, it is what the paced rate needs at the smoothed RTT, twice over
+--           start; sends are spaced at twice the window's rate per RTT), but never past twice
+--           what is delivered at the shortest RTT seen, plus 4 (more would only queue). Once paced, it is what the paced rate needs at the smoothed RTT, twice over
 --           (so a slower round trip does not starve the pipe), at least 2.
 --   rate    steps per second, unset (no pacing) until Graph first throttles. On a throttle (once
 --           per round trip, whatever number of steps were throttled in it) the delivered rate
@@ -118,6 +119,7 @@ function W:completed(t, ok, throttled, rtt, sent_at)
   end
   if rtt and rtt >= 0 then
     self.srtt = self.srtt and (0.875 * self.srtt + 0.125 * rtt) or rtt
+    self.min_rtt = math.min(self.min_rtt or rtt, rtt)
   end
   local delivered = self:delivered(t)
   if throttled then
@@ -155,7 +157,11 @@ function W:completed(t, ok, throttled, rtt, sent_at)
       self.t_grow = t
     end
   else
-    self.window = math.min(self.max_window, self.window + 1)
+    -- slow start, but no further than twice what is delivered at the shortest round trip seen
+    -- (plus 4): past that, more in flight only queues (a server that is the bottleneck without
+    -- throttling, as on loopback), it does not deliver more
+    local cap = self.min_rtt and 2 * delivered * self.min_rtt / self.per + 4 or math.huge
+    self.window = math.min(self.max_window, math.max(self.window, math.min(self.window + 1, cap)))
   end
   if self.rate and self.srtt then
     -- the pace bounds the rate; the window only bounds what is in flight (a slower round trip,
