@@ -63,11 +63,12 @@ function W:delivered(t)
 end
 
 -- the rate sends are spaced at: the paced rate, or in slow start (once an RTT is known) twice
--- what the window sends per round trip, so a window's requests do not all leave in one instant
+-- what the window sends per shortest round trip, so a window's requests do not all leave in one instant
 -- (a token bucket with a small burst would refuse the end of such a burst)
 local function cur_rate(self)
   if self.rate then return self.rate end
-  if self.srtt then return 2 * self.window * self.per / math.max(self.srtt, 1e-3) end
+  -- (the shortest RTT seen: the first one carries the connection's setup and the token)
+  if self.min_rtt then return 2 * self.window * self.per / math.max(self.min_rtt, 1e-3) end
 end
 
 local function refill(self, t)
