@@ -91,6 +91,23 @@ describe("vivalearning import: failed rows", function()
     os.remove(src); os.remove(src2)
   end)
 
+  it("import: the client leaves throttled single requests to the import (its pace sees the 429s)", function()
+    local src = os.tmpname() .. ".csv"
+    local list = {}
+    for i = 1, 10 do list[i] = { externalCourseActivityId = "thr-" .. i } end
+    write_csv(src, list)
+    emu.fault({ method = "POST", path = "/learningCourseActivities$", status = 429, retry_after = "0.2", count = 3 })
+    local code, out = cli.run({ "import", src, "--provider", PROVIDER, "--no-batch" })
+    emu.clear_faults()
+    assert.equal(0, code)
+    assert.matches("10 rows read: 10 created", out)
+    -- the import sent the three rows again itself (a client retrying on its own, max_retries 3,
+    -- would make it 10 requests and hide the 429s until its retries were over)
+    assert.matches("  13 requests in ", out)
+    assert.matches("throttled %d+ times?; concurrency backed off", out)
+    os.remove(src)
+  end)
+
   it("shows an explicit JSON null as null", function()
     local src = os.tmpname() .. ".jsonl"
     local f = assert(io.open(src, "w"))

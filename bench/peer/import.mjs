@@ -1,7 +1,7 @@
 // The same import as bench/import.lua, done with the official Microsoft Graph JS client
 // (@microsoft/microsoft-graph-client 3.0.7), for the comparison in `make bench`.
 //   node import.mjs --base https://localhost:P --tenant T --client-id C --secret S
-//                   --provider P --file rows.jsonl --concurrency N [--batch 20]
+//                   --provider P --file rows.jsonl --concurrency N [--batch 20] [--limit ROWS]
 // TLS: the emulator's CA comes from NODE_EXTRA_CA_CERTS. Prints one JSON line of figures.
 import { readFileSync } from "node:fs";
 import { Client } from "@microsoft/microsoft-graph-client";
@@ -30,7 +30,8 @@ const client = Client.initWithMiddleware({
   customHosts: new Set([new URL(base).hostname]),
 });
 
-const rows = readFileSync(args.file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+const rows = readFileSync(args.file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+  .slice(0, args.limit ? parseInt(args.limit, 10) : undefined);
 const path = `/employeeExperience/learningProviders/${args.provider}/learningCourseActivities`;
 
 let ok = 0, failed = 0, next = 0;
@@ -61,5 +62,8 @@ const workers = [];
 for (let i = 0; i < concurrency; i++) workers.push(batch > 1 ? batched() : single());
 await Promise.all(workers);
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+// user+sys of this process, from /proc/self/stat (fields 14 and 15, clock ticks of 1/100 s)
+const stat = readFileSync("/proc/self/stat", "utf8").replace(/^.*\) /, "").split(" ");
+const cpu_s = (parseInt(stat[11], 10) + parseInt(stat[12], 10)) / 100;
 console.log(JSON.stringify({ client: "microsoft-graph-client", rows: rows.length, ok, failed, batch, concurrency,
-  seconds, rows_per_s: rows.length / seconds }));
+  seconds, rows_per_s: rows.length / seconds, cpu_s }));

@@ -11,9 +11,13 @@
 -- Outcomes: created, updated, unchanged, deleted, failed. summary.read equals the sum of the
 -- five counts.
 --
--- Concurrency is AIMD: the window of requests in flight starts small, grows by one per window
--- of successful requests, and halves (once per round trip) when Graph answers 429 or 503.
--- Throttled batch items are retried one by one after their Retry-After.
+-- Concurrency is sized from what the import observes (vivalearning.pace): the window of
+-- requests in flight starts at 4 and doubles each round trip until Graph first throttles (429 or
+-- 503); from then on sends are paced just below the delivered rate (steps per second, each $batch
+-- step counting), probing upward, and the window is what that rate needs at the measured
+-- round-trip time (Little's law), never more than opts.concurrency. Throttled batch items are
+-- retried after their Retry-After (a 429'd item in the next $batch, others alone); the other
+-- rows keep going meanwhile.
 --
 -- Journal (optional, opts.journal): no create goes out before an "intent" record naming its
 -- row is fsynced (one fsync covers the round about to go out and the creates queued behind
@@ -42,12 +46,13 @@ local journal_mod = require "vivalearning.journal"
 local results_mod = require "vivalearning.results"
 local progress_mod = require "vivalearning.progress"
 local state_mod -- vivalearning.state, loaded by the first sync (it needs vivalearning.sqlite)
+local pace = require "vivalearning.pace"
 
 local M = {}
 
 M.OUTCOMES = { "created", "updated", "unchanged", "deleted", "failed" }
 M.MODES = { create = true, upsert = true, delete = true, sync = true }
-M.defaults = { batch = 20, concurrency = 16, max_attempts = 8, max_pages = nil, max_wait = 120 }
+M.defaults = { batch = 20, concurrency = 128, max_attempts = 8, max_pages = nil, max_wait = 120 }
 
 local sys = require "vivalearning.sys"
 local now = progress_mod.now
@@ -877,8 +882,9 @@ function M.import(c, source, opts)
   local active_ext = {}     -- ext -> row number, rows not finished
   local buffered = 0        -- rows read and not finished
   local source_done = false
-  local window = math.min(max_window, 4)
-  local seq, last_cut = 0, 0
+  local ctl = pace.new { max_window = max_window, per_request = batch_size, t = now() }
+  local window = ctl.window
+  local seq = 0
   local lookahead = max_window * batch_size * 2 + 256
   local batch_lookup = batch_size > 1  -- lookups inside $batch (turned off if the client refuses)
 
@@ -1048,7 +1054,10 @@ function M.import(c, source, opts)
       not_done(row, ("waiting %gs for a retry would pass the import's deadline"):format(wait))
       return
     end
-    local nop = { row = row, op = op.op, single = true, not_before = now() + wait }
+    -- a 429 means the request was not processed: the row goes out again in a $batch like any
+    -- other (alone, it would take a whole request of the window for one step)
+    local single = not (err_status(err) == 429 and not ambiguous)
+    local nop = { row = row, op = op.op, single = single or nil, not_before = now() + wait }
     if ambiguous and op.op == "create" then
       -- it may have been applied: look it up before sending it again (found = created by us)
       nop.op = "lookup"; row.reconcile = true; row.intent_op = "create"
@@ -1057,12 +1066,9 @@ function M.import(c, source, opts)
     delayed[#delayed + 1] = nop
   end
 
+  -- a throttled request (or step): the pace controller cuts the rate once per round trip
   local function throttled_event(entry)
-    if entry.seq > last_cut then
-      window = math.max(1, window / 2)
-      last_cut = seq
-      summary.throttled = (summary.throttled or 0) + 1
-    end
+    entry.throttled = true
   end
 
   -- one op finished: ok/value or err
@@ -1318,10 +1324,11 @@ function M.import(c, source, opts)
     local free = math.floor(window) - ninflight
     if jr and ninflight > 0 and free < math.max(1, math.floor(window / 2)) then return end
     local planned = {}
-    while ninflight + #planned < math.floor(window) do
+    while ninflight + #planned < math.floor(window) and ctl:can_send(t) do
       local ops, single = take_batch()
       if not ops then break end
       planned[#planned + 1] = { ops = ops, single = single }
+      ctl:sent(t, #ops)
     end
     if #planned == 0 then return end
     -- Intents. Creates are the one thing that must never be sent twice: before a create goes
@@ -1415,18 +1422,34 @@ function M.import(c, source, opts)
       end
       if req then
         seq = seq + 1
-        inflight[req] = { ops = p.ops, batch = not p.single, seq = seq }
+        inflight[req] = { ops = p.ops, batch = not p.single, seq = seq, t_sent = t }
         ninflight = ninflight + 1
         summary.requests = summary.requests + 1
       end
     end
   end
 
+  local complete_entry
   local function complete(req)
     local entry = inflight[req]
     if not entry then return end
     inflight[req] = nil
     ninflight = ninflight - 1
+    -- the client retries a throttled single request itself (max_retries, after its Retry-After):
+    -- more than one attempt means Graph pushed back, and the round trip is not one RTT
+    local info = req:info()
+    local retried = info and (info.attempts or 1) > 1
+    complete_entry(req, entry)
+    if retried then entry.throttled = true end
+    -- what came back tells the pace controller the delivered rate (steps not throttled), the
+    -- round-trip time and whether Graph throttled
+    local t = now()
+    ctl:completed(t, entry.delivered or 0, entry.throttled == true, not retried and t - entry.t_sent or nil,
+                  entry.t_sent)
+    window = ctl.window
+    summary.throttled = ctl.cuts > 0 and ctl.cuts or nil
+  end
+  complete_entry = function(req, entry)
     local a, b = req:result()
     if entry.batch then
       if not a and err_status(b) == 424 then
@@ -1453,18 +1476,18 @@ function M.import(c, source, opts)
         end
         return
       end
-      local throttled = false
+      local passed = 0
       for i, op in ipairs(entry.ops) do
         local r = a[i] or { ok = false, err = { kind = "protocol", message = "no response for this item" } }
-        if not r.ok and classify(r.err) == "throttled" then throttled = true end
+        if r.ok or classify(r.err) ~= "throttled" then passed = passed + 1 end
         handle(op, r.ok, r.value, r.err, entry)
       end
-      if not throttled then window = math.min(max_window, window + 1 / window) end
+      entry.delivered = passed
     else
       local op = entry.ops[1]
       if a ~= nil and a ~= false then
+        entry.delivered = 1
         handle(op, true, a, nil, entry)
-        window = math.min(max_window, window + 1 / window)
       else
         handle(op, false, nil, b, entry)
       end
@@ -1521,9 +1544,12 @@ function M.import(c, source, opts)
           for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end
           if deadline_at then soonest = math.min(soonest, deadline_at) end
           sleep(math.min(0.5, math.max(0, soonest - now())))
+        elseif qlen() > 0 then
+          sleep(math.min(0.5, ctl:wait(now())))   -- paced: the next send is due then
         end
       else
         local timeout = 0.2
+        if qlen() > 0 and ninflight < math.floor(window) then timeout = math.min(timeout, ctl:wait(now())) end
         if #delayed > 0 then
           local soonest = math.huge
           for _, op in ipairs(delayed) do soonest = math.min(soonest, op.not_before) end

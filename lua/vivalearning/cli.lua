@@ -119,7 +119,7 @@ local function add_connection(cmd, extra_env)
     cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps).")
   )
   cmd:group("Requests and logging",
-    cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3)."):convert(retries),
+    cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3; import: 0, it retries rows itself)."):convert(retries),
     cmd:option("--timeout", "Seconds one request may take, its retries included (default 300)."):convert(seconds("--timeout", 0, false, 86400)),
     cmd:flag("-v --verbose", "One line per HTTP attempt on stderr (method, path, status, attempt, time, request-id)."),
     cmd:option("--log", "Append one JSON line per HTTP attempt to this file (method, path, status, attempt, elapsed, request_id; never a secret).")
@@ -153,7 +153,7 @@ function M.parser()
     :choices({ "csv", "jsonl" })
   imp:option("--batch", "Requests per $batch, 1..20 (1 = single requests).", "20"):convert(positive("--batch"))
   imp:flag("--no-batch", "Send single requests (same as --batch 1).")
-  imp:option("--concurrency", "Most requests in flight (adapts down on throttling).", "16"):convert(positive("--concurrency"))
+  imp:option("--concurrency", "Most requests in flight (the window adapts to the round trip and Graph's throttling below it).", "128"):convert(positive("--concurrency"))
   imp:option("--journal", "Journal file: makes the import resumable (run again with the same file).")
   imp:option("--results", "Per-row results file (.csv or .jsonl; - for stdout, then the summary goes to stderr).")
   imp:option("--results-format", "Format of the results (default: from the name; csv for -)."):choices({ "csv", "jsonl" })
@@ -749,7 +749,12 @@ function M.run(args, out, errout)
     return M.EXIT_USAGE
   end
   if (a.command == "import" or a.command == "sync") and a.concurrency then cfg.max_concurrency = a.concurrency end
-  if a.max_retries then cfg.max_retries = a.max_retries end
+  if a.max_retries then cfg.max_retries = a.max_retries
+  elseif a.command == "import" or a.command == "sync" then
+    -- the import retries rows itself (max_attempts, Retry-After, creates reconciled); a client
+    -- that retried a throttled request on its own would hide the 429 from the import's pace
+    cfg.max_retries = 0
+  end
   if a.timeout then
     cfg.timeouts = { deadline = a.timeout, attempt = math.min(a.timeout, 60), connect = math.min(a.timeout, 10) }
   end

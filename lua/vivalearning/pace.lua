@@ -1,0 +1,175 @@
+-- vivalearning.pace: how much a bulk import sends, sized from what it observes.
+--
+-- Graph admits a rate (steps per second, each $batch step counting as one request), not a number
+-- of requests in flight, and the round-trip time decides how many must be in flight to reach that
+-- rate (Little's law: in flight = rate x RTT). So the importer keeps two things:
+--
+--   window  requests in flight, at most max_window. Before the first throttle it grows by one per
+--           request that comes back without a throttled step (it doubles each round trip: slow
+--           start; sends are spaced at twice the window's rate per RTT), but never past twice
+--           what is delivered at the shortest RTT seen, plus 4 (more would only queue). Once paced, it is what the paced rate needs at the smoothed RTT, twice over
+--           (so a slower round trip does not starve the pipe), at least 2.
+--   rate    steps per second, unset (no pacing) until Graph first throttles. On a throttle (once
+--           per round trip, whatever number of steps were throttled in it) the delivered rate
+--           (steps not throttled over the last four round trips, 0.25 to 1 s) is what Graph
+--           admitted: it becomes the ceiling, and the rate 0.9 x the lower of it and the rate.
+--           Between throttles the rate closes the gap to the ceiling with a time constant of one
+--           second, then grows past it (the admitted rate may have gone up, or the ceiling was
+--           measured low), 10% per second doubling every second up to 100%, never
+--           beyond 1.25 x the delivered rate, until Graph throttles again (CUBIC-like). It never
+--           goes below half a full request per round trip.
+--           Sends are spaced by a credit of steps that fills at that rate (at most one full
+--           request, or 20 ms of sends, ahead).
+--
+-- No clock is read here: every call takes the time t, so specs drive it with synthetic
+-- observations. Timing never enters a decision except through t.
+local M = {}
+local W = {}
+W.__index = W
+
+M.START = 4          -- first window (requests)
+M.CUT = 0.9          -- rate after a throttle, x the delivered rate
+M.GROWTH = 0.1       -- rate growth per second past the ceiling
+M.HEADROOM = 1.25    -- the rate never grows beyond this x the delivered rate
+M.SPAN_MIN, M.SPAN_MAX = 0.25, 1.0  -- the delivered rate is measured over 4 RTTs within these
+M.RECOVER = 1.0      -- seconds: time constant of the return to the ceiling after a cut
+
+-- o: max_window (requests in flight, >= 1), per_request (steps a full request carries, >= 1), t.
+function M.new(o)
+  local self = setmetatable({
+    max_window = o.max_window, per = o.per_request or 1,
+    window = math.min(o.max_window, M.START),
+    rate = nil, credit = 0, t_credit = o.t, t_grow = o.t, t_start = o.t,
+    srtt = nil, last_cut = -math.huge, cuts = 0,
+    hist_t = {}, hist_n = {}, h1 = 1, h2 = 0, delivered_n = 0,
+  }, W)
+  return self
+end
+
+local function span_of(self)
+  return math.max(M.SPAN_MIN, math.min(M.SPAN_MAX, 1.5 * (self.srtt or 0)))
+end
+
+-- steps not throttled over the last span (4 round trips, 0.25 to 1 s), per second
+function W:delivered(t)
+  local ht, hn = self.hist_t, self.hist_n
+  local span = span_of(self)
+  while self.h1 <= self.h2 and ht[self.h1] < t - span do
+    self.delivered_n = self.delivered_n - hn[self.h1]
+    ht[self.h1], hn[self.h1] = nil, nil
+    self.h1 = self.h1 + 1
+  end
+  return self.delivered_n / math.min(span, math.max(t - self.t_start, 1e-3))
+end
+
+-- the rate sends are spaced at: the paced rate, or in slow start (once an RTT is known) twice
+-- what the window sends per shortest round trip, so a window's requests do not all leave in one instant
+-- (a token bucket with a small burst would refuse the end of such a burst)
+local function cur_rate(self)
+  if self.rate then return self.rate end
+  -- (the shortest RTT seen: the first one carries the connection's setup and the token)
+  if self.min_rtt then return 2 * self.window * self.per / math.max(self.min_rtt, 1e-3) end
+end
+
+local function refill(self, t)
+  local r = cur_rate(self)
+  if not r then return end
+  local dt = t - self.t_credit
+  if dt > 0 then
+    -- at most one full request, or 20 ms of sends, ahead: a loop that comes round late must not
+    -- lose the sends it was due (nor send a long-saved burst)
+    self.credit = math.min(math.max(self.per, 0.02 * r), self.credit + dt * r)
+  end
+  self.t_credit = t
+end
+
+-- the lowest rate: half a full request per smoothed round trip (1 step/s before any RTT is known)
+function W:floor()
+  return self.srtt and 0.5 * self.per / math.max(self.srtt, 1e-3) or 1
+end
+
+-- May a request go out now? (the window is checked by the caller: in flight < floor(window))
+function W:can_send(t)
+  if not cur_rate(self) then return true end
+  refill(self, t)
+  return self.credit >= 1
+end
+
+-- Seconds until can_send(t) is true (0 when it is).
+function W:wait(t)
+  if not cur_rate(self) then return 0 end
+  refill(self, t)
+  if self.credit >= 1 then return 0 end
+  return (1 - self.credit) / cur_rate(self)
+end
+
+-- A request carrying `steps` steps went out at t.
+function W:sent(t, steps)
+  if not cur_rate(self) then return end
+  refill(self, t)
+  self.credit = self.credit - steps
+end
+
+-- A request came back at t after rtt seconds: ok steps succeeded, throttled is true when any
+-- step (or the whole request) was throttled, sent_at is when it went out.
+function W:completed(t, ok, throttled, rtt, sent_at)
+  if ok > 0 then
+    self.h2 = self.h2 + 1
+    self.hist_t[self.h2], self.hist_n[self.h2] = t, ok
+    self.delivered_n = self.delivered_n + ok
+  end
+  if rtt and rtt >= 0 then
+    self.srtt = self.srtt and (0.875 * self.srtt + 0.125 * rtt) or rtt
+    self.min_rtt = math.min(self.min_rtt or rtt, rtt)
+  end
+  local delivered = self:delivered(t)
+  if throttled then
+    -- once per round trip: the requests that went out before the last cut, or within a round
+    -- trip after it (they meet the bucket the requests in flight at the cut emptied), say
+    -- nothing new
+    if sent_at == nil or sent_at > self.last_cut + (self.srtt or 0) then
+      self.cuts = self.cuts + 1
+      self.last_cut = t
+      self.ceiling = delivered
+      self.t_past = nil
+      local base = self.rate and math.min(self.rate, delivered) or delivered
+      refill(self, t)
+      -- never below half a full request per round trip (about the window of one request the import had
+      -- before it paced): throttling that does not come from a rate (a share of requests
+      -- refused whatever the rate) must not spiral the rate down to nothing
+      self.rate = math.max(self:floor(), M.CUT * base)
+      self.t_grow = t
+      self.credit = math.min(self.credit, 0)
+    end
+  elseif self.rate then
+    local dt = t - self.t_grow
+    if dt > 0 then
+      local r = self.rate
+      if r < self.ceiling then
+        r = r + (self.ceiling - r) * math.min(1, dt / M.RECOVER)
+        if r > 0.99 * self.ceiling then r = self.ceiling; self.t_past = t end
+      else
+        -- past the ceiling: 10% per second, doubling every second without a throttle (up to
+        -- 100% per second), so a ceiling measured too low is soon left behind
+        local s = t - (self.t_past or t)
+        r = r * (1 + math.min(1, M.GROWTH * 2 ^ s) * dt)
+      end
+      self.rate = math.min(r, math.max(self.rate, M.HEADROOM * delivered))
+      self.t_grow = t
+    end
+  else
+    -- slow start, but no further than twice what is delivered at the shortest round trip seen
+    -- (plus 4): past that, more in flight only queues (a server that is the bottleneck without
+    -- throttling, as on loopback), it does not deliver more
+    local cap = self.min_rtt and 2 * delivered * self.min_rtt / self.per + 4 or math.huge
+    self.window = math.min(self.max_window, math.max(self.window, math.min(self.window + 1, cap)))
+  end
+  if self.rate and self.srtt then
+    -- the pace bounds the rate; the window only bounds what is in flight (a slower round trip,
+    -- requests the client holds for a Retry-After): twice what the rate needs, plus 4
+    local need = 2 * self.rate * self.srtt / self.per + 4
+    self.window = math.min(self.max_window, need)
+  end
+end
+
+return M
