@@ -151,14 +151,8 @@ end
 -- Shards: N processes split one source, each importing the rows whose key hashes to its K
 ---------------------------------------------------------------------------------------------
 
---- FNV-1a, 32 bits, of a string (exact in Lua 5.4's 64-bit integers).
-function M.fnv1a32(s)
-  local h = 0x811c9dc5
-  for i = 1, #s do
-    h = ((h ~ s:byte(i)) * 0x01000193) & 0xffffffff
-  end
-  return h
-end
+--- FNV-1a, 32 bits, of a string (vivalearning.hash; exported for the README's shard rule).
+M.fnv1a32 = require("vivalearning.hash").fnv1a32
 
 -- The shard key of a row: its externalCourseActivityId, else its id (delete by id), else
 -- "#" and its row number (a row with neither, or one that could not be read, is reported by

@@ -9,13 +9,7 @@ local jsonl = require "vivalearning.jsonl"
 
 local M = {}
 
-local function fnv1a(s)
-  local h = 0x811c9dc5
-  for i = 1, #s do
-    h = ((h ~ s:byte(i)) * 0x01000193) & 0xffffffff
-  end
-  return h
-end
+local fnv1a = require("vivalearning.hash").fnv1a32
 M.checksum = fnv1a
 
 -- fsync comes from vivalearning.sys, the small OS-glue module built beside the core.
