@@ -408,33 +408,10 @@ static int take_body(lua_State *L) {
     return 1;
 }
 
-static int c_take(lua_State *L) {
-    vl_client *c = check_external(L, "take");
-    lua_settop(L, 1);
-    lua_pushcfunction(L, take_body);
-    return busy_call(L, c, 2);
-}
-
 static int deliver_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     vl_ext_deliver(L, c);
     vl_engine_step(L, c, 1);
-    return 0;
-}
-
-static int c_deliver(lua_State *L) {
-    vl_client *c = check_external(L, "deliver");
-    lua_settop(L, 4);
-    lua_pushcfunction(L, deliver_body);
-    busy_call(L, c, 5);
-    return 0;
-}
-
-static int c_tick(lua_State *L) {
-    vl_client *c = check_external(L, "tick");
-    lua_settop(L, 1);
-    lua_pushcfunction(L, tick_body);
-    busy_call(L, c, 2);
     return 0;
 }
 
@@ -444,12 +421,19 @@ static int wakeup_body(lua_State *L) {
     return 1;
 }
 
-static int c_next_wakeup(lua_State *L) {
-    vl_client *c = check_external(L, "next_wakeup");
-    lua_settop(L, 1);
-    lua_pushcfunction(L, wakeup_body);
-    return busy_call(L, c, 2);
+/* One sans-I/O method: an io = "external" client, its first nargs arguments (the client
+ * included) passed to body under the busy depth. */
+static int external_call(lua_State *L, const char *what, int nargs, lua_CFunction body) {
+    vl_client *c = check_external(L, what);
+    lua_settop(L, nargs);
+    lua_pushcfunction(L, body);
+    return busy_call(L, c, nargs + 1);
 }
+
+static int c_take(lua_State *L) { return external_call(L, "take", 1, take_body); }
+static int c_deliver(lua_State *L) { external_call(L, "deliver", 4, deliver_body); return 0; }
+static int c_tick(lua_State *L) { external_call(L, "tick", 1, tick_body); return 0; }
+static int c_next_wakeup(lua_State *L) { return external_call(L, "next_wakeup", 1, wakeup_body); }
 
 static int c_stats(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
