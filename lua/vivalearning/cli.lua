@@ -438,24 +438,16 @@ end
 
 local commands = {}
 
-function commands.import(viva, c, a, out, errout)
-  local batch = a.no_batch and 1 or a.batch
-  if batch > 20 then
-    return nil, "--batch must be 1..20 (Graph allows at most 20 requests in a $batch)", M.EXIT_USAGE
-  end
+-- What import and sync share: the progress and results options, the failed-rows listing, the
+-- warnings, the summary (report(sout, s) writes the command's own lines) and the exit code.
+local function run_import(viva, c, a, out, errout, opts, report)
   local progress = "auto"
   if a.no_progress then progress = false elseif a.progress then progress = "bar" end
-  local results = a.results
-  if results == "-" then results = out end
   local failures = failure_log()
-  local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, {
-    provider = a.provider, mode = a.mode, type = a.type, format = a.format, batch = batch,
-    concurrency = a.concurrency, journal = a.journal, results = results,
-    results_format = a.results_format, dry_run = a.dry_run, shard = a.shard,
-    journal_repair = a.repair_journal or nil, retry_failed = not a.no_retry_failed,
-    max_wait = a.max_wait, deadline = a.deadline,
-    progress = progress == "auto" and true or progress, on_outcome = failures.add,
-  })
+  opts.results = a.results == "-" and out or a.results
+  opts.progress = progress == "auto" and true or progress
+  opts.on_outcome = failures.add
+  local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, opts)
   if not s then return nil, err, M.EXIT_USAGE end
   -- with the results on stdout, the summary goes to stderr
   local sout = a.results == "-" and errout or out
@@ -466,36 +458,38 @@ function commands.import(viva, c, a, out, errout)
     else
       say(sout, summary_text(s))
     end
+    report(sout, s)
     if a.results and a.results ~= "-" then say(sout, "  results: ", a.results, "\n") end
   end
   failures.write(errout, a.results)
   return s.failed > 0 and M.EXIT_FAILED or M.EXIT_OK
 end
 
+local BATCH_LIMIT = "--batch must be 1..20 (Graph allows at most 20 requests in a $batch)"
+
+function commands.import(viva, c, a, out, errout)
+  local batch = a.no_batch and 1 or a.batch
+  if batch > 20 then return nil, BATCH_LIMIT, M.EXIT_USAGE end
+  return run_import(viva, c, a, out, errout, {
+    provider = a.provider, mode = a.mode, type = a.type, format = a.format, batch = batch,
+    concurrency = a.concurrency, journal = a.journal,
+    results_format = a.results_format, dry_run = a.dry_run, shard = a.shard,
+    journal_repair = a.repair_journal or nil, retry_failed = not a.no_retry_failed,
+    max_wait = a.max_wait, deadline = a.deadline,
+  }, function() end)
+end
+
 function commands.sync(viva, c, a, out, errout)
-  if a.batch > 20 then
-    return nil, "--batch must be 1..20 (Graph allows at most 20 requests in a $batch)", M.EXIT_USAGE
-  end
+  if a.batch > 20 then return nil, BATCH_LIMIT, M.EXIT_USAGE end
   if a.verify and a.verify_share then return nil, "--verify and --verify-share: give one", M.EXIT_USAGE end
-  local progress = "auto"
-  if a.no_progress then progress = false elseif a.progress then progress = "bar" end
-  local results = a.results
-  if results == "-" then results = out end
-  local failures = failure_log()
-  local s, err = viva.bulk.import(c, a.file == "-" and io.stdin or a.file, {
+  return run_import(viva, c, a, out, errout, {
     provider = a.provider, mode = "sync", state = a.state, type = a.type, format = a.format, batch = a.batch,
-    concurrency = a.concurrency, results = results, results_format = a.results_format, dry_run = a.dry_run,
+    concurrency = a.concurrency, results_format = a.results_format, dry_run = a.dry_run,
     shard = a.shard, max_wait = a.max_wait, deadline = a.deadline, delete_missing = a.delete_missing or nil,
     verify = a.verify or a.verify_share, label = "sync",
-    progress = progress == "auto" and true or progress, on_outcome = failures.add,
-  })
-  if not s then return nil, err, M.EXIT_USAGE end
-  local sout = a.results == "-" and errout or out
-  for _, w in ipairs(s.warnings or {}) do say(errout, "warning: ", w, "\n") end
-  if not a.quiet then
+  }, function(sout, s)
     if s.dry_run then
       local w = s.would
-      say(sout, ("%s checked: %d valid, %d invalid\n"):format(plural(s.read, "row"), s.valid or 0, s.failed))
       say(sout, ("  would send: %d creates, %d updates, %d lookups; %d unchanged (nothing sent)\n"):format(
         w.create, w.update, w.lookup, w.unchanged))
       if s.missing > 0 then
@@ -505,15 +499,11 @@ function commands.sync(viva, c, a, out, errout)
         if s.missing > #s.missing_ids then say(sout, ("    ... and %d more\n"):format(s.missing - #s.missing_ids)) end
       end
     else
-      say(sout, summary_text(s))
       say(sout, ("  state %s: %s before this run%s%s\n"):format(a.state, plural(s.state_rows, "row"),
         s.state_fallback and " (new: every row was looked up)" or "",
         s.verified > 0 and (", %d verified, %d repaired"):format(s.verified, s.repaired) or ""))
     end
-    if a.results and a.results ~= "-" then say(sout, "  results: ", a.results, "\n") end
-  end
-  failures.write(errout, a.results)
-  return s.failed > 0 and M.EXIT_FAILED or M.EXIT_OK
+  end)
 end
 
 -- `state show|export`: no client, nothing sent.
