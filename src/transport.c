@@ -369,8 +369,10 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     }
     /* headers: every value here is ours (no CR/LF can come from a caller) */
     if (r->flags & VL_F_INTERNAL) {
-        h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-        if (h) h = (t = curl_slist_append(h, "Accept: application/json")) ? t : h;
+        h = curl_slist_append(h, "Accept: application/json");
+        if (h && r->method == VL_POST)
+            h = (t = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded")) ? t : h;
+        if (h && r->xhdr) h = (t = curl_slist_append(h, r->xhdr)) ? t : h;
     } else {
         if (token) {
             size_t tl = strlen(token);
