@@ -22,8 +22,8 @@ dependencies = {
 -- luarocks does not look for headers (the compiler finds it there by itself).
 external_dependencies = {
   CURL = { library = "curl" },
-  SQLITE = { library = "sqlite3" },
-  CRYPTO = { library = "crypto" },    -- libcrypto signs the certificate credential's assertion   -- the sync state store (vivalearning/sqlite.so)
+  SQLITE = { library = "sqlite3" },   -- the sync state store (vivalearning/sqlite.so)
+  CRYPTO = { library = "crypto" },    -- libcrypto signs the certificate credential's assertion
 }
 build = {
   type = "make",
