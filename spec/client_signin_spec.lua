@@ -1,0 +1,219 @@
+-- Sign-in methods of the client against the emulator: certificate (RS256/PS256, PEM, encrypted
+-- key, PFX), workload identity federation (the token file re-read at each fetch), managed
+-- identity (IMDS and App Service), the credential chain from the AZURE_* environment, and no
+-- secret, key, assertion or token in any error, log line or tostring.
+local viva = require "vivalearning"
+local core = require "vivalearning.core"
+local sys = require "vivalearning.sys"
+local cjson = require "cjson"
+local emu = require "support.emulator"
+local http = require "support.http"
+local signin = require "support.signin"
+
+local E = signin.env
+
+local function read(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
+local function write(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
+
+local function options(over)
+  local o = { graph_url = emu.graph_url, authority_url = emu.authority_url, ca_file = emu.ca,
+              tenant = emu.TENANT, max_retries = 3, backoff = { base = 0.01, cap = 0.05 } }
+  for k, v in pairs(over or {}) do if v == false then o[k] = nil else o[k] = v end end
+  return o
+end
+local function merged(a, b) local o = {}; for k, v in pairs(a) do o[k] = v end; for k, v in pairs(b or {}) do o[k] = v end; return o end
+local function cert_client(over)
+  return viva.client(options(merged({ client_id = signin.CERT_APP }, over)))
+end
+
+local function requests(seq, pattern)
+  local n = 0
+  for _, e in ipairs(emu.log(seq)) do if e.path:find(pattern) then n = n + 1 end end
+  return n
+end
+
+local function b64url_decode(s)
+  local B = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  local bits = s:gsub(".", function(ch) local i = B:find(ch, 1, true) - 1; local r = ""
+    for j = 5, 0, -1 do r = r .. ((i >> j) & 1) end; return r end)
+  return (bits:gsub("%d%d%d?%d?%d?%d?%d?%d?", function(b) if #b < 8 then return "" end return string.char(tonumber(b, 2)) end))
+end
+local function form_decode(body)
+  local t = {}
+  for k, v in body:gmatch("([^&=]+)=([^&]*)") do
+    t[k] = v:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  return t
+end
+local function form_encode(t)
+  local out = {}
+  for k, v in pairs(t) do
+    out[#out + 1] = k .. "=" .. tostring(v):gsub("[^%w%-%._~]", function(ch) return string.format("%%%02X", ch:byte()) end)
+  end
+  return table.concat(out, "&")
+end
+
+-- A client whose requests go through a Lua driver to the emulator (io = "external"); edit(form)
+-- may change a token request's form on the way (a spec playing a bad client assertion).
+local function forwarding(over, edit, seen)
+  local o = options(merged({ client_id = signin.CERT_APP, io = "external" }, over))
+  o.driver = function(c)
+    for _, req in ipairs(c:take()) do
+      local body = req.body
+      if body and req.url:find("/oauth2/v2.0/token", 1, true) then
+        local f = form_decode(body)
+        if seen then seen[#seen + 1] = f end
+        if edit then body = form_encode(edit(f) or f) end
+      end
+      local res = http.request { method = req.method, url = req.url, headers = req.headers, body = body, cacert = emu.ca }
+      c:deliver(req.id, { status = res.status, headers = res.headers, body = res.body })
+    end
+  end
+  return viva.client(o)
+end
+
+local function jwt_parts(jwt)
+  local h, c = jwt:match("^([^.]+)%.([^.]+)%.[^.]+$")
+  return cjson.decode(b64url_decode(h)), cjson.decode(b64url_decode(c))
+end
+
+-- Environment for one spec, restored afterwards.
+local saved = {}
+local function setenv(k, v)
+  if saved[k] == nil then saved[k] = { os.getenv(k) } end
+  sys.setenv(k, v)
+end
+local function restore_env()
+  for k, v in pairs(saved) do sys.setenv(k, v[1]) end
+  saved = {}
+end
+
+-- no secret, key, assertion or token in an error, a log line or tostring
+local function assert_clean(s, secrets)
+  s = tostring(s)
+  for _, x in ipairs(secrets) do
+    if x and #x > 8 then assert.is_nil(s:find(x, 1, true), "a secret shows in: " .. s) end
+  end
+end
+
+describe("client sign-in", function()
+  before_each(function() emu.reset() end)
+  after_each(restore_env)
+
+  describe("certificate", function()
+    it("signs in with a PEM certificate and key (RS256 by default)", function()
+      local c = cert_client { certificate = { cert = read(E.VIVA_EMU_CERT), key = read(E.VIVA_EMU_KEY) } }
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      local cr = c:credential()
+      assert.equal("certificate", cr.method)
+      assert.equal("RS256", cr.alg)
+      assert.equal(signin.thumbprints(E.VIVA_EMU_CERT).hex, cr.thumbprint)
+      c:close()
+    end)
+
+    it("signs in with PS256, from certificate_path (one PEM file with both)", function()
+      local c = cert_client { certificate_path = E.VIVA_EMU_CERT_PEM, certificate = false }
+      assert.equal("RS256", c:credential().alg)
+      c:close()
+      c = cert_client { certificate = { path = E.VIVA_EMU_CERT_PEM, alg = "PS256" } }
+      assert.equal("PS256", c:credential().alg)
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      c:close()
+    end)
+
+    it("reads an encrypted key with its password, and a PFX file", function()
+      local pw = E.VIVA_EMU_CERT_PASSWORD
+      local c = cert_client { certificate_path = E.VIVA_EMU_CERT_PEM_ENCRYPTED, certificate_password = pw }
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      c:close()
+      c = cert_client { certificate = { path = E.VIVA_EMU_CERT, key_path = E.VIVA_EMU_KEY_ENCRYPTED, password = pw, alg = "PS256" } }
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      c:close()
+      c = cert_client { certificate_path = E.VIVA_EMU_CERT_PFX, certificate_password = pw }
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      c:close()
+    end)
+
+    it("names the problem of a bad certificate at construction, never the password or key", function()
+      local pw = E.VIVA_EMU_CERT_PASSWORD
+      local key = read(E.VIVA_EMU_KEY)
+      local function err(o) local ok, e = pcall(cert_client, o); assert.is_false(ok); assert_clean(e, { pw, key, "wrong-" .. pw }); return e end
+      assert.matches("certificate: the private key cannot be read %(a PEM private key expected; wrong or missing password%?%)",
+        err { certificate_path = E.VIVA_EMU_CERT_PEM_ENCRYPTED })
+      assert.matches("wrong or missing password", err { certificate_path = E.VIVA_EMU_CERT_PEM_ENCRYPTED, certificate_password = "wrong-" .. pw })
+      assert.matches("PKCS#12 %(.pfx%) file cannot be opened", err { certificate_path = E.VIVA_EMU_CERT_PFX, certificate_password = "wrong-" .. pw })
+      assert.matches("the private key does not belong to the certificate",
+        err { certificate = { cert = read(E.VIVA_EMU_CERT), key = read(E.VIVA_EMU_OTHER_KEY) } })
+      assert.matches("the certificate cannot be read", err { certificate = { cert = key } })
+      assert.equal("viva.client: certificate_path /nonexistent.pem cannot be read: No such file or directory",
+        err { certificate_path = "/nonexistent.pem" })
+      assert.equal('viva.client: certificate.alg must be "RS256" or "PS256"', err { certificate = { path = E.VIVA_EMU_CERT_PEM, alg = "ES256" } })
+      assert.equal("viva.client: certificate needs tenant and client_id", err { certificate_path = E.VIVA_EMU_CERT_PEM, tenant = false })
+    end)
+
+    it("sends a jwt-bearer assertion: x5t and x5t#S256, aud = the token URL, iss = sub = client id, a new jti each time", function()
+      local seen = {}
+      local c = forwarding({ certificate = { path = E.VIVA_EMU_CERT_PEM, alg = "PS256" } }, nil, seen)
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      emu.expire_tokens()
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      assert.equal(2, #seen)
+      local tp = signin.thumbprints(E.VIVA_EMU_CERT)
+      local jtis = {}
+      for _, f in ipairs(seen) do
+        assert.equal(signin.JWT_BEARER, f.client_assertion_type)
+        assert.equal("client_credentials", f.grant_type)
+        assert.is_nil(f.client_secret)
+        local h, cl = jwt_parts(f.client_assertion)
+        assert.same({ alg = "PS256", typ = "JWT", x5t = tp.x5t, ["x5t#S256"] = tp.s256 }, h)
+        assert.equal(emu.authority_url .. "/" .. emu.TENANT .. "/oauth2/v2.0/token", cl.aud)
+        assert.equal(signin.CERT_APP, cl.iss)
+        assert.equal(signin.CERT_APP, cl.sub)
+        assert.equal(600, cl.exp - cl.nbf)
+        assert.truthy(math.abs(cl.nbf - os.time()) < 60)
+        assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", cl.jti)
+        jtis[cl.jti] = true
+      end
+      assert.equal(2, (function() local n = 0; for _ in pairs(jtis) do n = n + 1 end; return n end)())
+      c:close()
+    end)
+
+    -- The emulator's answers to assertions the client would never make, delivered to the client:
+    -- each becomes an auth error with Entra's code, without the assertion.
+    local function failing(edit)
+      local sent = {}
+      local c = forwarding({ certificate = { path = E.VIVA_EMU_CERT_PEM } }, edit, sent)
+      local ok, e = c:get_content(emu.PROVIDER, emu.CONTENT)
+      c:close()
+      assert.is_nil(ok)
+      assert.equal("auth", e.kind)
+      for _, f in ipairs(sent) do assert_clean(e, { f.client_assertion }); assert_clean(tostring(e), { f.client_assertion }) end
+      return e
+    end
+
+    it("reports an unregistered certificate (700027), a wrong audience (50012), an expired assertion (700024)", function()
+      local e = failing(function(f)
+        f.client_assertion = signin.cert_assertion { alg = "RS256", cert = E.VIVA_EMU_OTHER_CERT, key = E.VIVA_EMU_OTHER_KEY, base = emu.authority_url }
+      end)
+      assert.equal(401, e.status); assert.equal("invalid_client", e.code); assert.equal(700027, e.aadsts)
+      e = failing(function(f) f.client_assertion = signin.cert_assertion { aud = "https://login.microsoftonline.com/x/oauth2/v2.0/token" } end)
+      assert.equal(401, e.status); assert.equal(50012, e.aadsts)
+      e = failing(function(f)
+        f.client_assertion = signin.cert_assertion { base = emu.authority_url, claims = { nbf = os.time() - 7200, iat = os.time() - 7200, exp = os.time() - 3600 } }
+      end)
+      assert.equal(401, e.status); assert.equal(700024, e.aadsts)
+      assert.matches("not within its valid time range", e.message)
+    end)
+
+    it("reports a replayed jti (50013): an assertion already used", function()
+      local seen = {}
+      local c = forwarding({ certificate = { path = E.VIVA_EMU_CERT_PEM } }, nil, seen)
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      c:close()
+      local used = seen[1].client_assertion
+      local e = failing(function(f) f.client_assertion = used end)
+      assert.equal(401, e.status); assert.equal("invalid_client", e.code); assert.equal(50013, e.aadsts)
+      assert_clean(e, { used })
+    end)
+  end)
+end)
