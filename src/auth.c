@@ -593,7 +593,7 @@ static void configure_assertion(lua_State *L, vl_client *c, int t, int cidx) {
     lua_getiuservalue(L, cidx, 1);
     lua_getfield(L, t, "client_assertion");
     lua_setfield(L, -2, "client_assertion");
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     c->auth = VL_AUTH_ASSERTION;
     vl_auth_token_url(L, c);
 }
