@@ -145,6 +145,17 @@ function M.add_source(src, before)
   M.sources[#M.sources + 1] = src
 end
 
+-- The chain's answer for options without a credential: the source's name and the options it
+-- adds, or nil when no source has one.
+function M.find(opts)
+  if has_credential(opts) then return nil end
+  for _, src in ipairs(M.sources) do
+    local add = src.resolve(opts)
+    if add then return src.name, add end
+  end
+end
+M.has_credential = has_credential
+
 -- The options for the core: files read, environment applied, the chain run when no credential
 -- is given. The caller's table is never changed.
 function M.resolve(opts)
@@ -152,13 +163,8 @@ function M.resolve(opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   if not has_credential(o) then
-    for _, src in ipairs(M.sources) do
-      local add = src.resolve(o)
-      if add then
-        for k, v in pairs(add) do o[k] = v end
-        break
-      end
-    end
+    local _, add = M.find(o)
+    for k, v in pairs(add or {}) do o[k] = v end
     if o.authority_url == nil and env("AZURE_AUTHORITY_HOST") and not o.managed_identity and not o.token then
       o.authority_url = env("AZURE_AUTHORITY_HOST"):gsub("/+$", "")
     end
