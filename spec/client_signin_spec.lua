@@ -332,6 +332,30 @@ describe("client sign-in", function()
       c:close()
     end)
 
+    it("IMDS: refreshes a token of 2 h or more at half-life (by the client's clock)", function()
+      emu.settings { managed_identity_token_lifetime = 7200 }
+      local now, fetches = 1000, 0
+      local o = options { managed_identity = true, tenant = false, io = "external" }
+      o.clock = function() return now end
+      o.driver = function(c)
+        for _, req in ipairs(c:take()) do
+          if req.url:find("/metadata/identity/", 1, true) then fetches = fetches + 1 end
+          local res = http.request { method = req.method, url = req.url, headers = req.headers, body = req.body, cacert = emu.ca }
+          c:deliver(req.id, { status = res.status, headers = res.headers, body = res.body })
+        end
+      end
+      local c = viva.client(o)
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      assert.equal(1, fetches)
+      now = now + 3500
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      assert.equal(1, fetches)
+      now = now + 200      -- past half of the 7200 s
+      assert(c:get_content(emu.PROVIDER, emu.CONTENT))
+      assert.equal(2, fetches)
+      c:close()
+    end)
+
     it("App Service: IDENTITY_ENDPOINT and IDENTITY_HEADER, X-IDENTITY-HEADER never in an error", function()
       setenv("IDENTITY_ENDPOINT", E.VIVA_EMU_IDENTITY_ENDPOINT)
       setenv("IDENTITY_HEADER", E.VIVA_EMU_IDENTITY_HEADER)
@@ -356,6 +380,38 @@ describe("client sign-in", function()
       assert.has_error(function() viva.client(options { managed_identity = true, tenant = false }) end,
         "viva.client: managed_identity.identity_endpoint needs identity_header (IDENTITY_HEADER is not set)")
     end)
+  end)
+
+  it("keeps keys, passwords, assertions, federated tokens, the identity header and tokens out of the log hook", function()
+    local file = os.tmpname()
+    local fed = signin.federated_token()
+    write(file, fed)
+    local events, outs = {}, {}
+    local function log(e) events[#events + 1] = e end
+    local clients = {
+      cert_client { certificate_path = E.VIVA_EMU_CERT_PEM_ENCRYPTED, certificate_password = E.VIVA_EMU_CERT_PASSWORD, log = log },
+      viva.client(options { client_id = signin.WORKLOAD_APP, federated_token_file = file, log = log }),
+      viva.client(options { tenant = false, log = log, managed_identity = { identity_endpoint = E.VIVA_EMU_IDENTITY_ENDPOINT,
+        identity_header = E.VIVA_EMU_IDENTITY_HEADER } }),
+      viva.client(options { tenant = false, log = log, managed_identity = { identity_endpoint = E.VIVA_EMU_IDENTITY_ENDPOINT,
+        identity_header = "wrong-" .. E.VIVA_EMU_IDENTITY_HEADER } }),
+    }
+    for _, c in ipairs(clients) do
+      local _, e1 = c:get_content(emu.PROVIDER, emu.CONTENT)
+      local _, e2 = c:get("00000000-0000-4000-8000-000000000001")
+      outs[#outs + 1] = tostring(e1) .. tostring(e2) .. tostring(c) .. cjson.encode(c:credential())
+      c:close()
+    end
+    os.remove(file)
+    assert.is_true(#events >= 6)
+    for _, ev in ipairs(events) do
+      local t = {}
+      for k, v in pairs(ev) do t[#t + 1] = tostring(k) .. "=" .. tostring(v) end
+      outs[#outs + 1] = table.concat(t, " ")
+    end
+    local key = read(E.VIVA_EMU_KEY):match("\n([^\n]+)\n")    -- a line of the key's base64
+    assert_clean(table.concat(outs, "\n"), { E.VIVA_EMU_CERT_PASSWORD, fed, E.VIVA_EMU_IDENTITY_HEADER, key })
+    assert.is_nil(table.concat(outs, "\n"):find("eyJ", 1, true))    -- no JWT (assertion or token) at all
   end)
 
   describe("credential chain", function()
