@@ -23,7 +23,7 @@ function M.client(opts)
   local ok, c = pcall(new_client, opts)
   if ok then return c end
   -- raised where the caller called viva.client, as when it was the C function itself
-  if type(c) == "string" then error((c:gsub("^[^\n]-:%d+: (viva%.client: )", "%1")), 2) end
+  if type(c) == "string" then error((c:gsub("^[^\n]-vivalearning/init%.lua:%d+: ", "")), 2) end
   error(c, 0)
 end
 M.error = core.error
