@@ -12,12 +12,14 @@ BINDIR     ?= $(PREFIX)/bin
 LUA_CFLAGS  := $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# libcrypto (OpenSSL, already under libcurl) signs the certificate credential's assertion (src/assertion.c)
+CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 
 OPT      ?= -O2 -g
 WARN     := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= $(OPT)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
-# The module is linked against libcurl only: liblua is never linked in (the host provides it).
+# The module is linked against libcurl and libcrypto only: liblua is never linked in (the host provides it).
 LDFLAGS  ?=
 LIBFLAG  ?= -shared
 
@@ -33,7 +35,7 @@ SQLITE_MODULE := vivalearning/sqlite.so
 SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 # Debian packages the project needs; `deps` installs whichever are missing.
-DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
+DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev libssl-dev lua-busted lua-argparse \
             nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
             gcc make libsqlite3-dev
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
@@ -95,7 +97,7 @@ $(BUILD):
 
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS) $(CRYPTO_LIBS)
 
 $(SYS_MODULE): src/sys/sys.c
 	@mkdir -p $(dir $@)

@@ -23,6 +23,7 @@ dependencies = {
 external_dependencies = {
   CURL = { library = "curl" },
   SQLITE = { library = "sqlite3" },   -- the sync state store (vivalearning/sqlite.so)
+  CRYPTO = { library = "crypto" },    -- libcrypto signs the certificate credential's assertion
 }
 build = {
   type = "make",
@@ -32,6 +33,7 @@ build = {
     LUA_CFLAGS = "-I$(LUA_INCDIR)",
     CURL_CFLAGS = "-I$(CURL_INCDIR)",
     CURL_LIBS = "-L$(CURL_LIBDIR) -lcurl",
+    CRYPTO_LIBS = "-L$(CRYPTO_LIBDIR) -lcrypto",
   },
   install_variables = {
     LUA_LIBDIR = "$(LIBDIR)",

@@ -62,7 +62,7 @@ describe("vivalearning options", function()
       assert.truthy(env, sub)
       for _, v in ipairs(ENV_VARS) do assert.matches("\n?%s+" .. v .. "%s", env, 1) end
       local flat = out:gsub("%s+", " ")
-      for _, flag in ipairs { "client%-secret", "password", "token" } do
+      for _, flag in ipairs { "client%-secret", "password", "token", "certificate%-password" } do
         local help = flat:match("%-%-" .. flag .. " <[%w_]+> (.-%))")
         assert.truthy(help, flag)
         assert.matches("prefer the environment: flags show in ps", help, 1, true)

@@ -235,7 +235,7 @@ describe("client auth", function()
     local base = { graph_url = emu.graph_url, ca_file = emu.ca }
     local function with(t) local o = {}; for k, v in pairs(base) do o[k] = v end; for k, v in pairs(t) do o[k] = v end; return o end
     assert.has_error(function() viva.client(with {}) end,
-      "viva.client: give exactly one of client_secret (with tenant and client_id), token, or token_provider")
+      "viva.client: give exactly one of client_secret or certificate or client_assertion (with tenant and client_id), managed_identity, token, or token_provider")
     assert.has_error(function() viva.client(with { token = "a", token_provider = print }) end)
     assert.has_error(function() viva.client(with { client_secret = "s" }) end, "viva.client: client_secret needs tenant and client_id")
     assert.has_error(function() viva.client(with { token = "a", tokn = 1 }) end, "viva.client: unknown option 'tokn'; did you mean 'token'?")

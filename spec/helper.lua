@@ -48,3 +48,10 @@ end
 
 VIVA_EMU_ACTIVE_DIR = dir
 require("support.emulator").load(dir)
+
+-- No spec ever reaches the real IMDS (169.254.169.254): the documented override points managed
+-- identity at the emulator's IMDS, for this process and every command it starts.
+do
+  local env = require("support.emulator").read_env(dir)
+  require("vivalearning.sys").setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", assert(env.VIVA_EMU_IMDS, "no VIVA_EMU_IMDS in " .. dir))
+end

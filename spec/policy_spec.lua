@@ -188,6 +188,19 @@ describe("policy: the token fetch", function()
     assert.equals("not_transient", decide({ kind = "token", status = 200 }).reason)
   end)
 
+  it("retries managed identity's 404, 408 and 410 (IMDS updating), 404 and 408 from App Service; never Entra's", function()
+    for _, st in ipairs { 404, 408, 410 } do
+      assert.equals("retry", decide({ kind = "token", status = st, token_mi = "imds" }).action)
+      assert.equals("not_transient", decide({ kind = "token", status = st }).reason)
+    end
+    assert.equals("retry", decide({ kind = "token", status = 404, token_mi = "app_service" }).action)
+    assert.equals("not_transient", decide({ kind = "token", status = 410, token_mi = "app_service" }).reason)
+    -- identity not found, a wrong header: no retry
+    assert.equals("not_transient", decide({ kind = "token", status = 400, token_mi = "imds" }).reason)
+    assert.equals("not_transient", decide({ kind = "token", status = 401, token_mi = "app_service" }).reason)
+    assert.has_error(function() decide { kind = "token", token_mi = "vm" } end)
+  end)
+
   it("keeps a still valid token after a failed background refresh, and tries again later", function()
     assert.same({ action = "retry", wait = 30 },
                 decide { kind = "token", status = 401, token_valid = true, now = 0, token_expires = 200 })

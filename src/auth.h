@@ -14,4 +14,13 @@ int  vl_auth_refreshable(vl_client *c);
 void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc);
 void vl_auth_free(vl_client *c);
 
+/* viva.client's certificate, client_assertion and managed_identity options (table at t):
+ * how many are given; vl_auth_configure sets up the one given (raises on bad input). */
+int  vl_auth_given(lua_State *L, int t);
+void vl_auth_configure(lua_State *L, vl_client *c, int t, int cidx);
+/* c->token_url from the authority and the tenant (raises on a bad tenant) */
+void vl_auth_token_url(lua_State *L, vl_client *c);
+/* pushes { method =, tenant =, client_id =, url =, source =, thumbprint =, alg = } (no secret) */
+void vl_auth_push_info(lua_State *L, const vl_client *c);
+
 #endif

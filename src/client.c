@@ -528,6 +528,14 @@ static int c_tostring(lua_State *L) {
     return 1;
 }
 
+/* c:credential(): how the client signs in (method, tenant, client_id, url, ...), no secret */
+static int c_credential(lua_State *L) {
+    vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
+    if (c->released) return luaL_error(L, "vivalearning: the client is closed");
+    vl_auth_push_info(L, c);
+    return 1;
+}
+
 static int handle_gc(lua_State *L) {
     vl_handle *h = luaL_checkudata(L, 1, VL_HANDLE_MT);
     vl_req *r = h->r;
@@ -633,7 +641,8 @@ static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def, 
 static const char *const KNOWN[] = {
     "graph_url", "authority_url", "tenant", "client_id", "client_secret", "token", "token_provider",
     "username", "password", "scope", "ca_file", "timeouts", "max_retries", "max_concurrency", "user_agent",
-    "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver", NULL
+    "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver",
+    "certificate", "client_assertion", "managed_identity", NULL
 };
 static const char *const KNOWN_TIMEOUTS[] = { "connect", "attempt", "deadline", NULL };
 static const char *const KNOWN_BACKOFF[] = { "base", "cap", NULL };
@@ -702,21 +711,17 @@ static int c_new(lua_State *L) {
         return luaL_error(L, "viva.client: token_provider must be a function");
     lua_settop(L, cidx);
     has_secret = c->client_secret != NULL || c->password != NULL;
-    n = has_secret + has_token + has_provider;
+    n = has_secret + has_token + has_provider + vl_auth_given(L, 1);
     if (n != 1)
-        return luaL_error(L, "viva.client: give exactly one of client_secret (with tenant and client_id), token, or token_provider");
+        return luaL_error(L, "viva.client: give exactly one of client_secret or certificate or client_assertion "
+                             "(with tenant and client_id), managed_identity, token, or token_provider");
     if (has_secret) {
-        luaL_Buffer b;
         if (!c->tenant || !c->client_id) return luaL_error(L, "viva.client: client_secret needs tenant and client_id");
         if (c->password && !c->username) return luaL_error(L, "viva.client: password needs username");
         c->auth = c->password ? VL_AUTH_PASSWORD : VL_AUTH_SECRET;
-        luaL_buffinit(L, &b);
-        luaL_addstring(&b, c->authority.base);
-        if (vl_url_add_segment(&b, c->tenant, strlen(c->tenant))) return luaL_error(L, "viva.client: tenant is not a valid tenant id or domain");
-        luaL_addstring(&b, "/oauth2/v2.0/token");
-        luaL_pushresult(&b);
-        c->token_url = must(L, vl_strdup(lua_tostring(L, -1)));
-        lua_pop(L, 1);
+        vl_auth_token_url(L, c);
+    } else if (!has_token && !has_provider) {
+        vl_auth_configure(L, c, 1, cidx);
     } else if (has_token) {
         size_t tl, i;
         const char *t;
@@ -883,6 +888,8 @@ void vl_client_open(lua_State *L) {
         lua_setfield(L, -2, "stats");
         lua_pushcfunction(L, c_close);
         lua_setfield(L, -2, "close");
+        lua_pushcfunction(L, c_credential);
+        lua_setfield(L, -2, "credential");
         lua_pushvalue(L, -1);
         lua_setfield(L, mod, "client_methods");
         lua_setfield(L, mt, "__index");

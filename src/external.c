@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -33,8 +34,21 @@ static void push_headers(lua_State *L, vl_client *c, vl_req *r) {
     int method = r->phase ? VL_GET : r->method;
     lua_createtable(L, 0, 8);
     if (r->flags & VL_F_INTERNAL) {
-        set_header(L, "content-type", "application/x-www-form-urlencoded");
+        if (method == VL_POST) set_header(L, "content-type", "application/x-www-form-urlencoded");
         set_header(L, "accept", "application/json");
+        if (r->xhdr) {
+            /* "Name: value" (ours): the name in lower case */
+            const char *colon = strchr(r->xhdr, ':');
+            if (colon) {
+                luaL_Buffer b;
+                const char *p;
+                luaL_buffinit(L, &b);
+                for (p = r->xhdr; p < colon; p++) luaL_addchar(&b, (char)tolower((unsigned char)*p));
+                luaL_pushresult(&b);
+                lua_pushstring(L, colon + 1 + (colon[1] == ' '));
+                lua_settable(L, -3);
+            }
+        }
     } else {
         if (c->tok.value) {
             lua_pushfstring(L, "Bearer %s", c->tok.value);

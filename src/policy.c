@@ -65,7 +65,12 @@ static vl_decision again(const vl_attempt *a, int action) {
 int vl_policy_token_transient(const vl_attempt *a) {
     /* retrying cannot help against an untrusted certificate or a bad URL */
     if (a->transport != VL_T_NONE) return a->transport != VL_T_FATAL;
-    return a->status == 429 || a->status >= 500 || a->token_transient;
+    if (a->status == 429 || a->status >= 500 || a->token_transient) return 1;
+    /* managed identity: 404 and 410 while IMDS is updating, 408 (IMDS doc, MSAL Node's retry
+     * policies); App Service retries 404 and 408 too */
+    if (a->token_mi == 1) return a->status == 404 || a->status == 408 || a->status == 410;
+    if (a->token_mi == 2) return a->status == 404 || a->status == 408;
+    return 0;
 }
 
 static vl_decision token(const vl_attempt *a) {

@@ -44,6 +44,7 @@ typedef struct vl_attempt {
     int retry_items;      /* $batch: the caller asked for { retry = true } */
     int token_transient;  /* token: the endpoint said the error is transient (OAuth) */
     int token_valid;      /* token: a valid token is still held (a background refresh failed) */
+    int token_mi;         /* token: from a managed identity endpoint (VL_MI_*: 1 IMDS, 2 App Service) */
     double token_expires; /* token: when the held one expires */
     double now, deadline; /* monotonic seconds */
     double backoff_base, backoff_cap;

@@ -13,6 +13,7 @@ static const char *const kinds[] = { "request", "lookup", "batch_item", "token",
 static const char *const methods[] = { "GET", "POST", "PATCH", "DELETE", NULL };
 static const char *const transports[] = { "none", "not_sent", "maybe_sent", "timeout", "reset", "fatal",
                                           "too_large", "body_refused", "setup", NULL };
+static const char *const mi_sources[] = { "none", "imds", "app_service", NULL };
 static const char *const actions[] = { "succeed", "fail", "retry", "lookup", "resend", "refresh", "gone" };
 static const char *const reasons[] = { NULL, "http", "exhausted", "deadline", "maybe_done", "fatal", "too_large",
                                        "body_refused", "setup", "not_transient" };
@@ -65,6 +66,7 @@ static int l_policy(lua_State *L) {
     a.retry_items = opt_bool(L, "retry_items");
     a.token_transient = opt_bool(L, "token_transient");
     a.token_valid = opt_bool(L, "token_valid");
+    a.token_mi = opt_enum(L, "token_mi", "none", mi_sources);   /* VL_MI_* order */
     a.token_expires = opt_num(L, "token_expires", 0);
     a.now = opt_num(L, "now", 0);
     a.deadline = opt_num(L, "deadline", 1e9);

@@ -78,6 +78,7 @@ void vl_req_free(vl_req *r) {
     free(r->url);
     if (r->body) { memset(r->body, 0, r->body_len); free(r->body); }
     free(r->alt_url);
+    vl_zfree(r->xhdr);
     free(r->resp);
     free(r);
 }

@@ -43,6 +43,8 @@ struct vl_req {
     char *url;                  /* malloc */
     char *body; size_t body_len;/* malloc, zeroed before free */
     char *alt_url;              /* create: GET by alternate key after an ambiguous failure */
+    char *xhdr;                 /* token request: one extra "Name: value" header line (managed
+                                 * identity's Metadata or X-IDENTITY-HEADER); malloc, zeroed */
     int phase;                  /* 0 = the request itself, 1 = alternate-key lookup */
     int attempts, retries, auth_replays;
     int done, closed;
@@ -79,7 +81,11 @@ typedef struct vl_token {
     int failures;               /* consecutive failed fetches */
 } vl_token;
 
-enum { VL_AUTH_SECRET, VL_AUTH_PASSWORD, VL_AUTH_FIXED, VL_AUTH_PROVIDER };
+enum { VL_AUTH_SECRET, VL_AUTH_PASSWORD, VL_AUTH_FIXED, VL_AUTH_PROVIDER,
+       VL_AUTH_CERT,        /* client credentials with a signed assertion (assertion.h) */
+       VL_AUTH_ASSERTION,   /* client credentials with a Lua client_assertion (federated token) */
+       VL_AUTH_MI };        /* managed identity (IMDS or App Service) */
+enum { VL_MI_NONE, VL_MI_IMDS, VL_MI_APP_SERVICE };
 
 struct vl_client {
     int closed;                 /* close asked for: every call refuses the client */
@@ -104,6 +110,11 @@ struct vl_client {
     /* lists: ready (admission queue), backoff, waiting for a token, active, complete */
     vl_req *ready_h, *ready_t, *backoff_h, *backoff_t, *token_h, *token_t, *active_h, *active_t;
     vl_req *complete_h, *complete_t;
+    /* certificate credential and managed identity (auth.c: cert_*, mi_*) */
+    struct vl_cert *cert;
+    int cert_alg;               /* VL_ALG_* */
+    int mi_kind;                /* VL_MI_* */
+    char *mi_url, *mi_header, *mi_secret;   /* the token URL, its header line, the header's value */
     vl_token tok;
     vl_req *token_req;          /* internal, in flight */
     vl_req *call_req;           /* the request the running call made, until it is handed over */

@@ -324,6 +324,8 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     r->sends = r->resend_blocked = 0;
 #define SET(opt, val) do { if (rc == 0) rc = (int)curl_easy_setopt(e, opt, val); } while (0)
     SET(CURLOPT_URL, r->url);
+    /* managed identity's endpoints are plain http by protocol (IMDS, App Service's local one) */
+    SET(CURLOPT_PROTOCOLS_STR, c->allow_http || ((r->flags & VL_F_INTERNAL) && c->mi_kind) ? "http,https" : "https");
     /* Plain http (allow_http, loopback only) never goes through a proxy: the token form and the
      * bearer token would travel in clear to it. https may use the environment's proxy, but only
      * through a CONNECT tunnel, with the origin's certificate verified end to end. */
@@ -369,8 +371,10 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
     }
     /* headers: every value here is ours (no CR/LF can come from a caller) */
     if (r->flags & VL_F_INTERNAL) {
-        h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-        if (h) h = (t = curl_slist_append(h, "Accept: application/json")) ? t : h;
+        h = curl_slist_append(h, "Accept: application/json");
+        if (h && r->method == VL_POST)
+            h = (t = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded")) ? t : h;
+        if (h && r->xhdr) h = (t = curl_slist_append(h, r->xhdr)) ? t : h;
     } else {
         if (token) {
             size_t tl = strlen(token);

@@ -18,7 +18,9 @@
 -- takes --version.
 -- Credentials and URLs come from flags or the environment: VIVA_TENANT_ID, VIVA_CLIENT_ID,
 -- VIVA_CLIENT_SECRET, VIVA_GRAPH_URL, VIVA_AUTHORITY_URL, VIVA_CA_FILE (and VIVA_TOKEN,
--- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token).
+-- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token); --certificate,
+-- --federated-token-file and --managed-identity sign in without a secret, and with none of these
+-- the credential chain reads the AZURE_* environment (docs/signin.md).
 local argparse = require "argparse"
 
 local M = {}
@@ -36,6 +38,8 @@ local ENV = {
   tenant = "VIVA_TENANT_ID", client_id = "VIVA_CLIENT_ID", client_secret = "VIVA_CLIENT_SECRET",
   graph_url = "VIVA_GRAPH_URL", authority_url = "VIVA_AUTHORITY_URL", ca_file = "VIVA_CA_FILE",
   token = "VIVA_TOKEN", username = "VIVA_USERNAME", password = "VIVA_PASSWORD",
+  certificate = "VIVA_CLIENT_CERTIFICATE_PATH", certificate_password = "VIVA_CLIENT_CERTIFICATE_PASSWORD",
+  federated_token_file = "VIVA_FEDERATED_TOKEN_FILE",
 }
 
 -- Converters for option values; their messages name the option.
@@ -94,6 +98,10 @@ local ENV_HELP = {
   { "VIVA_TOKEN", "a bearer token instead of client credentials (--token)" },
   { "VIVA_USERNAME", "user of a delegated token (--username)" },
   { "VIVA_PASSWORD", "password of --username (--password)" },
+  { "VIVA_CLIENT_CERTIFICATE_PATH", "certificate and key, PEM or PFX (--certificate)" },
+  { "VIVA_CLIENT_CERTIFICATE_PASSWORD", "password of the key or PFX (--certificate-password)" },
+  { "VIVA_FEDERATED_TOKEN_FILE", "federated token file (--federated-token-file)" },
+  { "AZURE_*", "without any of these: the Azure SDKs' variables (docs/signin.md)" },
 }
 
 local function env_epilog(extra)
@@ -116,7 +124,11 @@ local function add_connection(cmd, extra_env)
     cmd:option("--ca-file", "CA bundle for TLS (env VIVA_CA_FILE)."),
     cmd:option("--token", "A bearer token to use instead of client credentials (env VIVA_TOKEN; prefer the environment: flags show in ps)."),
     cmd:option("--username", "User for a delegated token, with --password (env VIVA_USERNAME)."),
-    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps).")
+    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps)."),
+    cmd:option("--certificate", "Sign in with a certificate: a PEM file with the certificate and its key, or a PFX file (env VIVA_CLIENT_CERTIFICATE_PATH)."),
+    cmd:option("--certificate-password", "Password of the --certificate key or PFX (env VIVA_CLIENT_CERTIFICATE_PASSWORD; prefer the environment: flags show in ps)."),
+    cmd:option("--federated-token-file", "Sign in with workload identity federation: the file holding the federated token, re-read at each sign-in (env VIVA_FEDERATED_TOKEN_FILE)."),
+    cmd:option("--managed-identity", "Sign in with the managed identity (App Service or IMDS); CLIENT_ID picks a user-assigned one."):args("?"):argname("<client_id>")
   )
   cmd:group("Requests and logging",
     cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3; import: 0, it retries rows itself)."):convert(retries),
@@ -283,16 +295,37 @@ function M.client_config(args)
     cfg.token = token
     return cfg
   end
+  if args.managed_identity then
+    -- no tenant needed; a client id picks a user-assigned identity
+    cfg.managed_identity = args.managed_identity[1] or cfg.client_id or true
+    cfg.tenant, cfg.client_id = nil, nil
+    return cfg
+  end
   local user, pass = env_or(args, "username"), env_or(args, "password")
+  local cert, fed = env_or(args, "certificate"), env_or(args, "federated_token_file")
   cfg.client_secret = env_or(args, "client_secret")
   if user or pass then
-    -- delegated token (password grant); a confidential app sends its secret too
+    -- delegated token (password grant, legacy); a confidential app sends its secret too
     if not (user and pass) then return nil, "--username and --password go together" end
     cfg.username, cfg.password = user, pass
-  else
-    if not cfg.client_secret then
-      return nil, "no credentials: give --client-secret (or VIVA_CLIENT_SECRET), --token, or --username/--password"
+  elseif args.certificate_password and not cert then
+    return nil, "--certificate-password needs --certificate"
+  elseif cert then
+    if fed then return nil, "give --certificate or --federated-token-file, not both" end
+    cfg.certificate_path, cfg.certificate_password = cert, env_or(args, "certificate_password")
+    cfg.client_secret = nil
+  elseif fed then
+    cfg.federated_token_file, cfg.client_secret = fed, nil
+  elseif not cfg.client_secret then
+    -- the credential chain: AZURE_* variables, a managed identity the environment names
+    local viva = require "vivalearning"
+    local name, add = viva.credential.find(cfg)
+    if not name then
+      return nil, "no credentials: give --client-secret (or VIVA_CLIENT_SECRET), --certificate, --federated-token-file, " ..
+        "--managed-identity, --token, or --username/--password (or the AZURE_* variables, docs/signin.md)"
     end
+    if add.managed_identity then return cfg end
+    cfg.tenant, cfg.client_id = cfg.tenant or add.tenant, cfg.client_id or add.client_id
   end
   if not cfg.tenant then return nil, "no tenant: give --tenant or VIVA_TENANT_ID" end
   if not cfg.client_id then return nil, "no client id: give --client-id or VIVA_CLIENT_ID" end

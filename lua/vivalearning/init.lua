@@ -14,8 +14,18 @@ for _, name in ipairs { "assignment", "self_initiated", "provider", "content", "
 end
 
 -- Client: viva.client{...} (see README "Client"); viva.error{kind=, message=, ...} makes an
--- error object, viva.is_error(v) tests for one.
-M.client = core.client
+-- error object, viva.is_error(v) tests for one. The credential module reads certificate and
+-- federated token files and the AZURE_* environment, and runs the credential chain when no
+-- credential is given (docs/signin.md).
+M.credential = require "vivalearning.credential"
+local function new_client(opts) return core.client(M.credential.resolve(opts)) end
+function M.client(opts)
+  local ok, c = pcall(new_client, opts)
+  if ok then return c end
+  -- raised where the caller called viva.client, as when it was the C function itself
+  if type(c) == "string" then error((c:gsub("^[^\n]-vivalearning/init%.lua:%d+: ", "")), 2) end
+  error(c, 0)
+end
 M.error = core.error
 M.is_error = core.is_error
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -179,6 +180,16 @@ static int sys_stat(lua_State *L) {
     return 1;
 }
 
+/* setenv(name, value) / setenv(name, nil): the process environment, which the credential chain
+ * and child processes read (spec/helper.lua points the IMDS override at the emulator with it) */
+static int sys_setenv(lua_State *L) {
+    const char *k = luaL_checkstring(L, 1);
+    const char *v = luaL_optstring(L, 2, NULL);
+    int rc = v ? setenv(k, v, 1) : unsetenv(k);
+    if (rc != 0) return luaL_error(L, "setenv %s: %s", k, strerror(errno));
+    return 0;
+}
+
 /* sys.getpid(): this process's id (named in journal lock messages). */
 static int sys_getpid(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)getpid());
@@ -191,6 +202,7 @@ int luaopen_vivalearning_sys(lua_State *L) {
     static const luaL_Reg funcs[] = {
         { "fsync", sys_fsync },
         { "getpid", sys_getpid },
+        { "setenv", sys_setenv },
         { "isatty", sys_isatty },
         { "lock", sys_lock },
         { "monotime", sys_monotime },
