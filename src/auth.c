@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "auth_delegated.h"
 #include "io.h"
 #include "json.h"
 #include "result.h"
@@ -36,6 +37,7 @@ void vl_auth_invalidate(vl_client *c, unsigned gen) {
 void vl_auth_free(vl_client *c) {
     vl_zfree(c->tok.value);
     c->tok.value = NULL;
+    vl_dlg_free(c);
 }
 
 static void set_token(vl_client *c, const char *tok, double lifetime, double t0) {
@@ -66,10 +68,11 @@ static void push_auth_error(lua_State *L, long status, const char *code, const c
 
 /* Replaces every occurrence of the client's secrets in the string on top of the stack. */
 static void redact_top(lua_State *L, vl_client *c) {
-    const char *secrets[3];
+    const char *secrets[5];
     int i;
     secrets[0] = c->client_secret; secrets[1] = c->password; secrets[2] = c->tok.value;
-    for (i = 0; i < 3; i++) {
+    secrets[3] = c->dlg.refresh_token; secrets[4] = c->dlg.device_code;
+    for (i = 0; i < 5; i++) {
         if (!secrets[i] || !*secrets[i]) continue;
         luaL_gsub(L, lua_tostring(L, -1), secrets[i], "<redacted>");
         lua_remove(L, -2);
@@ -187,13 +190,16 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     const char *body;
     size_t bl;
     int top = lua_gettop(L);
+    int grant = vl_dlg_next_grant(c);
     /* the form first: a buffer that cannot grow raises, and nothing is ours yet */
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "client_id=");
     vl_url_add_form(&b, c->client_id, strlen(c->client_id));
     luaL_addstring(&b, "&scope=");
     vl_url_add_form(&b, c->scope, strlen(c->scope));
-    if (c->auth == VL_AUTH_PASSWORD) {
+    if (grant != VL_G_CLIENT && grant != VL_G_PASSWORD) {
+        vl_dlg_form(&b, c, grant);
+    } else if (c->auth == VL_AUTH_PASSWORD) {
         luaL_addstring(&b, "&grant_type=password&username=");
         vl_url_add_form(&b, c->username, strlen(c->username));
         luaL_addstring(&b, "&password=");
@@ -213,9 +219,9 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
         r->flags = VL_F_INTERNAL;
         r->method = VL_POST;
         r->res = VL_RES_TOKEN;
-        r->opname = "token";
+        r->opname = vl_dlg_opname(grant);
         r->c = c;
-        r->url = vl_strdup(c->token_url);
+        r->url = vl_strdup(vl_dlg_url(c, grant));
         r->body = malloc(bl + 1);
         if (r->body) { memcpy(r->body, body, bl + 1); r->body_len = bl; }
     }
@@ -232,7 +238,29 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
         return;
     }
     c->tok.fetching = 1;
+    c->dlg.grant = grant;
     c->token_req = r;
+}
+
+/* Delegated sign-in that cannot go on (nothing left to sign in with, or a device code past its
+ * expiry): the waiters get the error; 1 when that happened. */
+static int delegated_blocked(lua_State *L, vl_client *c, int cidx, double now) {
+    int top = lua_gettop(L);
+    if (!vl_dlg_delegated(c)) return 0;
+    if (vl_dlg_next_grant(c) < 0) {
+        vl_errinfo e;
+        memset(&e, 0, sizeof e);
+        e.kind = "auth";
+        e.code = "signin_required";
+        e.message = "no sign-in left: the refresh token is gone; sign in again (vivalearning login)";
+        e.retry_after = -1;
+        vl_error_push(L, &e);
+    } else if (!vl_dlg_expired(L, c, now)) {
+        return 0;
+    }
+    vl_client_fail_waiters(L, c, cidx, -1);
+    lua_settop(L, top);
+    return 1;
 }
 
 void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now) {
@@ -242,8 +270,52 @@ void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now) {
     if (!need && !(c->tok.value && now >= c->tok.refresh_at)) return;
     if (now < c->tok.retry_at) return;
     if (!need && !c->ready_h && !c->active_h && !c->backoff_h) return;   /* nobody needs it now */
+    if (!need && vl_dlg_delegated(c) && (!vl_dlg_background_ok(c) || vl_dlg_next_grant(c) < 0)) return;
+    if (need && delegated_blocked(L, c, cidx, now)) return;
     if (c->auth == VL_AUTH_PROVIDER) call_provider(L, c, cidx, now, c->tok.value == NULL && c->tok.gen > 0);
     else start_fetch(L, c, cidx, now);
+}
+
+/* The devicecode endpoint answered 200: the user gets the instruction, polling starts (the
+ * waiters stay queued); a bad answer or a failing callback fails them. */
+static void devicecode_done(lua_State *L, vl_client *c, int cidx, vl_req *r, double now) {
+    int failed = 1;
+    c->tok.fetching = 0;
+    if (r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1))
+        failed = vl_dlg_devicecode_answer(L, c, cidx, lua_gettop(L), now);
+    else {
+        vl_errinfo e;
+        memset(&e, 0, sizeof e);
+        e.kind = "auth";
+        e.status = r->status;
+        e.code = "invalid_devicecode_response";
+        e.message = "the devicecode endpoint answered 200 without a JSON object";
+        e.retry_after = -1;
+        vl_error_push(L, &e);
+    }
+    vl_req_free(r);
+    if (failed) {
+        c->tok.failures = 0;
+        c->tok.retry_at = 0;
+        vl_client_fail_waiters(L, c, cidx, -1);
+    }
+}
+
+/* The user has not finished (authorization_pending, slow_down): poll again at tok.retry_at.
+ * A waiter whose deadline comes before that ends now. */
+static void poll_again(lua_State *L, vl_client *c, int cidx, vl_req *r) {
+    vl_errinfo e;
+    c->tok.fetching = 0;
+    c->tok.failures = 0;
+    vl_req_free(r);
+    memset(&e, 0, sizeof e);
+    e.kind = "auth";
+    e.code = "authorization_pending";
+    e.message = "device code sign-in still pending when the request's deadline passed (the user has not signed in yet)";
+    e.retry_after = -1;
+    vl_error_push(L, &e);
+    vl_client_fail_waiters_by(L, c, cidx, -1, c->tok.retry_at);
+    lua_pop(L, 1);
 }
 
 static const char *first_line(lua_State *L, const char *s) {
@@ -283,6 +355,11 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
         lua_settop(L, top);
         return;
     }
+    if (r->status == 200 && c->dlg.grant == VL_G_DEVICECODE) {
+        devicecode_done(L, c, cidx, r, now);
+        lua_settop(L, top);
+        return;
+    }
     if (r->status == 200 && r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
         int t = lua_gettop(L);
         lua_getfield(L, t, "access_token");
@@ -295,9 +372,17 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
             for (i = 0; i < n; i++)
                 if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f) break;
             if (i == n) {
+                int hook_failed;
                 set_token(c, tok, life > 0 ? life : 3599, t0);
                 c->tok.fetching = 0;
                 vl_req_free(r);
+                hook_failed = vl_dlg_delegated(c) && vl_dlg_keep_refresh(L, c, cidx, t);
+                if (hook_failed) {
+                    /* the token is good, but the caller could not keep the refresh token */
+                    vl_client_fail_waiters(L, c, cidx, -1);
+                    lua_settop(L, top);
+                    return;
+                }
                 lua_settop(L, top);
                 vl_client_release_waiters(c);
                 return;
@@ -339,14 +424,32 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
         } else {
             lua_settop(L, top);
         }
+        const char *hint = NULL;
+        switch (vl_dlg_oauth_error(c, err, (long)aadsts, now, &hint)) {
+        case VL_DLG_POLL_AGAIN:
+            poll_again(L, c, cidx, r);
+            lua_settop(L, top);
+            return;
+        case VL_DLG_RESTART:
+            c->tok.fetching = 0;
+            c->tok.failures = 0;
+            c->tok.retry_at = 0;
+            vl_req_free(r);
+            lua_settop(L, top);
+            return;
+        default:
+            break;
+        }
         memset(&ta, 0, sizeof ta);
         ta.kind = VL_K_TOKEN;
         ta.status = r->status;
         ta.token_transient = oauth_transient;
         transient = vl_policy_token_transient(&ta);
+        if (!transient && c->dlg.grant == VL_G_DEVICE_POLL) vl_dlg_clear_device(c);
         {
-            char msg[512];
-            snprintf(msg, sizeof msg, "token request failed with HTTP %ld%s%s", r->status, desc ? ": " : "", desc ? desc : "");
+            char msg[640];
+            snprintf(msg, sizeof msg, "%s%stoken request failed with HTTP %ld%s%s%s", hint ? hint : "", hint ? " (" : "",
+                     r->status, desc ? ": " : "", desc ? desc : "", hint ? ")" : "");
             lua_pushstring(L, msg);
             redact_top(L, c);
             push_auth_error(L, r->status, err ? err : "token_request_failed", lua_tostring(L, -1), c->tok.failures + 1);
