@@ -11,6 +11,8 @@
 --   vivalearning delete ID --provider ID | delete --provider ID --external-id X
 --   vivalearning providers [--format table|jsonl]
 --   vivalearning contents --provider ID [--format table|jsonl]
+--   vivalearning login [--device-code] | login --username U --password P (legacy)
+--   vivalearning logout [--username U]
 --
 -- Exit codes, the same for every subcommand: 0 ok; 1 some rows (or the one operation) failed;
 -- 2 usage or fatal error (authentication failures included).
@@ -18,7 +20,9 @@
 -- takes --version.
 -- Credentials and URLs come from flags or the environment: VIVA_TENANT_ID, VIVA_CLIENT_ID,
 -- VIVA_CLIENT_SECRET, VIVA_GRAPH_URL, VIVA_AUTHORITY_URL, VIVA_CA_FILE (and VIVA_TOKEN,
--- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token).
+-- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token). `login` keeps a delegated sign-in
+-- in the token cache (vivalearning.token_cache, VIVA_TOKEN_CACHE); export and providers, which
+-- Graph serves to delegated tokens only, use it first; the other commands when no secret is given.
 local argparse = require "argparse"
 
 local M = {}
@@ -94,6 +98,7 @@ local ENV_HELP = {
   { "VIVA_TOKEN", "a bearer token instead of client credentials (--token)" },
   { "VIVA_USERNAME", "user of a delegated token (--username)" },
   { "VIVA_PASSWORD", "password of --username (--password)" },
+  { "VIVA_TOKEN_CACHE", "token cache directory of vivalearning login (--token-cache)" },
 }
 
 local function env_epilog(extra)
@@ -116,7 +121,10 @@ local function add_connection(cmd, extra_env)
     cmd:option("--ca-file", "CA bundle for TLS (env VIVA_CA_FILE)."),
     cmd:option("--token", "A bearer token to use instead of client credentials (env VIVA_TOKEN; prefer the environment: flags show in ps)."),
     cmd:option("--username", "User for a delegated token, with --password (env VIVA_USERNAME)."),
-    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps).")
+    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps). "
+      .. "Legacy: the password grant fails for users with multi-factor sign-in; use vivalearning login."),
+    cmd:option("--token-cache", "Directory of the delegated sign-in cache (env VIVA_TOKEN_CACHE, default "
+      .. "$XDG_CACHE_HOME/vivalearning or ~/.cache/vivalearning).")
   )
   cmd:group("Requests and logging",
     cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3; import: 0, it retries rows itself)."):convert(retries),
@@ -240,6 +248,16 @@ function M.parser()
   cont:option("--format", "table or jsonl."):choices({ "table", "jsonl" }):default("table")
   add_connection(cont)
 
+  local login = p:command("login", "Sign in as a user (delegated) once; later commands use the kept sign-in.")
+  login:flag("--device-code", "Sign in with a device code (the default without --password): open the page "
+    .. "shown, enter the code, sign in there (multi-factor sign-in included).")
+  add_connection(login)
+  login:epilog("The sign-in (its refresh token, never a password) is kept in the token cache, one file per "
+    .. "tenant, app and user, mode 0600. --username/--password is the legacy password grant.\n\n" .. env_epilog())
+
+  local logout = p:command("logout", "Remove the kept sign-in of vivalearning login (of --username, else the last one).")
+  add_connection(logout)
+
   return p
 end
 
@@ -269,8 +287,10 @@ local function env_or(args, key)
   return v
 end
 
--- Client config from flags and environment; nil, message when something needed is missing.
-function M.client_config(args)
+-- Client config from flags and environment, and what it signs in with ({ via = "token" |
+-- "password" | "secret" | "cache", user =, cache = entry }); nil, message when something needed
+-- is missing. export and providers (delegated only in Graph) take the cached sign-in first.
+function M.client_config(args, command)
   local cfg = {
     graph_url = env_or(args, "graph_url") or "https://graph.microsoft.com/v1.0",
     authority_url = env_or(args, "authority_url") or "https://login.microsoftonline.com",
@@ -285,18 +305,29 @@ function M.client_config(args)
   end
   local user, pass = env_or(args, "username"), env_or(args, "password")
   cfg.client_secret = env_or(args, "client_secret")
-  if user or pass then
-    -- delegated token (password grant); a confidential app sends its secret too
-    if not (user and pass) then return nil, "--username and --password go together" end
+  local via = { via = "secret" }
+  if pass then
+    -- delegated token (password grant, legacy); a confidential app sends its secret too
+    if not user then return nil, "--password needs --username" end
     cfg.username, cfg.password = user, pass
-  else
-    if not cfg.client_secret then
-      return nil, "no credentials: give --client-secret (or VIVA_CLIENT_SECRET), --token, or --username/--password"
+    via.via = "password"
+  elseif cfg.tenant and cfg.client_id and (user or not cfg.client_secret or command == "export" or command == "providers") then
+    -- the delegated sign-in of vivalearning login (--username picks the user)
+    local opts, e = require("vivalearning.token_cache").client_options {
+      tenant = cfg.tenant, client_id = cfg.client_id, user = user, dir = args.token_cache }
+    if opts then
+      cfg.refresh_token, cfg.on_refresh_token = opts.refresh_token, opts.on_refresh_token
+      via = { via = "cache", user = e.account.username, cache = e }
+    elseif user or not cfg.client_secret then
+      return nil, "no credentials: " .. e .. "; or give --client-secret (or VIVA_CLIENT_SECRET), --token, or --username/--password"
     end
+  elseif not cfg.client_secret then
+    if user then return nil, "--username needs --password, or a sign-in of vivalearning login" end
+    return nil, "no credentials: run vivalearning login, or give --client-secret (or VIVA_CLIENT_SECRET), --token, or --username/--password"
   end
   if not cfg.tenant then return nil, "no tenant: give --tenant or VIVA_TENANT_ID" end
   if not cfg.client_id then return nil, "no client id: give --client-id or VIVA_CLIENT_ID" end
-  return cfg
+  return cfg, via
 end
 
 local function say(io_, ...) io_:write(...) end
@@ -669,6 +700,67 @@ function commands.contents(_, c, a, out)
   return list(out, c:contents{ provider = a.provider }, a.format, { "id", "externalId", "title", "languageTag" })
 end
 
+-- `login`: a delegated sign-in (device code, or the legacy password grant), kept in the token
+-- cache by its on_refresh_token hook; Entra's instruction goes to stderr as Entra words it.
+function commands.login(viva, cfg, a, out, errout)
+  local cache = require "vivalearning.token_cache"
+  local user, pass = env_or(a, "username"), env_or(a, "password")
+  if a.device_code and pass then return nil, "--device-code and --password: give one", M.EXIT_USAGE end
+  if pass and not user then return nil, "--password needs --username", M.EXIT_USAGE end
+  local where = { tenant = cfg.tenant, client_id = cfg.client_id, dir = a.token_cache }
+  local dir, derr = cache.dir(where)
+  if not dir then return nil, derr, M.EXIT_USAGE end
+  local hook, state = cache.hook(where)
+  cfg.on_refresh_token = hook
+  if pass then
+    cfg.username, cfg.password = user, pass
+  else
+    cfg.device_code = function(info)
+      errout:write(info.message, "\n")
+      errout:flush()
+    end
+  end
+  -- the user has until the code expires (15 minutes) unless --timeout says otherwise
+  cfg.timeouts = cfg.timeouts or { deadline = 960, attempt = 60, connect = 10 }
+  local okc, c = pcall(viva.client, cfg)
+  if not okc then return nil, "cannot create the client: " .. fmt_err(c), M.EXIT_USAGE end
+  local ok, err = c:sign_in()
+  pcall(c.close, c)
+  if not ok then return nil, err, failure_code(err) end
+  local e = state.entry
+  if not e then return nil, "the sign-in gave no refresh token (offline_access was not granted): nothing to keep", M.EXIT_USAGE end
+  say(out, ("signed in as %s (tenant %s, app %s)\n"):format(e.account.username, cfg.tenant, cfg.client_id))
+  say(out, ("  kept in %s (mode 0600); vivalearning logout removes it\n"):format(e.path))
+  return M.EXIT_OK
+end
+
+function commands.logout(cfg, a, out)
+  local cache = require "vivalearning.token_cache"
+  local path, err = cache.remove { tenant = cfg.tenant, client_id = cfg.client_id, user = env_or(a, "username"),
+                                   dir = a.token_cache }
+  if not path then
+    say(out, "not signed in: ", (tostring(err):gsub(": run vivalearning login$", "")), "\n")
+    return M.EXIT_OK
+  end
+  say(out, "signed out: removed ", path, "\n")
+  return M.EXIT_OK
+end
+
+-- What a 403 on an app-only token means for the commands Graph serves to delegated tokens only.
+local DELEGATED_HINT = {
+  export = "listing a learner's activities needs a delegated sign-in: run vivalearning login",
+  providers = "provider operations need a delegated sign-in: run vivalearning login",
+}
+
+local function with_hint(command, via, err)
+  local hint = DELEGATED_HINT[command]
+  local ok, status = pcall(function() return err.status end)
+  if hint and via and via.via == "secret" and ok and status == 403 then
+    return fmt_err(err) .. "; " .. hint
+  end
+  return fmt_err(err)
+end
+
 -- One attempt as a JSON line, keys in a fixed order; only what the log promises (never the
 -- headers, so never a token).
 local LOG_KEYS = { "event", "op", "method", "path", "status", "attempt", "elapsed", "request_id",
@@ -733,7 +825,34 @@ function M.run(args, out, errout)
     return code
   end
   local viva = require "vivalearning"
-  local cfg, cerr = M.client_config(a)
+  if a.command == "login" or a.command == "logout" then
+    local cfg = {
+      graph_url = env_or(a, "graph_url") or "https://graph.microsoft.com/v1.0",
+      authority_url = env_or(a, "authority_url") or "https://login.microsoftonline.com",
+      ca_file = env_or(a, "ca_file"), tenant = env_or(a, "tenant"), client_id = env_or(a, "client_id"),
+    }
+    if not cfg.tenant then say(errout, "vivalearning ", a.command, ": no tenant: give --tenant or VIVA_TENANT_ID\n"); return M.EXIT_USAGE end
+    if not cfg.client_id then say(errout, "vivalearning ", a.command, ": no client id: give --client-id or VIVA_CLIENT_ID\n"); return M.EXIT_USAGE end
+    local okr, code, err, failcode
+    if a.command == "logout" then
+      okr, code, err, failcode = pcall(commands.logout, cfg, a, out)
+    else
+      -- a confidential app proves itself with its secret; a public client (the usual) has none
+      cfg.client_secret = env_or(a, "client_secret")
+      if a.timeout then cfg.timeouts = { deadline = a.timeout, attempt = math.min(a.timeout, 60), connect = math.min(a.timeout, 10) } end
+      local hook, logfh, lerr = log_hook(a, errout)
+      if lerr then say(errout, "vivalearning login: ", lerr, "\n"); return M.EXIT_USAGE end
+      cfg.log = hook
+      okr, code, err, failcode = pcall(commands.login, viva, cfg, a, out, errout)
+      if logfh then logfh:close() end
+    end
+    if not okr then say(errout, "vivalearning ", a.command, ": ", tostring(code), "\n"); return M.EXIT_USAGE end
+    if code == nil then say(errout, "vivalearning ", a.command, ": ", fmt_err(err), "\n"); return failcode or M.EXIT_USAGE end
+    out:flush()
+    return code
+  end
+  local cfg, cerr = M.client_config(a, a.command)
+  local via = cerr
   if not cfg then
     say(errout, "vivalearning ", a.command, ": ", cerr, "\n")
     return M.EXIT_USAGE
@@ -768,7 +887,7 @@ function M.run(args, out, errout)
     return M.EXIT_USAGE
   end
   if code == nil then
-    say(errout, "vivalearning ", a.command, ": ", fmt_err(err), "\n")
+    say(errout, "vivalearning ", a.command, ": ", with_hint(a.command, via, err), "\n")
     return failcode or M.EXIT_USAGE
   end
   out:flush()
