@@ -194,13 +194,21 @@ function M.remove(o)
   return e.path
 end
 
---- Client options for a cached delegated sign-in: { refresh_token =, on_refresh_token = } for
---- viva.client, or nil, why. The credential chain's last step calls this.
+-- the keys of `o` that say where the cache is, not how the client connects
+local CACHE_KEYS = { dir = true, user = true, env = true }
+
+--- Options for viva.client from a cached delegated sign-in: o's own client options (tenant,
+--- client_id, graph_url, ...) plus refresh_token and on_refresh_token (which keeps each rotated
+--- token); o.dir, o.user, o.env only choose the cache entry. Returns them and the entry, or nil,
+--- why. The credential chain's last step calls this:
+---   local c = viva.client(assert(cache.client_options{ tenant = T, client_id = A, graph_url = G }))
 function M.client_options(o)
   local e, err = M.load(o)
   if not e then return nil, err end
-  local hook = M.hook(o, e.account)
-  return { refresh_token = e.refresh_token, on_refresh_token = hook }, e
+  local opts = {}
+  for k, v in pairs(o) do if not CACHE_KEYS[k] then opts[k] = v end end
+  opts.refresh_token, opts.on_refresh_token = e.refresh_token, (M.hook(o, e.account))
+  return opts, e
 end
 
 return M
