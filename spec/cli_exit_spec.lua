@@ -7,12 +7,7 @@ local cli = require "support.cli"
 local PROVIDER = emu.PROVIDER
 local NO_PROVIDER = "c0000000-0000-4000-8000-000000000099"
 local BAD_SECRET = { VIVA_CLIENT_SECRET = "not-the-secret" }
-local function delegated(over)
-  local e = { VIVA_CLIENT_ID = emu.APPS.console.client_id, VIVA_CLIENT_SECRET = emu.APPS.console.client_secret,
-              VIVA_USERNAME = emu.ADELE.upn, VIVA_PASSWORD = emu.ADELE.password }
-  for k, v in pairs(over or {}) do e[k] = v end
-  return e
-end
+local delegated = cli.delegated
 
 -- code, and the stdout/stderr when it is not the one expected
 local function expect(code, args, env)
@@ -50,11 +45,14 @@ describe("vivalearning exit codes", function()
   end)
 
   it("export: 0 written, 1 the request failed, 2 usage or wrong secret", function()
-    expect(0, { "export", "--user", learner })
-    expect(1, { "export", "--user", "b0000000-0000-4000-8000-000000009999" })
-    expect(2, { "export" })
-    expect(2, { "export", "--user", learner, "--format", "xml" })
-    expect(2, { "export", "--user", learner, "-o", "/nonexistent/dir/x.csv" })
+    -- listing a learner's activities is delegated only (graph-api.md §1.0)
+    expect(0, { "export", "--user", learner }, delegated())
+    expect(1, { "export", "--user", "b0000000-0000-4000-8000-000000009999" }, delegated())
+    expect(1, { "export", "--user", learner })             -- an app token: Graph's 403
+    expect(2, { "export" }, delegated())
+    expect(2, { "export", "--user", learner, "--format", "xml" }, delegated())
+    expect(2, { "export", "--user", learner, "-o", "/nonexistent/dir/x.csv" }, delegated())
+    expect(2, { "export", "--user", learner }, delegated(BAD_SECRET))
     expect(2, { "export", "--user", learner }, BAD_SECRET)
   end)
 

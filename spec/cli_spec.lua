@@ -8,6 +8,7 @@ local emu = require "support.emulator"
 local PROVIDER = emu.PROVIDER
 
 local support = require "support.lualayer"
+local cli = require "support.cli"
 local q = support.q
 
 local LUA, LUA_ENV = support.LUA, support.LUA_ENV
@@ -21,12 +22,13 @@ local function vl(args, env, stdin)
   local e = {
     VIVA_TENANT_ID = emu.TENANT, VIVA_CLIENT_ID = emu.APPS.importer.client_id,
     VIVA_CLIENT_SECRET = emu.APPS.importer.client_secret, VIVA_GRAPH_URL = emu.graph_url,
-    VIVA_AUTHORITY_URL = emu.authority_url, VIVA_CA_FILE = emu.ca,
+    VIVA_AUTHORITY_URL = emu.authority_url, VIVA_CA_FILE = emu.ca, VIVA_TOKEN_CACHE = cli.TOKEN_CACHE,
   }
   for k, v in pairs(env or {}) do e[k] = v end
   local parts = { "env" }
   for _, k in ipairs { "VIVA_TENANT_ID", "VIVA_CLIENT_ID", "VIVA_CLIENT_SECRET", "VIVA_GRAPH_URL",
-                       "VIVA_AUTHORITY_URL", "VIVA_CA_FILE", "VIVA_TOKEN", "VIVA_USERNAME", "VIVA_PASSWORD" } do
+                       "VIVA_AUTHORITY_URL", "VIVA_CA_FILE", "VIVA_TOKEN", "VIVA_USERNAME", "VIVA_PASSWORD",
+                       "VIVA_TOKEN_CACHE", "XDG_CACHE_HOME" } do
     parts[#parts + 1] = "-u " .. k
   end
   for k, v in pairs(e) do
@@ -186,7 +188,7 @@ describe("vivalearning command", function()
 
     it("exports a learner's activities as CSV that imports back, and as JSON Lines", function()
       local out = os.tmpname() .. ".csv"
-      local code = vl({ "export", "--user", learner, "-o", out })
+      local code = vl({ "export", "--user", learner, "-o", out }, cli.delegated())
       assert.equal(0, code)
       local csv = require "vivalearning.csv"
       local r = assert(csv.reader(out))
@@ -204,7 +206,7 @@ describe("vivalearning command", function()
       local c2, o2 = vl({ "import", out, "--provider", PROVIDER, "--mode", "upsert" })
       assert.equal(0, c2)
       assert.matches("12 unchanged", o2)
-      local c3, o3 = vl({ "export", "--user", learner, "--format", "jsonl" })
+      local c3, o3 = vl({ "export", "--user", learner, "--format", "jsonl" }, cli.delegated())
       assert.equal(0, c3)
       local lines = 0
       for l in o3:gmatch("[^\n]+") do lines = lines + 1; assert.truthy(jsonl.decode(l).id) end

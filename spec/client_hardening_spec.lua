@@ -174,8 +174,16 @@ describe("client hardening", function()
     local ct = client { client_secret = false, tenant = false, client_id = false, token = token,
                         log = function(e) events[#events + 1] = e end }
     local bad = client { client_secret = "sekrit-" .. secret, log = function(e) events[#events + 1] = e end }
+    -- delegated: the legacy password grant, whose refresh tokens go to on_refresh_token, and a
+    -- client started from such a refresh token (the token cache's way)
+    local rts = {}
+    local cu = require("support.client").user { log = function(e) events[#events + 1] = e end,
+                                                on_refresh_token = function(t) rts[#rts + 1] = t.refresh_token end }
+    assert(cu:sign_in())
+    local cr = require("support.client").new("console", { refresh_token = rts[1], log = function(e) events[#events + 1] = e end,
+                                                          on_refresh_token = function(t) rts[#rts + 1] = t.refresh_token end })
     emu.fault { method = "GET", path = "/learningCourseActivities/", status = 429, retry_after = "0.05", count = 2 }
-    for _, cl in ipairs { cs, ct, bad } do
+    for _, cl in ipairs { cs, ct, bad, cu, cr } do
       local _, e1 = cl:get("00000000-0000-4000-8000-000000000001")
       local _, e2 = cl:get("..")
       local _, e3 = cl:create(emu.PROVIDER, emu.assignment { learnerUserId = emu.UNLICENSED })
@@ -191,9 +199,13 @@ describe("client hardening", function()
     assert.is_nil(all:find(token, 1, true))
     assert.is_nil(all:find(secret, 1, true))
     assert.is_nil(all:find("sekrit", 1, true))
+    assert.is_true(#rts >= 2)
+    for _, rt in ipairs(rts) do assert.is_nil(all:find(rt, 1, true)) end
+    assert.is_nil(all:find(emu.ADELE.password, 1, true))
+    assert.is_nil(all:find(emu.APPS.console.client_secret, 1, true))
     assert.matches("Bearer <redacted>", all, 1, true)
     -- and the emulator's request log shows what was sent: the Authorization header went out
-    for _, cl in ipairs { cs, ct, bad } do cl:close() end
+    for _, cl in ipairs { cs, ct, bad, cu, cr } do cl:close() end
   end)
 
   it("survives a Lua error in the log hook, and a hook that calls the client", function()

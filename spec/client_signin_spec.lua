@@ -473,6 +473,35 @@ describe("client sign-in", function()
       c:close()
     end)
 
+    it("delegated cache: with nothing else given, the last sign-in kept for this tenant and app", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      setenv("VIVA_TOKEN_CACHE", dir)
+      setenv("AZURE_CLIENT_ID", signin.PUBLIC_APP)
+      -- nothing kept yet: the chain has no source left
+      assert.has_error(function() viva.client(bare()) end)
+      emu.settings { device_code_interval = 0 }
+      local cache = require "vivalearning.token_cache"
+      local keep = cache.hook { tenant = emu.TENANT, client_id = signin.PUBLIC_APP }
+      local first = viva.client(merged(bare(), { tenant = emu.TENANT, client_id = signin.PUBLIC_APP,
+        on_refresh_token = keep,
+        device_code = function(info)
+          local res = http.post(emu.http .. "/_emulator/devicecode/approve",
+            { json = { user_code = info.user_code, user = emu.ADELE.upn } })
+          assert(res.status < 300, res.body)
+        end }))
+      assert.is_true(first:sign_in())
+      first:close()
+      local seq = emu.last_seq()
+      local c = viva.client(bare())
+      assert(c:providers_page{})                     -- delegated only: it is Adele's token
+      local log = emu.log(seq)
+      for _, e in ipairs(log) do assert.is_nil(e.path:find("/devicecode$"), "no new prompt") end
+      assert.equal(emu.ADELE.id, log[#log].user)
+      c:close()
+      os.execute("rm -rf '" .. dir .. "'")
+    end)
+
     it("an explicit credential wins over the environment; the chain's sources are named", function()
       setenv("AZURE_CLIENT_ID", signin.CERT_APP)
       setenv("AZURE_CLIENT_CERTIFICATE_PATH", E.VIVA_EMU_CERT_PEM)

@@ -35,7 +35,10 @@ describe("emulator paging", function()
     emu.reset()
     ids = seed_activities(7)
     emu.settings{ page_size = 3 }
+    -- the lenient variant (A5 with an app token): these are about paging, not permissions
+    emu.settings{ app_can_list_user_activities = true }
   end)
+  after_each(function() emu.settings{ app_can_list_user_activities = false } end)
 
   it("pages with an absolute nextLink until it is absent; every item once, in order", function()
     local pages, items = follow(emu.graph_url_http .. USER_COLL, emu.token("importer"))
@@ -107,10 +110,16 @@ describe("emulator paging", function()
     assert.equal(emu.http .. "/v1.0/$metadata#me/employeeExperience/learningCourseActivities", me.json["@odata.context"])
   end)
 
-  it("A5 for app tokens follows settings.app_can_list_user_activities", function()
-    emu.settings{ app_can_list_user_activities = false }
-    assert.equal(403, emu.graph("GET", USER_COLL).status)
-    assert.equal(200, emu.graph("GET", "/users/" .. emu.LEARNER .. "/employeeExperience/learningCourseActivities", { app = "user" }).status)
+  it("A5 for app tokens: 403 by default as in Graph (§1.0), 200 in the lenient variant", function()
+    emu.reset()
+    seed_activities(2)
+    assert.is_false(emu.get_settings().app_can_list_user_activities)
+    local r = emu.graph("GET", USER_COLL)
+    assert.equal(403, r.status)
+    assert.equal("Forbidden", r.json.error.code)
+    assert.equal(2, #emu.graph("GET", USER_COLL, { app = "user" }).json.value)
+    emu.settings{ app_can_list_user_activities = true }
+    assert.equal(2, #emu.graph("GET", USER_COLL).json.value)
     assert.equal(404, emu.graph("GET", "/users/nobody/employeeExperience/learningCourseActivities").status)
   end)
 
@@ -131,7 +140,10 @@ describe("emulator paging test aids", function()
     emu.reset()
     seed_activities(4)
     emu.settings{ page_size = 2 }
+    -- the lenient variant (A5 with an app token): these are about paging, not permissions
+    emu.settings{ app_can_list_user_activities = true }
   end)
+  after_each(function() emu.settings{ app_can_list_user_activities = false } end)
 
   it("empty_pages = N serves N empty pages with a nextLink before the data", function()
     emu.settings{ empty_pages = 3 }
@@ -187,10 +199,11 @@ describe("emulator lists after many deletes", function()
       local m = (n - 1) % 30
       if m >= 20 or n > 140 then keep[#keep + 1] = ids[n] end
     end
-    local _, items = follow(emu.graph_url_http .. USER_COLL .. "?$select=id", emu.token("importer"))
+    -- listed with a delegated token, as Graph asks (graph-api.md §1.0)
+    local _, items = follow(emu.graph_url_http .. USER_COLL .. "?$select=id", emu.user_token())
     assert.equal(#keep, #items)
     for i, v in ipairs(items) do assert.equal(keep[i], v.id) end
-    local c = emu.graph("GET", USER_COLL .. "/$count")
+    local c = emu.graph("GET", USER_COLL .. "/$count", { app = "user" })
     assert.equal(tostring(#keep), c.body)
   end)
 end)

@@ -7,8 +7,9 @@
 --     running and prints its env, `. emulator/.run/env` loads it. Files a block writes stay in
 --     that directory for the blocks after it; it is removed at the end.
 --   * `sh` blocks run under `sh -e`, with PATH (a `lua5.4` that is this spec's interpreter first,
---     for bin/vivalearning), HOME, LUA_PATH and LUA_CPATH (this spec's module paths, made
---     absolute) and no VIVA_* variable: a block that needs the emulator sources its env.
+--     for bin/vivalearning), HOME, XDG_CACHE_HOME (the work directory's .cache: the token cache of
+--     `vivalearning login`), LUA_PATH and LUA_CPATH (this spec's module paths, made absolute) and
+--     no VIVA_* variable: a block that needs the emulator sources its env.
 --   * `lua` blocks run in this spec's Lua interpreter with the same module paths and the
 --     emulator's environment (VIVA_EMU_HTTP, VIVA_EMU_HTTPS, VIVA_EMU_CA, ...), as after the
 --     quick start's `. emulator/.run/env`.
@@ -159,6 +160,8 @@ local LUA_CPATH = absolute(package.cpath)
 local function base_env(work)
   local env = {
     "PATH=" .. q(work .. "/.readme-bin:" .. os.getenv("PATH")), "HOME=" .. q(os.getenv("HOME") or work),
+    -- vivalearning login's token cache goes to the work directory, never the user's ~/.cache
+    "XDG_CACHE_HOME=" .. q(work .. "/.cache"),
     "LUA_PATH=" .. q(LUA_PATH), "LUA_CPATH=" .. q(LUA_CPATH),
   }
   for _, k in ipairs { "ASAN_OPTIONS", "UBSAN_OPTIONS", "TMPDIR" } do

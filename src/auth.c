@@ -13,6 +13,7 @@
 
 #include "assertion.h"
 #include "auth.h"
+#include "auth_delegated.h"
 #include "io.h"
 #include "json.h"
 #include "options.h"
@@ -45,6 +46,7 @@ void vl_auth_free(vl_client *c) {
     vl_zfree(c->mi_header);
     vl_zfree(c->mi_secret);
     c->mi_url = c->mi_header = c->mi_secret = NULL;
+    vl_dlg_free(c);
 }
 
 static void set_token(vl_client *c, const char *tok, double lifetime, double t0) {
@@ -77,11 +79,11 @@ static void push_auth_error(lua_State *L, long status, const char *code, const c
 
 /* Replaces every occurrence of the client's secrets in the string on top of the stack. */
 static void redact_top(lua_State *L, vl_client *c) {
-    const char *secrets[4];
+    const char *secrets[6];
     int i;
     secrets[0] = c->client_secret; secrets[1] = c->password; secrets[2] = c->tok.value;
-    secrets[3] = c->mi_secret;
-    for (i = 0; i < 4; i++) {
+    secrets[3] = c->mi_secret; secrets[4] = c->dlg.refresh_token; secrets[5] = c->dlg.device_code;
+    for (i = 0; i < 6; i++) {
         if (!secrets[i] || !*secrets[i]) continue;
         luaL_gsub(L, lua_tostring(L, -1), secrets[i], "<redacted>");
         lua_remove(L, -2);
@@ -269,16 +271,17 @@ static void add_client_credential(luaL_Buffer *b, vl_client *c, const char *asse
     }
 }
 
-/* Hands the token request (body may be NULL: a GET) to the client's I/O. */
-static void launch(lua_State *L, vl_client *c, int cidx, double now, int method, const char *url,
-                   const char *body, size_t bl, const char *xhdr) {
+/* Hands the token request (body may be NULL: a GET) to the client's I/O; 1 when it is on its
+ * way, 0 when setting it up failed (the waiters got the error). */
+static int launch(lua_State *L, vl_client *c, int cidx, double now, int method, const char *url,
+                  const char *opname, const char *body, size_t bl, const char *xhdr) {
     vl_req *r = calloc(1, sizeof *r);
     int ok = 0;
     if (r) {
         r->flags = VL_F_INTERNAL;
         r->method = method;
         r->res = VL_RES_TOKEN;
-        r->opname = "token";
+        r->opname = opname;
         r->c = c;
         r->url = vl_strdup(url);
         if (body) {
@@ -294,10 +297,11 @@ static void launch(lua_State *L, vl_client *c, int cidx, double now, int method,
         vl_req_free(r);
         push_auth_error(L, 0, "token_request_failed", "could not set up the token request", 0);
         token_failed(L, c, cidx, -1, VL_T_SETUP, 0, 0, now);
-        return;
+        return 0;
     }
     c->tok.fetching = 1;
     c->token_req = r;
+    return 1;
 }
 
 static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
@@ -305,9 +309,13 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     const char *body;
     size_t bl;
     int top = lua_gettop(L), failed = 0;
+    int grant = vl_dlg_next_grant(c);
     char *assertion = NULL;
-    if (c->auth == VL_AUTH_CERT) assertion = cert_assertion(L, c, cidx, now, &failed);
-    else if (c->auth == VL_AUTH_ASSERTION) assertion = lua_assertion(L, c, cidx, now, &failed);
+    /* the devicecode request is client_id and scope only: no credential of the app's */
+    if (grant != VL_G_DEVICECODE) {
+        if (c->auth == VL_AUTH_CERT) assertion = cert_assertion(L, c, cidx, now, &failed);
+        else if (c->auth == VL_AUTH_ASSERTION) assertion = lua_assertion(L, c, cidx, now, &failed);
+    }
     if (failed) { lua_settop(L, top); return; }
     /* the form first: a buffer that cannot grow raises, and only the assertion is ours yet */
     luaL_buffinit(L, &b);
@@ -315,7 +323,9 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     vl_url_add_form(&b, c->client_id, strlen(c->client_id));
     luaL_addstring(&b, "&scope=");
     vl_url_add_form(&b, c->scope, strlen(c->scope));
-    if (c->auth == VL_AUTH_PASSWORD) {
+    if (grant != VL_G_CLIENT && grant != VL_G_PASSWORD) {
+        vl_dlg_form(&b, c, grant);
+    } else if (c->auth == VL_AUTH_PASSWORD) {
         luaL_addstring(&b, "&grant_type=password&username=");
         vl_url_add_form(&b, c->username, strlen(c->username));
         luaL_addstring(&b, "&password=");
@@ -323,11 +333,12 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     } else {
         luaL_addstring(&b, "&grant_type=client_credentials");
     }
-    add_client_credential(&b, c, assertion);
+    if (grant != VL_G_DEVICECODE) add_client_credential(&b, c, assertion);
     vl_zfree(assertion);
     luaL_pushresult(&b);
     body = lua_tolstring(L, -1, &bl);
-    launch(L, c, cidx, now, VL_POST, c->token_url, body, bl, NULL);
+    if (launch(L, c, cidx, now, VL_POST, vl_dlg_url(c, grant), vl_dlg_opname(grant), body, bl, NULL))
+        c->dlg.grant = grant;
     lua_settop(L, top);   /* the Lua copy of the body is garbage now; Lua strings cannot be wiped */
 }
 
@@ -337,8 +348,29 @@ static void start_fetch(lua_State *L, vl_client *c, int cidx, double now) {
  * URL (the App Service header is the secret, zeroed with the request). */
 static void start_mi_fetch(lua_State *L, vl_client *c, int cidx, double now) {
     int top = lua_gettop(L);
-    launch(L, c, cidx, now, VL_GET, c->mi_url, NULL, 0, c->mi_header);
+    launch(L, c, cidx, now, VL_GET, c->mi_url, "token", NULL, 0, c->mi_header);
     lua_settop(L, top);
+}
+
+/* Delegated sign-in that cannot go on (nothing left to sign in with, or a device code past its
+ * expiry): the waiters get the error; 1 when that happened. */
+static int delegated_blocked(lua_State *L, vl_client *c, int cidx, double now) {
+    int top = lua_gettop(L);
+    if (!vl_dlg_delegated(c)) return 0;
+    if (vl_dlg_next_grant(c) < 0) {
+        vl_errinfo e;
+        memset(&e, 0, sizeof e);
+        e.kind = "auth";
+        e.code = "signin_required";
+        e.message = "no sign-in left: the refresh token is gone; sign in again (vivalearning login)";
+        e.retry_after = -1;
+        vl_error_push(L, &e);
+    } else if (!vl_dlg_expired(L, c, now)) {
+        return 0;
+    }
+    vl_client_fail_waiters(L, c, cidx, -1);
+    lua_settop(L, top);
+    return 1;
 }
 
 void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now) {
@@ -348,6 +380,8 @@ void vl_auth_tick(lua_State *L, vl_client *c, int cidx, double now) {
     if (!need && !(c->tok.value && now >= c->tok.refresh_at)) return;
     if (now < c->tok.retry_at) return;
     if (!need && !c->ready_h && !c->active_h && !c->backoff_h) return;   /* nobody needs it now */
+    if (!need && vl_dlg_delegated(c) && (!vl_dlg_background_ok(c) || vl_dlg_next_grant(c) < 0)) return;
+    if (need && delegated_blocked(L, c, cidx, now)) return;
     if (c->auth == VL_AUTH_PROVIDER) call_provider(L, c, cidx, now, c->tok.value == NULL && c->tok.gen > 0);
     else if (c->auth == VL_AUTH_MI) start_mi_fetch(L, c, cidx, now);
     else start_fetch(L, c, cidx, now);
@@ -361,6 +395,48 @@ static double expires_on_life(lua_State *L, int t) {
     on = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return on > 0 ? on - (double)time(NULL) : 0;
+}
+
+/* The devicecode endpoint answered 200: the user gets the instruction, polling starts (the
+ * waiters stay queued); a bad answer or a failing callback fails them. */
+static void devicecode_done(lua_State *L, vl_client *c, int cidx, vl_req *r, double now) {
+    int failed = 1;
+    c->tok.fetching = 0;
+    if (r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1))
+        failed = vl_dlg_devicecode_answer(L, c, cidx, lua_gettop(L), now);
+    else {
+        vl_errinfo e;
+        memset(&e, 0, sizeof e);
+        e.kind = "auth";
+        e.status = r->status;
+        e.code = "invalid_devicecode_response";
+        e.message = "the devicecode endpoint answered 200 without a JSON object";
+        e.retry_after = -1;
+        vl_error_push(L, &e);
+    }
+    vl_req_free(r);
+    if (failed) {
+        c->tok.failures = 0;
+        c->tok.retry_at = 0;
+        vl_client_fail_waiters(L, c, cidx, -1);
+    }
+}
+
+/* The user has not finished (authorization_pending, slow_down): poll again at tok.retry_at.
+ * A waiter whose deadline comes before that ends now. */
+static void poll_again(lua_State *L, vl_client *c, int cidx, vl_req *r) {
+    vl_errinfo e;
+    c->tok.fetching = 0;
+    c->tok.failures = 0;
+    vl_req_free(r);
+    memset(&e, 0, sizeof e);
+    e.kind = "auth";
+    e.code = "authorization_pending";
+    e.message = "device code sign-in still pending when the request's deadline passed (the user has not signed in yet)";
+    e.retry_after = -1;
+    vl_error_push(L, &e);
+    vl_client_fail_waiters_by(L, c, cidx, -1, c->tok.retry_at);
+    lua_pop(L, 1);
 }
 
 static const char *first_line(lua_State *L, const char *s) {
@@ -400,6 +476,11 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
         lua_settop(L, top);
         return;
     }
+    if (r->status == 200 && c->dlg.grant == VL_G_DEVICECODE) {
+        devicecode_done(L, c, cidx, r, now);
+        lua_settop(L, top);
+        return;
+    }
     if (r->status == 200 && r->resp_len && vl_json_decode(L, r->resp, r->resp_len) && lua_istable(L, -1)) {
         int t = lua_gettop(L);
         lua_getfield(L, t, "access_token");
@@ -413,9 +494,17 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
             for (i = 0; i < n; i++)
                 if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f) break;
             if (i == n) {
+                int hook_failed;
                 set_token(c, tok, life > 0 ? life : 3599, t0);
                 c->tok.fetching = 0;
                 vl_req_free(r);
+                hook_failed = vl_dlg_delegated(c) && vl_dlg_keep_refresh(L, c, cidx, t);
+                if (hook_failed) {
+                    /* the token is good, but the caller could not keep the refresh token */
+                    vl_client_fail_waiters(L, c, cidx, -1);
+                    lua_settop(L, top);
+                    return;
+                }
                 lua_settop(L, top);
                 vl_client_release_waiters(c);
                 return;
@@ -462,16 +551,34 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
         } else {
             lua_settop(L, top);
         }
+        const char *hint = NULL;
+        switch (vl_dlg_oauth_error(c, err, (long)aadsts, now, &hint)) {
+        case VL_DLG_POLL_AGAIN:
+            poll_again(L, c, cidx, r);
+            lua_settop(L, top);
+            return;
+        case VL_DLG_RESTART:
+            c->tok.fetching = 0;
+            c->tok.failures = 0;
+            c->tok.retry_at = 0;
+            vl_req_free(r);
+            lua_settop(L, top);
+            return;
+        default:
+            break;
+        }
         memset(&ta, 0, sizeof ta);
         ta.kind = VL_K_TOKEN;
         ta.status = r->status;
         ta.token_transient = oauth_transient;
         ta.token_mi = c->mi_kind;
         transient = vl_policy_token_transient(&ta);
+        if (!transient && c->dlg.grant == VL_G_DEVICE_POLL) vl_dlg_clear_device(c);
         {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s request failed with HTTP %ld%s%s",
-                     c->auth == VL_AUTH_MI ? "managed identity token" : "token", r->status, desc ? ": " : "", desc ? desc : "");
+            char msg[640];
+            snprintf(msg, sizeof msg, "%s%s%s request failed with HTTP %ld%s%s%s", hint ? hint : "", hint ? " (" : "",
+                     c->auth == VL_AUTH_MI ? "managed identity token" : "token", r->status,
+                     desc ? ": " : "", desc ? desc : "", hint ? ")" : "");
             lua_pushstring(L, msg);
             redact_top(L, c);
             push_auth_error(L, r->status, err ? err : "token_request_failed", lua_tostring(L, -1), c->tok.failures + 1);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "auth_delegated.h"
 #include "batch.h"
 #include "core.h"
 #include "engine.h"
@@ -642,8 +643,73 @@ static const char *const KNOWN[] = {
     "graph_url", "authority_url", "tenant", "client_id", "client_secret", "token", "token_provider",
     "username", "password", "scope", "ca_file", "timeouts", "max_retries", "max_concurrency", "user_agent",
     "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver",
-    "certificate", "client_assertion", "managed_identity", NULL
+    "certificate", "client_assertion", "managed_identity", "device_code", "refresh_token", "on_refresh_token", NULL
 };
+/* Delegated sign-in options: device_code (a function), refresh_token (a string, e.g. from the
+ * Lua layer's cache), on_refresh_token (a function). Sets c->auth to DEVICE or REFRESH when they
+ * choose it (the password grant stays PASSWORD); 1 when the sign-in is delegated. */
+static int delegated_options(lua_State *L, vl_client *c, int cidx) {
+    int has_dev, has_hook;
+    lua_getfield(L, 1, "device_code");
+    has_dev = !lua_isnil(L, -1);
+    if (has_dev && !lua_isfunction(L, -1)) return luaL_error(L, "viva.client: device_code must be a function (it gets the sign-in instruction)");
+    lua_getfield(L, 1, "on_refresh_token");
+    has_hook = !lua_isnil(L, -1);
+    if (has_hook && !lua_isfunction(L, -1)) return luaL_error(L, "viva.client: on_refresh_token must be a function");
+    lua_pop(L, 2);
+    c->dlg.refresh_token = opt_str(L, 1, "refresh_token", NULL);
+    if (c->dlg.refresh_token) {
+        size_t i, n = strlen(c->dlg.refresh_token);
+        for (i = 0; i < n; i++)
+            if ((unsigned char)c->dlg.refresh_token[i] <= 0x20 || c->dlg.refresh_token[i] == 0x7f)
+                return luaL_error(L, "viva.client: refresh_token contains whitespace or control characters");
+    }
+    if (has_dev && c->password) return luaL_error(L, "viva.client: give device_code or username/password, not both");
+    if (!has_dev && !c->password && !c->dlg.refresh_token) {
+        if (has_hook) return luaL_error(L, "viva.client: on_refresh_token needs a delegated sign-in (device_code, username/password or refresh_token)");
+        return 0;
+    }
+    if (!c->tenant || !c->client_id)
+        return luaL_error(L, "viva.client: a delegated sign-in (device_code, username/password, refresh_token) needs tenant and client_id");
+    if (has_dev || has_hook) {
+        push_refs(L, cidx);
+        lua_getfield(L, 1, "device_code");
+        lua_setfield(L, -2, "device_code");
+        lua_getfield(L, 1, "on_refresh_token");
+        lua_setfield(L, -2, "on_refresh_token");
+        lua_pop(L, 1);
+    }
+    c->dlg.has_device_cb = has_dev;
+    c->dlg.has_rt_hook = has_hook;
+    if (has_dev) c->auth = VL_AUTH_DEVICE;
+    else if (!c->password) c->auth = VL_AUTH_REFRESH;
+    return 1;
+}
+
+/* Every delegated grant asks for a refresh token (offline_access) and the account's id token
+ * (openid profile: the cache is kept per user), as MSAL does. */
+static void delegated_scope(lua_State *L, vl_client *c) {
+    static const char *const extra[] = { "openid", "profile", "offline_access", NULL };
+    luaL_Buffer b;
+    int i;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, c->scope);
+    for (i = 0; extra[i]; i++) {
+        const char *p = c->scope;
+        size_t n = strlen(extra[i]);
+        int found = 0;
+        while ((p = strstr(p, extra[i])) != NULL) {
+            if ((p == c->scope || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) { found = 1; break; }
+            p += n;
+        }
+        if (!found) { luaL_addchar(&b, ' '); luaL_addstring(&b, extra[i]); }
+    }
+    luaL_pushresult(&b);
+    free(c->scope);
+    c->scope = must(L, vl_strdup(lua_tostring(L, -1)));
+    lua_pop(L, 1);
+}
+
 static const char *const KNOWN_TIMEOUTS[] = { "connect", "attempt", "deadline", NULL };
 static const char *const KNOWN_BACKOFF[] = { "base", "cap", NULL };
 
@@ -710,7 +776,13 @@ static int c_new(lua_State *L) {
     if (has_provider && !lua_isfunction(L, -1) && !luaL_getmetafield(L, -1, "__call"))
         return luaL_error(L, "viva.client: token_provider must be a function");
     lua_settop(L, cidx);
-    has_secret = c->client_secret != NULL || c->password != NULL;
+    if (delegated_options(L, c, cidx)) {
+        if (has_token || has_provider)
+            return luaL_error(L, "viva.client: token and token_provider do not go with a delegated sign-in (device_code, username/password, refresh_token)");
+        has_secret = 1;
+    } else {
+        has_secret = c->client_secret != NULL || c->password != NULL;
+    }
     n = has_secret + has_token + has_provider + vl_auth_given(L, 1);
     if (n != 1)
         return luaL_error(L, "viva.client: give exactly one of client_secret or certificate or client_assertion "
@@ -718,8 +790,17 @@ static int c_new(lua_State *L) {
     if (has_secret) {
         if (!c->tenant || !c->client_id) return luaL_error(L, "viva.client: client_secret needs tenant and client_id");
         if (c->password && !c->username) return luaL_error(L, "viva.client: password needs username");
-        c->auth = c->password ? VL_AUTH_PASSWORD : VL_AUTH_SECRET;
+        if (c->auth != VL_AUTH_DEVICE && c->auth != VL_AUTH_REFRESH)
+            c->auth = c->password ? VL_AUTH_PASSWORD : VL_AUTH_SECRET;
         vl_auth_token_url(L, c);
+        if (c->auth == VL_AUTH_DEVICE) {
+            /* the same tenant as the polls that follow (DEV) */
+            size_t tl = strlen(c->token_url);
+            c->dlg.devicecode_url = must(L, malloc(tl + 6));
+            memcpy(c->dlg.devicecode_url, c->token_url, tl - 5);
+            memcpy(c->dlg.devicecode_url + tl - 5, "devicecode", 11);
+        }
+        if (vl_dlg_delegated(c)) delegated_scope(L, c);
     } else if (!has_token && !has_provider) {
         vl_auth_configure(L, c, 1, cidx);
     } else if (has_token) {

@@ -189,6 +189,11 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
             vl_list_push(c, r, VL_L_TOKEN);
             continue;
         }
+        if (r->flags & VL_F_SIGNIN) {      /* signed in: nothing to send */
+            lua_pushboolean(L, 1);
+            vl_finish(L, c, cidx, r, 1);
+            continue;
+        }
         r->token_gen = c->tok.gen;
         if (r->phase == 1) {
             char *u = r->url; int m = r->method;

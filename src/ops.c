@@ -511,6 +511,15 @@ void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
 /* pages are built by p_page_common (they need the client for the nextLink check) */
 static void p_page(lua_State *L, int a, spec *s) { (void)L; (void)a; (void)s; }
 
+/* sign_in: no request of its own; done (true) once the client holds a usable token, i.e. after
+ * the sign-in (a device code the user approves, a refresh or password grant) went through */
+static void p_sign_in(lua_State *L, int a, spec *s) {
+    (void)a;
+    s->method = VL_GET; s->res = VL_RES_TRUE; s->flags = VL_F_SIGNIN;
+    lua_pushliteral(L, "");
+    s->path = lua_gettop(L);
+}
+
 const opdef vl_ops[] = {
     { "create", p_create, -1, { "provider model", NULL }, 0 },
     { "get", p_get, -1, { "id", NULL }, 0 },
@@ -528,6 +537,7 @@ const opdef vl_ops[] = {
     { "upsert_content", p_upsert_content, -1, { "provider model", NULL }, VL_OPF_204_MODEL },
     { "get_content", p_get_content, -1, { "provider id", "provider {external_id}" }, 0 },
     { "delete_content", p_delete_content, -1, { "provider id", "provider {external_id}" }, 0 },
+    { "sign_in", p_sign_in, -1, { NULL, NULL }, 0 },
     { "batch", NULL, -1, { NULL, NULL }, 0 },        /* built by batch.c over the others */
     { NULL, NULL, -1, { NULL, NULL }, 0 }
 };

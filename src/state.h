@@ -30,6 +30,7 @@ enum { VL_L_NONE, VL_L_READY, VL_L_BACKOFF, VL_L_TOKEN, VL_L_ACTIVE, VL_L_COMPLE
 #define VL_F_SYNC     1   /* a synchronous call waits for it; never returned by poll */
 #define VL_F_INTERNAL 2   /* token request: owned by the client, no Lua handle */
 #define VL_F_DEL404OK 4   /* DELETE: 404 after a retry counts as gone */
+#define VL_F_SIGNIN   8   /* sign_in: no I/O, done once a token is usable */
 
 typedef struct vl_client vl_client;
 typedef struct vl_req vl_req;
@@ -84,8 +85,24 @@ typedef struct vl_token {
 enum { VL_AUTH_SECRET, VL_AUTH_PASSWORD, VL_AUTH_FIXED, VL_AUTH_PROVIDER,
        VL_AUTH_CERT,        /* client credentials with a signed assertion (assertion.h) */
        VL_AUTH_ASSERTION,   /* client credentials with a Lua client_assertion (federated token) */
-       VL_AUTH_MI };        /* managed identity (IMDS or App Service) */
+       VL_AUTH_MI,          /* managed identity (IMDS or App Service) */
+       /* DEVICE: the device code flow (a user signs in elsewhere, MFA included); REFRESH: a
+        * refresh token only (from the Lua layer's cache). PASSWORD, DEVICE and REFRESH are
+        * delegated. */
+       VL_AUTH_DEVICE, VL_AUTH_REFRESH };
 enum { VL_MI_NONE, VL_MI_IMDS, VL_MI_APP_SERVICE };
+/* what the token request in flight asks for */
+enum { VL_G_CLIENT, VL_G_PASSWORD, VL_G_REFRESH, VL_G_DEVICECODE, VL_G_DEVICE_POLL };
+
+/* Delegated sign-in (auth_delegated.c): the refresh token and a device code being polled. */
+typedef struct vl_delegated {
+    char *refresh_token;        /* the latest one (malloc, zeroed before free) */
+    char *device_code;          /* the code being polled (malloc, zeroed before free) */
+    char *devicecode_url;
+    double interval, expires_at;/* its polling interval (s) and expiry (engine time) */
+    int grant;                  /* VL_G_* of the token request in flight */
+    int has_device_cb, has_rt_hook;
+} vl_delegated;
 
 struct vl_client {
     int closed;                 /* close asked for: every call refuses the client */
@@ -116,6 +133,7 @@ struct vl_client {
     int mi_kind;                /* VL_MI_* */
     char *mi_url, *mi_header, *mi_secret;   /* the token URL, its header line, the header's value */
     vl_token tok;
+    vl_delegated dlg;
     vl_req *token_req;          /* internal, in flight */
     vl_req *call_req;           /* the request the running call made, until it is handed over */
     char *token_url;

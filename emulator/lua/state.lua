@@ -10,7 +10,7 @@ M.DEFAULT_SETTINGS = {
   max_top = 999,                       -- $top above this is clamped
   token_lifetime = 3599,               -- seconds (expires_in of the token endpoint)
   max_body_bytes = 4194304,            -- 413 past this (nginx's own hard cap is 64 MiB)
-  app_can_list_user_activities = true, -- graph-api.md §8.5: false gives 403 on A5 for app tokens
+  app_can_list_user_activities = false, -- graph-api.md §1.0, §8.5: A5 is delegated only (403 for app tokens); true = the lenient variant
   external_id_spelling = "metadata",   -- "metadata" (externalcourseActivityId), "docs" (externalCourseActivityId) or "both"
   batch_throttled_status = 200,        -- envelope status when a $batch item is throttled (200 or 424, §6 #22)
   location_header = true,              -- Location header on 201 responses (OData 4.0 §11.4.2)

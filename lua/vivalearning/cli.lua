@@ -11,6 +11,8 @@
 --   vivalearning delete ID --provider ID | delete --provider ID --external-id X
 --   vivalearning providers [--format table|jsonl]
 --   vivalearning contents --provider ID [--format table|jsonl]
+--   vivalearning login [--device-code] | login --username U --password P (legacy)
+--   vivalearning logout [--username U]
 --
 -- Exit codes, the same for every subcommand: 0 ok; 1 some rows (or the one operation) failed;
 -- 2 usage or fatal error (authentication failures included).
@@ -20,7 +22,10 @@
 -- VIVA_CLIENT_SECRET, VIVA_GRAPH_URL, VIVA_AUTHORITY_URL, VIVA_CA_FILE (and VIVA_TOKEN,
 -- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token); --certificate,
 -- --federated-token-file and --managed-identity sign in without a secret, and with none of these
--- the credential chain reads the AZURE_* environment (docs/signin.md).
+-- the credential chain reads the AZURE_* environment (docs/signin.md). `login` keeps a delegated
+-- sign-in in the token cache (vivalearning.token_cache, VIVA_TOKEN_CACHE); export and providers,
+-- which Graph serves to delegated tokens only, use it first; the other commands when no other
+-- credential is given.
 local argparse = require "argparse"
 
 local M = {}
@@ -102,6 +107,7 @@ local ENV_HELP = {
   { "VIVA_CLIENT_CERTIFICATE_PASSWORD", "password of the key or PFX (--certificate-password)" },
   { "VIVA_FEDERATED_TOKEN_FILE", "federated token file (--federated-token-file)" },
   { "AZURE_*", "without any of these: the Azure SDKs' variables (docs/signin.md)" },
+  { "VIVA_TOKEN_CACHE", "token cache directory of vivalearning login (--token-cache)" },
 }
 
 local function env_epilog(extra)
@@ -124,11 +130,14 @@ local function add_connection(cmd, extra_env)
     cmd:option("--ca-file", "CA bundle for TLS (env VIVA_CA_FILE)."),
     cmd:option("--token", "A bearer token to use instead of client credentials (env VIVA_TOKEN; prefer the environment: flags show in ps)."),
     cmd:option("--username", "User for a delegated token, with --password (env VIVA_USERNAME)."),
-    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps)."),
+    cmd:option("--password", "Password for --username (env VIVA_PASSWORD; prefer the environment: flags show in ps). "
+      .. "Legacy: the password grant fails for users with multi-factor sign-in; use vivalearning login."),
     cmd:option("--certificate", "Sign in with a certificate: a PEM file with the certificate and its key, or a PFX file (env VIVA_CLIENT_CERTIFICATE_PATH)."),
     cmd:option("--certificate-password", "Password of the --certificate key or PFX (env VIVA_CLIENT_CERTIFICATE_PASSWORD; prefer the environment: flags show in ps)."),
     cmd:option("--federated-token-file", "Sign in with workload identity federation: the file holding the federated token, re-read at each sign-in (env VIVA_FEDERATED_TOKEN_FILE)."),
-    cmd:option("--managed-identity", "Sign in with the managed identity (App Service or IMDS); CLIENT_ID picks a user-assigned one."):args("?"):argname("<client_id>")
+    cmd:option("--managed-identity", "Sign in with the managed identity (App Service or IMDS); CLIENT_ID picks a user-assigned one."):args("?"):argname("<client_id>"),
+    cmd:option("--token-cache", "Directory of the delegated sign-in cache (env VIVA_TOKEN_CACHE, default "
+      .. "$XDG_CACHE_HOME/vivalearning or ~/.cache/vivalearning).")
   )
   cmd:group("Requests and logging",
     cmd:option("--max-retries", "Retries of a request after its first attempt, 0..20 (default 3; import: 0, it retries rows itself)."):convert(retries),
@@ -252,6 +261,16 @@ function M.parser()
   cont:option("--format", "table or jsonl."):choices({ "table", "jsonl" }):default("table")
   add_connection(cont)
 
+  local login = p:command("login", "Sign in as a user (delegated) once; later commands use the kept sign-in.")
+  login:flag("--device-code", "Sign in with a device code (the default without --password): open the page "
+    .. "shown, enter the code, sign in there (multi-factor sign-in included).")
+  add_connection(login)
+  login:epilog("The sign-in (its refresh token, never a password) is kept in the token cache, one file per "
+    .. "tenant, app and user, mode 0600. --username/--password is the legacy password grant.\n\n" .. env_epilog())
+
+  local logout = p:command("logout", "Remove the kept sign-in of vivalearning login (of --username, else the last one).")
+  add_connection(logout)
+
   return p
 end
 
@@ -281,8 +300,10 @@ local function env_or(args, key)
   return v
 end
 
--- Client config from flags and environment; nil, message when something needed is missing.
-function M.client_config(args)
+-- Client config from flags and environment, and what it signs in with ({ via = "token" |
+-- "password" | "secret" | "cache", user =, cache = entry }); nil, message when something needed
+-- is missing. export and providers (delegated only in Graph) take the cached sign-in first.
+function M.client_config(args, command)
   local cfg = {
     graph_url = env_or(args, "graph_url") or "https://graph.microsoft.com/v1.0",
     authority_url = env_or(args, "authority_url") or "https://login.microsoftonline.com",
@@ -293,43 +314,60 @@ function M.client_config(args)
   local token = env_or(args, "token")
   if token then
     cfg.token = token
-    return cfg
+    return cfg, { via = "token" }
   end
   if args.managed_identity then
     -- no tenant needed; a client id picks a user-assigned identity
     cfg.managed_identity = args.managed_identity[1] or cfg.client_id or true
     cfg.tenant, cfg.client_id = nil, nil
-    return cfg
+    return cfg, { via = "managed_identity" }
   end
   local user, pass = env_or(args, "username"), env_or(args, "password")
   local cert, fed = env_or(args, "certificate"), env_or(args, "federated_token_file")
   cfg.client_secret = env_or(args, "client_secret")
-  if user or pass then
+  local via = { via = "secret" }
+  if pass then
     -- delegated token (password grant, legacy); a confidential app sends its secret too
-    if not (user and pass) then return nil, "--username and --password go together" end
+    if not user then return nil, "--password needs --username" end
     cfg.username, cfg.password = user, pass
+    via.via = "password"
   elseif args.certificate_password and not cert then
     return nil, "--certificate-password needs --certificate"
   elseif cert then
     if fed then return nil, "give --certificate or --federated-token-file, not both" end
     cfg.certificate_path, cfg.certificate_password = cert, env_or(args, "certificate_password")
-    cfg.client_secret = nil
+    cfg.client_secret, via.via = nil, "certificate"
   elseif fed then
-    cfg.federated_token_file, cfg.client_secret = fed, nil
-  elseif not cfg.client_secret then
-    -- the credential chain: AZURE_* variables, a managed identity the environment names
-    local viva = require "vivalearning"
-    local name, add = viva.credential.find(cfg)
-    if not name then
-      return nil, "no credentials: give --client-secret (or VIVA_CLIENT_SECRET), --certificate, --federated-token-file, " ..
-        "--managed-identity, --token, or --username/--password (or the AZURE_* variables, docs/signin.md)"
+    cfg.federated_token_file, cfg.client_secret, via.via = fed, nil, "federated"
+  else
+    -- the delegated sign-in of vivalearning login (--username picks the user): first for the
+    -- commands Graph serves to delegated tokens only, else when no secret is given
+    local opts, e
+    if cfg.tenant and cfg.client_id and (user or not cfg.client_secret or command == "export" or command == "providers") then
+      opts, e = require("vivalearning.token_cache").client_options {
+        tenant = cfg.tenant, client_id = cfg.client_id, user = user, dir = args.token_cache }
     end
-    if add.managed_identity then return cfg end
-    cfg.tenant, cfg.client_id = cfg.tenant or add.tenant, cfg.client_id or add.client_id
+    if opts then
+      cfg.refresh_token, cfg.on_refresh_token = opts.refresh_token, opts.on_refresh_token
+      via = { via = "cache", user = e.account.username, cache = e }
+    elseif user then
+      return nil, "--username needs --password, or a sign-in of vivalearning login" .. (e and ": " .. e or "")
+    elseif not cfg.client_secret then
+      -- the credential chain: AZURE_* variables, a managed identity the environment names
+      local name, add = require("vivalearning").credential.find(cfg)
+      if not name then
+        return nil, "no credentials: " .. (e and e .. "; or " or "") .. "give --client-secret (or VIVA_CLIENT_SECRET), " ..
+          "--certificate, --federated-token-file, --managed-identity, --token, or --username/--password " ..
+          "(or the AZURE_* variables, docs/signin.md)"
+      end
+      via.via = name
+      if add.managed_identity then return cfg, via end
+      cfg.tenant, cfg.client_id = cfg.tenant or add.tenant, cfg.client_id or add.client_id
+    end
   end
   if not cfg.tenant then return nil, "no tenant: give --tenant or VIVA_TENANT_ID" end
   if not cfg.client_id then return nil, "no client id: give --client-id or VIVA_CLIENT_ID" end
-  return cfg
+  return cfg, via
 end
 
 local function say(io_, ...) io_:write(...) end
@@ -702,6 +740,72 @@ function commands.contents(_, c, a, out)
   return list(out, c:contents{ provider = a.provider }, a.format, { "id", "externalId", "title", "languageTag" })
 end
 
+-- `login`: a delegated sign-in (device code, or the legacy password grant), kept in the token
+-- cache by its on_refresh_token hook; Entra's instruction goes to stderr as Entra words it.
+function commands.login(viva, cfg, a, out, errout)
+  local cache = require "vivalearning.token_cache"
+  local user, pass = env_or(a, "username"), env_or(a, "password")
+  if a.device_code and pass then return nil, "--device-code and --password: give one", M.EXIT_USAGE end
+  if pass and not user then return nil, "--password needs --username", M.EXIT_USAGE end
+  local where = { tenant = cfg.tenant, client_id = cfg.client_id, dir = a.token_cache }
+  local dir, derr = cache.dir(where)
+  if not dir then return nil, derr, M.EXIT_USAGE end
+  local hook, state = cache.hook(where)
+  cfg.on_refresh_token = hook
+  if pass then
+    cfg.username, cfg.password = user, pass
+  else
+    cfg.device_code = function(info)
+      errout:write(info.message, "\n")
+      errout:flush()
+    end
+  end
+  -- the user has until the code expires (15 minutes) unless --timeout says otherwise
+  cfg.timeouts = cfg.timeouts or { deadline = 960, attempt = 60, connect = 10 }
+  local okc, c = pcall(viva.client, cfg)
+  if not okc then return nil, "cannot create the client: " .. fmt_err(c), M.EXIT_USAGE end
+  local ok, err = c:sign_in()
+  pcall(c.close, c)
+  if not ok then return nil, err, failure_code(err) end
+  local e = state.entry
+  if not e then return nil, "the sign-in gave no refresh token (offline_access was not granted): nothing to keep", M.EXIT_USAGE end
+  say(out, ("signed in as %s (tenant %s, app %s)\n"):format(e.account.username, cfg.tenant, cfg.client_id))
+  say(out, ("  kept in %s (mode 0600); vivalearning logout removes it\n"):format(e.path))
+  return M.EXIT_OK
+end
+
+function commands.logout(cfg, a, out)
+  local cache = require "vivalearning.token_cache"
+  local path, err = cache.remove { tenant = cfg.tenant, client_id = cfg.client_id, user = env_or(a, "username"),
+                                   dir = a.token_cache }
+  if not path then
+    say(out, "not signed in: ", (tostring(err):gsub(": run vivalearning login$", "")), "\n")
+    return M.EXIT_OK
+  end
+  say(out, "signed out: removed ", path, "\n")
+  return M.EXIT_OK
+end
+
+-- What a 403 on an app-only token means for the commands Graph serves to delegated tokens only.
+local DELEGATED_HINT = {
+  export = "listing a learner's activities needs a delegated sign-in: run vivalearning login",
+  providers = "provider operations need a delegated sign-in: run vivalearning login",
+}
+
+-- The sign-ins that give an app token (Graph refuses the delegated-only calls to them); the
+-- chain's names are vivalearning.credential's sources.
+local APP_TOKEN_VIA = { secret = true, certificate = true, federated = true, managed_identity = true,
+                        environment = true, workload_identity = true }
+
+local function with_hint(command, via, err)
+  local hint = DELEGATED_HINT[command]
+  local ok, status = pcall(function() return err.status end)
+  if hint and via and APP_TOKEN_VIA[via.via] and ok and status == 403 then
+    return fmt_err(err) .. "; " .. hint
+  end
+  return fmt_err(err)
+end
+
 -- One attempt as a JSON line, keys in a fixed order; only what the log promises (never the
 -- headers, so never a token).
 local LOG_KEYS = { "event", "op", "method", "path", "status", "attempt", "elapsed", "request_id",
@@ -766,7 +870,34 @@ function M.run(args, out, errout)
     return code
   end
   local viva = require "vivalearning"
-  local cfg, cerr = M.client_config(a)
+  if a.command == "login" or a.command == "logout" then
+    local cfg = {
+      graph_url = env_or(a, "graph_url") or "https://graph.microsoft.com/v1.0",
+      authority_url = env_or(a, "authority_url") or "https://login.microsoftonline.com",
+      ca_file = env_or(a, "ca_file"), tenant = env_or(a, "tenant"), client_id = env_or(a, "client_id"),
+    }
+    if not cfg.tenant then say(errout, "vivalearning ", a.command, ": no tenant: give --tenant or VIVA_TENANT_ID\n"); return M.EXIT_USAGE end
+    if not cfg.client_id then say(errout, "vivalearning ", a.command, ": no client id: give --client-id or VIVA_CLIENT_ID\n"); return M.EXIT_USAGE end
+    local okr, code, err, failcode
+    if a.command == "logout" then
+      okr, code, err, failcode = pcall(commands.logout, cfg, a, out)
+    else
+      -- a confidential app proves itself with its secret; a public client (the usual) has none
+      cfg.client_secret = env_or(a, "client_secret")
+      if a.timeout then cfg.timeouts = { deadline = a.timeout, attempt = math.min(a.timeout, 60), connect = math.min(a.timeout, 10) } end
+      local hook, logfh, lerr = log_hook(a, errout)
+      if lerr then say(errout, "vivalearning login: ", lerr, "\n"); return M.EXIT_USAGE end
+      cfg.log = hook
+      okr, code, err, failcode = pcall(commands.login, viva, cfg, a, out, errout)
+      if logfh then logfh:close() end
+    end
+    if not okr then say(errout, "vivalearning ", a.command, ": ", tostring(code), "\n"); return M.EXIT_USAGE end
+    if code == nil then say(errout, "vivalearning ", a.command, ": ", fmt_err(err), "\n"); return failcode or M.EXIT_USAGE end
+    out:flush()
+    return code
+  end
+  local cfg, cerr = M.client_config(a, a.command)
+  local via = cerr
   if not cfg then
     say(errout, "vivalearning ", a.command, ": ", cerr, "\n")
     return M.EXIT_USAGE
@@ -801,7 +932,7 @@ function M.run(args, out, errout)
     return M.EXIT_USAGE
   end
   if code == nil then
-    say(errout, "vivalearning ", a.command, ": ", fmt_err(err), "\n")
+    say(errout, "vivalearning ", a.command, ": ", with_hint(a.command, via, err), "\n")
     return failcode or M.EXIT_USAGE
   end
   out:flush()

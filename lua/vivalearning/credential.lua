@@ -11,7 +11,7 @@ M.getenv = os.getenv
 
 -- What the core takes for a credential (exactly one of these is given to it).
 local CORE_CREDENTIALS = { "client_secret", "password", "token", "token_provider", "certificate",
-                           "client_assertion", "managed_identity" }
+                           "client_assertion", "managed_identity", "device_code", "refresh_token" }
 -- Handled here and removed before the core sees the options.
 local LUA_ONLY = { "certificate_path", "certificate_password", "federated_token_file" }
 
@@ -131,8 +131,18 @@ M.sources = {
         return { managed_identity = M.managed_identity(o.client_id or env("AZURE_CLIENT_ID") or true) }
       end
     end },
-  -- The delegated sign-in's token cache (vivalearning login) plugs in here.
-  { name = "delegated_cache", resolve = function() return nil end },
+  -- The delegated sign-in that `vivalearning login` kept (vivalearning.token_cache): the last
+  -- user's of this tenant and app, unless o.username picks one. Loaded lazily: the cache module
+  -- is needed only when the chain gets this far.
+  { name = "delegated_cache", resolve = function(o)
+      local tenant, id = app_env(o)
+      if not tenant then return nil end
+      local cache = require "vivalearning.token_cache"
+      local e = cache.load { tenant = tenant, client_id = id, user = o.username }
+      if not e then return nil end
+      return { tenant = tenant, client_id = id, refresh_token = e.refresh_token,
+               on_refresh_token = (cache.hook({ tenant = tenant, client_id = id }, e.account)) }
+    end },
 }
 
 function M.add_source(src, before)

@@ -6,16 +6,29 @@ local q, slurp = support.q, support.slurp
 local M = {}
 
 local VARS = { "VIVA_TENANT_ID", "VIVA_CLIENT_ID", "VIVA_CLIENT_SECRET", "VIVA_GRAPH_URL",
-               "VIVA_AUTHORITY_URL", "VIVA_CA_FILE", "VIVA_TOKEN", "VIVA_USERNAME", "VIVA_PASSWORD" }
+               "VIVA_AUTHORITY_URL", "VIVA_CA_FILE", "VIVA_TOKEN", "VIVA_USERNAME", "VIVA_PASSWORD",
+               "VIVA_TOKEN_CACHE", "XDG_CACHE_HOME" }
+
+-- the command's token cache: a directory of this spec run (never the user's ~/.cache)
+M.TOKEN_CACHE = os.tmpname() .. "-token-cache"
 
 -- The importer app's credentials and the emulator's URLs, overridden by env (false = unset).
 function M.env(env)
   local e = {
     VIVA_TENANT_ID = emu.TENANT, VIVA_CLIENT_ID = emu.APPS.importer.client_id,
     VIVA_CLIENT_SECRET = emu.APPS.importer.client_secret, VIVA_GRAPH_URL = emu.graph_url,
-    VIVA_AUTHORITY_URL = emu.authority_url, VIVA_CA_FILE = emu.ca,
+    VIVA_AUTHORITY_URL = emu.authority_url, VIVA_CA_FILE = emu.ca, VIVA_TOKEN_CACHE = M.TOKEN_CACHE,
   }
   for k, v in pairs(env or {}) do e[k] = v end
+  return e
+end
+
+--- The environment of a delegated sign-in, for the commands Graph serves to delegated tokens only
+--- (export, providers): Adele (no MFA) through the console app's password grant, over `over`.
+function M.delegated(over)
+  local e = { VIVA_CLIENT_ID = emu.APPS.console.client_id, VIVA_CLIENT_SECRET = emu.APPS.console.client_secret,
+              VIVA_USERNAME = emu.ADELE.upn, VIVA_PASSWORD = emu.ADELE.password }
+  for k, v in pairs(over or {}) do e[k] = v end
   return e
 end
 

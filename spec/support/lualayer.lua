@@ -10,6 +10,9 @@ M.slurp = http.read_file
 
 --- A client of one of the seed's apps (default the importer), over HTTPS/h2 with the CA.
 M.client = require("support.client").new
+--- A delegated client (Adele through the console app's password grant): what Graph asks for to
+--- list a learner's activities (A5) and for every provider operation.
+M.user_client = require("support.client").user
 
 -- Children run with this process's interpreter (lua5.4, or make check's sanitizer host) and
 -- its module paths, so they test the same build as the spec itself. Under valgrind the

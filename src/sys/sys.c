@@ -177,6 +177,53 @@ static int sys_stat(lua_State *L) {
     lua_setfield(L, -2, "mtime");
     lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
     lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    lua_setfield(L, -2, "mode");
+    return 1;
+}
+
+/* sys.write_private(path, data): creates path (it must not exist, and is never a symlink
+ * followed) with mode 0600 from the start, writes data, fsyncs and closes it: a file only its
+ * owner can read, for a secret (the token cache). Returns true, or nil and a message. */
+static int sys_write_private(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n, off = 0;
+    const char *data = luaL_checklstring(L, 2, &n);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) goto fail;
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w < 0) { if (errno == EINTR) continue; goto fail_fd; }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) goto fail_fd;
+    if (close(fd) != 0) { fd = -1; goto fail; }
+    lua_pushboolean(L, 1);
+    return 1;
+fail_fd: {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        errno = e;
+    }
+fail:
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+}
+
+/* sys.mkdir(path, mode): creates a directory (an existing directory is fine). Returns true, or
+ * nil and a message. */
+static int sys_mkdir(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0700);
+    struct stat st;
+    if (mkdir(path, mode) != 0 && !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -205,11 +252,13 @@ int luaopen_vivalearning_sys(lua_State *L) {
         { "setenv", sys_setenv },
         { "isatty", sys_isatty },
         { "lock", sys_lock },
+        { "mkdir", sys_mkdir },
         { "monotime", sys_monotime },
         { "sleep", sys_sleep },
         { "stat", sys_stat },
         { "termsize", sys_termsize },
         { "truncate", sys_truncate },
+        { "write_private", sys_write_private },
         { NULL, NULL },
     };
     luaL_newlib(L, funcs);
