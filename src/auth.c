@@ -15,6 +15,7 @@
 #include "json.h"
 #include "result.h"
 #include "transport.h"
+#include "url_enc.h"
 
 #define REFRESH_AHEAD 300.0
 

@@ -5,6 +5,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <lauxlib.h>
+
 #include "batch.h"
 #include "json.h"
 #include "model.h"

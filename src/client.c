@@ -23,6 +23,7 @@
 #include "options.h"
 #include "result.h"
 #include "transport.h"
+#include "url_enc.h"
 
 #define VL_CLIENT_MT "vivalearning.client"
 #define VL_HANDLE_MT "vivalearning.request"

@@ -6,6 +6,7 @@
 #include "model.h"
 #include "ops.h"
 #include "options.h"
+#include "url_enc.h"
 #include "result.h"
 
 /* ------------------------------------------------------------------ building requests */

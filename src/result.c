@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <lauxlib.h>
+
 #include "json.h"
 #include "model.h"
 #include "result.h"
