@@ -11,46 +11,12 @@
 #include <time.h>
 
 #include "auth.h"
+#include "token.h"
 #include "io.h"
 #include "json.h"
 #include "result.h"
 #include "transport.h"
 #include "url_enc.h"
-
-#define REFRESH_AHEAD 300.0
-
-int vl_auth_usable(vl_client *c, double now) {
-    return c->tok.value != NULL && now < c->tok.expires_at;
-}
-
-int vl_auth_refreshable(vl_client *c) { return c->auth != VL_AUTH_FIXED; }
-
-/* After a 401: the token used (generation gen) is no good. A newer token is kept. */
-void vl_auth_invalidate(vl_client *c, unsigned gen) {
-    if (c->auth == VL_AUTH_FIXED || gen != c->tok.gen || !c->tok.value) return;
-    vl_zfree(c->tok.value);
-    c->tok.value = NULL;
-    c->tok.expires_at = c->tok.refresh_at = 0;
-    c->tok.retry_at = 0;
-}
-
-void vl_auth_free(vl_client *c) {
-    vl_zfree(c->tok.value);
-    c->tok.value = NULL;
-}
-
-static void set_token(vl_client *c, const char *tok, double lifetime, double t0) {
-    double ahead;
-    vl_zfree(c->tok.value);
-    c->tok.value = vl_strdup(tok);
-    c->tok.gen++;
-    if (lifetime <= 0) lifetime = 1e12;
-    ahead = lifetime / 2 < REFRESH_AHEAD ? lifetime / 2 : REFRESH_AHEAD;
-    c->tok.expires_at = t0 + lifetime;
-    c->tok.refresh_at = c->tok.expires_at - ahead;
-    c->tok.retry_at = 0;
-    c->tok.failures = 0;
-}
 
 /* Pushes an auth error (message must hold no secret). */
 static void push_auth_error(lua_State *L, long status, const char *code, const char *msg, int attempts) {
@@ -164,7 +130,7 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
             /* with a NaN expiry the token is never usable: it would be asked for again and again */
             lua_pushfstring(L, "token_provider returned expires_in = %f (a finite number of seconds expected)", life);
         } else if (i == n) {
-            set_token(c, t, life, now);
+            vl_token_set(c, t, life, now);
             lua_settop(L, top);
             vl_client_release_waiters(c);
             return;
@@ -296,7 +262,7 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
             for (i = 0; i < n; i++)
                 if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f) break;
             if (i == n) {
-                set_token(c, tok, life > 0 ? life : 3599, t0);
+                vl_token_set(c, tok, life > 0 ? life : 3599, t0);
                 c->tok.fetching = 0;
                 vl_req_free(r);
                 lua_settop(L, top);
