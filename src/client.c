@@ -17,7 +17,7 @@
 #include "auth.h"
 #include "batch.h"
 #include "core.h"
-#include "engine.h"
+#include "drive.h"
 #include "external.h"
 #include "ops.h"
 #include "options.h"
@@ -279,7 +279,7 @@ static int op_body(lua_State *L) {
  * yield (a coroutine, an ngx light thread) and the call resumes in ext_wait_k. */
 static int tick_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    vl_engine_step(L, c, 1);
+    vl_drive_step(L, c, 1);
     return 0;
 }
 
@@ -404,7 +404,7 @@ static vl_client *check_external(lua_State *L, const char *what) {
 
 static int take_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    vl_engine_step(L, c, 1);
+    vl_drive_step(L, c, 1);
     vl_ext_take(L, c);
     return 1;
 }
@@ -412,7 +412,7 @@ static int take_body(lua_State *L) {
 static int deliver_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     vl_ext_deliver(L, c);
-    vl_engine_step(L, c, 1);
+    vl_drive_step(L, c, 1);
     return 0;
 }
 
