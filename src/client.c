@@ -143,9 +143,9 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     size_t pl;
     memset(&s, 0, sizeof s);
     s.op = od->name;
-    if (od->page_family >= 0) vl_p_page_common(L, a, &s, c, od->page_family);
-    else if (!od->fn) vl_p_batch(L, a, &s);        /* the op over the others (batch.h) */
-    else od->fn(L, a, &s);
+    if (od->res == VL_RES_PAGE) vl_p_page(L, od, a, &s, c);
+    else if (od->res == VL_RES_BATCH) vl_p_batch(L, a, &s);   /* the op over the others (batch.h) */
+    else vl_op_build(L, od, a, &s);
 
     h = lua_newuserdatauv(L, sizeof *h, 2);
     h->r = NULL;
@@ -157,7 +157,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     c->call_req = r;
     r->opname = od->name;
     r->method = s.method; r->res = s.res; r->family = s.family;
-    r->flags = (s.flags & 0xff) | (sync ? VL_F_SYNC : 0);
+    r->flags = s.flags | (sync ? VL_F_SYNC : 0);
     vl_uuid4(&c->rng, r->crid);
     lua_createtable(L, 0, 1);
     if (s.model) { lua_pushvalue(L, s.model); lua_setfield(L, -2, "model"); }
@@ -184,7 +184,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
         r->done = 0;
     }
     path = lua_tolstring(L, s.path, &pl);
-    if (s.flags & 0x100) r->url = vl_dupn(path, pl);
+    if (s.absolute) r->url = vl_dupn(path, pl);
     else {
         size_t bl = strlen(c->graph.base);
         r->url = malloc(bl + pl + 1);
