@@ -91,7 +91,16 @@ static const char *default_label(const char *name) {
     return name;
 }
 
-/* one placeholder of a path template: {name}, {name=Key}, {name|alt=Key}, each with :label */
+/* copies the NUL-terminated src into dst (size n), cut short if need be */
+static void copy(char *dst, size_t n, const char *src) {
+    size_t k = strlen(src);
+    if (k >= n) k = n - 1;
+    memcpy(dst, src, k);
+    dst[k] = 0;
+}
+
+/* one placeholder of a path template: {name}, {name=Key}, {name|alt=Key}, each with :label
+ * (empty: the default label of name, looked up only for an error) */
 typedef struct ph {
     char name[32], alt[32], key[40], label[32];
 } ph;
@@ -100,7 +109,7 @@ typedef struct ph {
 static const char *parse_ph(const char *t, ph *p) {
     char *dst = p->name;
     size_t cap = sizeof p->name, n = 0;
-    memset(p, 0, sizeof *p);
+    p->name[0] = p->alt[0] = p->key[0] = p->label[0] = 0;
     for (; *t && *t != '}'; t++) {
         if (*t == '|') { dst[n] = 0; dst = p->alt; cap = sizeof p->alt; n = 0; continue; }
         if (*t == '=') { dst[n] = 0; dst = p->key; cap = sizeof p->key; n = 0; continue; }
@@ -108,7 +117,6 @@ static const char *parse_ph(const char *t, ph *p) {
         if (n + 1 < cap) dst[n++] = *t;
     }
     dst[n] = 0;
-    if (!p->label[0]) snprintf(p->label, sizeof p->label, "%s", default_label(p->name));
     return *t ? t + 1 : t;
 }
 
@@ -134,7 +142,7 @@ typedef struct binding {
 } binding;
 
 static void bind(binding *b, const char *name, int idx) {
-    if (b->n < MAXV) { snprintf(b->name[b->n], sizeof b->name[0], "%s", name); b->idx[b->n] = idx; b->n++; }
+    if (b->n < MAXV) { copy(b->name[b->n], sizeof b->name[0], name); b->idx[b->n] = idx; b->n++; }
 }
 
 /* Pushes the string value `name` (an argument, else the model's field) and returns 1, or
@@ -156,11 +164,11 @@ static int push_value(lua_State *L, const binding *b, const char *name) {
 /* The label of argument `name` in errors: the label of the placeholder that uses it. */
 static void arg_label(const opdef *od, const char *name, char *out, size_t n) {
     const char *t = od->path;
-    snprintf(out, n, "%s", default_label(name));
+    copy(out, n, default_label(name));
     while ((t = strchr(t, '{')) != NULL) {
         ph p;
         t = parse_ph(t + 1, &p);
-        if (strcmp(p.name, name) == 0) { snprintf(out, n, "%s", p.label); return; }
+        if (strcmp(p.name, name) == 0) { if (p.label[0]) copy(out, n, p.label); return; }
     }
 }
 
@@ -217,7 +225,8 @@ static int expand(lua_State *L, const opdef *od, const binding *b, const char *t
         else err = vl_url_add_segment(&buf, v, vn);
         if (err) {
             /* in an {id|external_id=Key} alternation the key's name is its label */
-            const char *label = usekey[i] && ps[i].alt[0] ? ps[i].key : ps[i].label;
+            const char *label = usekey[i] && ps[i].alt[0] ? ps[i].key
+                              : ps[i].label[0] ? ps[i].label : default_label(ps[i].name);
             luaL_pushresult(&buf);
             lua_pop(L, 1);
             bad_id(L, v, vn, label, err);       /* nil, err on top: they go where the values were */
@@ -237,7 +246,10 @@ static int expand(lua_State *L, const opdef *od, const binding *b, const char *t
 /* the Lua type an argument of form word w takes (for choosing between two forms) */
 static int word_fits(lua_State *L, int idx, const char *w, size_t n) {
     if (w[0] == '{' || (n == 7 && strncmp(w, "changes", 7) == 0)) return lua_type(L, idx) == LUA_TTABLE;
-    if (n == 5 && strncmp(w, "model", 5) == 0) return vl_model_kind(L, idx) != NULL || lua_type(L, idx) == LUA_TTABLE;
+    if (n == 5 && strncmp(w, "model", 5) == 0) {
+        int t = lua_type(L, idx);
+        return t == LUA_TTABLE || (t == LUA_TUSERDATA && vl_model_kind(L, idx) != NULL);
+    }
     return lua_type(L, idx) == LUA_TSTRING;
 }
 
@@ -286,26 +298,31 @@ void vl_op_build(lua_State *L, const opdef *od, int a, spec *s) {
         } else if (strcmp(name, "changes") == 0) {
             changes = idx;
         } else if (name[0] == '{') {
-            static const char *keys[2] = { NULL, NULL };
+            const char *keys[2];
             char where[64], key[32];
             size_t kn = n > 2 ? n - 2 : 0;
             memcpy(key, name + 1, kn);
             key[kn] = 0;
             keys[0] = key;
+            keys[1] = NULL;
             snprintf(where, sizeof where, "vivalearning: %s key", vl_famname[od->family]);
             vl_check_keys(L, idx, where, keys);
             lua_getfield(L, idx, key);
             if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: {%s = string} expected", key);
             bind(&b, key, lua_gettop(L));      /* the string stays on the stack */
         } else {
-            char label[32];
-            arg_label(od, name, label, sizeof label);
-            arg_string(L, idx, label, NULL);
+            if (lua_type(L, idx) != LUA_TSTRING) {      /* the label is only looked up to raise */
+                char label[32];
+                arg_label(od, name, label, sizeof label);
+                arg_string(L, idx, label, NULL);
+            }
             bind(&b, name, idx);
         }
         w += n;
         while (*w == ' ') w++;
     }
+    /* "updated" cleans the caller's model: without one it is plain true */
+    if (s->res == VL_RES_UPDATED && !b.model) s->res = VL_RES_TRUE;
     s->path = 0;
     /* the body: the model's JSON, or the changes (of the model, or the table given) */
     if (od->body == VL_BODY_CHANGES) {
