@@ -107,9 +107,10 @@ typedef struct ph {
 
 /* Parses the placeholder at t (just after '{'); returns the char after '}'. */
 static const char *parse_ph(const char *t, ph *p) {
-    char *dst = p->name;
+    char *dst;
     size_t cap = sizeof p->name, n = 0;
     p->name[0] = p->alt[0] = p->key[0] = p->label[0] = 0;
+    dst = p->name;
     for (; *t && *t != '}'; t++) {
         if (*t == '|') { dst[n] = 0; dst = p->alt; cap = sizeof p->alt; n = 0; continue; }
         if (*t == '=') { dst[n] = 0; dst = p->key; cap = sizeof p->key; n = 0; continue; }
