@@ -13,8 +13,9 @@ local function write(path, text)
   f:close()
 end
 
-local function run(dir, known)
+local function run(dir, known, luafree)
   local p = assert(io.popen("lua5.4 .ci/include-graph " .. (known and ("--known '" .. known .. "' ") or "") ..
+                            (luafree and ("--lua-free '" .. luafree .. "' ") or "") ..
                             "'" .. dir .. "' 2>&1; echo \"rc=$?\""))
   local out = p:read("a")
   p:close()
@@ -60,9 +61,56 @@ describe(".ci/include-graph", function()
     assert.matches("leaving out 2 known edges", out)
   end)
 
-  it("passes the tree of this repository", function()
-    local ok, out = run("src", ".ci/include-graph.known")
+  it("passes the tree of this repository, with its Lua-free layers", function()
+    local ok, out = run("src", ".ci/include-graph.known", ".ci/include-graph.lua-free")
     assert.is_true(ok, out)
+    assert.matches("Lua%-free units", out)
+    -- the layers the architecture issue names stay in the list
+    local f = assert(io.open(".ci/include-graph.lua-free"))
+    local listed = {}
+    for line in f:lines() do listed[line:gsub("#.*", ""):match("^%s*(%S+)") or ""] = true end
+    f:close()
+    for _, u in ipairs { "engine", "policy", "transport", "token", "io", "state" } do
+      assert.is_true(listed[u] == true, u .. " is not in .ci/include-graph.lua-free")
+    end
+  end)
+
+  it("fails when a Lua-free unit includes a Lua header, and names the file", function()
+    write(dir .. "/state.h", "#include <stddef.h>\n")
+    write(dir .. "/engine.h", '#include "state.h"\n')
+    write(dir .. "/engine.c", '#include "engine.h"\n')
+    write(dir .. "/luafree", "# below the binding\nengine\nstate\n")
+    local ok, out = run(dir, nil, dir .. "/luafree")
+    assert.is_true(ok, out)
+    assert.matches("2 Lua%-free units", out)
+    write(dir .. "/engine.c", '#include <lauxlib.h>\n#include "engine.h"\n')
+    ok, out = run(dir, nil, dir .. "/luafree")
+    assert.is_false(ok)
+    assert.matches("layer rule: engine must not depend on Lua: engine %(engine%.c includes lauxlib%.h%)", out)
+  end)
+
+  it("fails when a Lua-free unit includes a binding-level header, with the chain", function()
+    write(dir .. "/result.h", "#include <lua.h>\n")
+    write(dir .. "/result.c", '#include "result.h"\n')
+    write(dir .. "/util.h", '#include "result.h"\n')
+    write(dir .. "/engine.c", '#include "util.h"\n')
+    write(dir .. "/luafree", "engine\n")
+    local ok, out = run(dir, nil, dir .. "/luafree")
+    assert.is_false(ok)
+    assert.matches("engine %-> util %-> result %(result%.h includes lua%.h%)", out)
+    -- the binding may include both
+    write(dir .. "/engine.c", "")
+    write(dir .. "/client.c", '#include "result.h"\n#include "engine.h"\n')
+    ok, out = run(dir, nil, dir .. "/luafree")
+    assert.is_true(ok, out)
+  end)
+
+  it("fails when a listed Lua-free unit has no file", function()
+    write(dir .. "/engine.c", "")
+    write(dir .. "/luafree", "engine\nengnie\n")
+    local ok, out = run(dir, nil, dir .. "/luafree")
+    assert.is_false(ok)
+    assert.matches("Lua%-free unit engnie has no file", out)
   end)
 
   it("fails on a longer cycle through headers", function()

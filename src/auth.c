@@ -14,32 +14,17 @@
 #include "assertion.h"
 #include "auth.h"
 #include "auth_delegated.h"
+#include "token.h"
 #include "io.h"
 #include "json.h"
 #include "options.h"
 #include "result.h"
 #include "transport.h"
+#include "url_enc.h"
 
-#define REFRESH_AHEAD 300.0
-
-int vl_auth_usable(vl_client *c, double now) {
-    return c->tok.value != NULL && now < c->tok.expires_at;
-}
-
-int vl_auth_refreshable(vl_client *c) { return c->auth != VL_AUTH_FIXED; }
-
-/* After a 401: the token used (generation gen) is no good. A newer token is kept. */
-void vl_auth_invalidate(vl_client *c, unsigned gen) {
-    if (c->auth == VL_AUTH_FIXED || gen != c->tok.gen || !c->tok.value) return;
-    vl_zfree(c->tok.value);
-    c->tok.value = NULL;
-    c->tok.expires_at = c->tok.refresh_at = 0;
-    c->tok.retry_at = 0;
-}
-
+/* The token (token.c) and every credential the client holds. */
 void vl_auth_free(vl_client *c) {
-    vl_zfree(c->tok.value);
-    c->tok.value = NULL;
+    vl_token_free(c);
     vl_cert_free(c->cert);
     c->cert = NULL;
     free(c->mi_url);
@@ -47,21 +32,6 @@ void vl_auth_free(vl_client *c) {
     vl_zfree(c->mi_secret);
     c->mi_url = c->mi_header = c->mi_secret = NULL;
     vl_dlg_free(c);
-}
-
-static void set_token(vl_client *c, const char *tok, double lifetime, double t0) {
-    double ahead;
-    vl_zfree(c->tok.value);
-    c->tok.value = vl_strdup(tok);
-    c->tok.gen++;
-    if (lifetime <= 0) lifetime = 1e12;
-    ahead = lifetime / 2 < REFRESH_AHEAD ? lifetime / 2 : REFRESH_AHEAD;
-    /* managed identity tokens (about 24 h) are refreshed at half-life (entra-signin.md §9.2) */
-    if (c->auth == VL_AUTH_MI && lifetime >= 7200) ahead = lifetime / 2;
-    c->tok.expires_at = t0 + lifetime;
-    c->tok.refresh_at = c->tok.expires_at - ahead;
-    c->tok.retry_at = 0;
-    c->tok.failures = 0;
 }
 
 /* Pushes an auth error (message must hold no secret). */
@@ -178,7 +148,7 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
             /* with a NaN expiry the token is never usable: it would be asked for again and again */
             lua_pushfstring(L, "token_provider returned expires_in = %f (a finite number of seconds expected)", life);
         } else if (i == n) {
-            set_token(c, t, life, now);
+            vl_token_set(c, t, life, now);
             lua_settop(L, top);
             vl_client_release_waiters(c);
             return;
@@ -495,7 +465,7 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
                 if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f) break;
             if (i == n) {
                 int hook_failed;
-                set_token(c, tok, life > 0 ? life : 3599, t0);
+                vl_token_set(c, tok, life > 0 ? life : 3599, t0);
                 c->tok.fetching = 0;
                 vl_req_free(r);
                 hook_failed = vl_dlg_delegated(c) && vl_dlg_keep_refresh(L, c, cidx, t);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth_delegated.h"
+#include "url_enc.h"
 #include "result.h"
 
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"

@@ -5,6 +5,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <lauxlib.h>
+
 #include "batch.h"
 #include "json.h"
 #include "model.h"
@@ -78,7 +80,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         lua_getfield(L, it, "op");
         op = lua_tostring(L, -1);
         if (op) od = vl_find_op(op);
-        if (!od || !od->item[0]) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
+        if (!od || !vl_op_batchable(od)) luaL_error(L, "vivalearning: batch item %d: unknown op %s", i, op ? op : "(none)");
         /* the op string stays on the stack (below the arguments): the item's __index may
          * have answered a fresh string that only the stack holds */
         {
@@ -89,11 +91,11 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         }
         base = lua_gettop(L);
         /* positional arguments from the item's fields, as the op declares them */
-        if (!push_item_args(L, it, od->item[0]) && od->item[1]) {
+        if (!push_item_args(L, it, od->args[0]) && od->args[1]) {
             lua_settop(L, base);
-            push_item_args(L, it, od->item[1]);
+            push_item_args(L, it, od->args[1]);
         }
-        od->fn(L, base + 1, &is);
+        vl_op_build(L, od, base + 1, &is);
         top = lua_gettop(L);
         lua_createtable(L, 0, 4);     /* meta[i] */
         lua_pushstring(L, op);

@@ -18,12 +18,13 @@
 #include "auth_delegated.h"
 #include "batch.h"
 #include "core.h"
-#include "engine.h"
+#include "drive.h"
 #include "external.h"
 #include "ops.h"
 #include "options.h"
 #include "result.h"
 #include "transport.h"
+#include "url_enc.h"
 
 #define VL_CLIENT_MT "vivalearning.client"
 #define VL_HANDLE_MT "vivalearning.request"
@@ -143,9 +144,9 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     size_t pl;
     memset(&s, 0, sizeof s);
     s.op = od->name;
-    if (od->page_family >= 0) vl_p_page_common(L, a, &s, c, od->page_family);
-    else if (!od->fn) vl_p_batch(L, a, &s);        /* the op over the others (batch.h) */
-    else od->fn(L, a, &s);
+    if (od->res == VL_RES_PAGE) vl_p_page(L, od, a, &s, c);
+    else if (od->res == VL_RES_BATCH) vl_p_batch(L, a, &s);   /* the op over the others (batch.h) */
+    else vl_op_build(L, od, a, &s);
 
     h = lua_newuserdatauv(L, sizeof *h, 2);
     h->r = NULL;
@@ -157,7 +158,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     c->call_req = r;
     r->opname = od->name;
     r->method = s.method; r->res = s.res; r->family = s.family;
-    r->flags = (s.flags & 0xff) | (sync ? VL_F_SYNC : 0);
+    r->flags = s.flags | (sync ? VL_F_SYNC : 0);
     vl_uuid4(&c->rng, r->crid);
     lua_createtable(L, 0, 1);
     if (s.model) { lua_pushvalue(L, s.model); lua_setfield(L, -2, "model"); }
@@ -184,7 +185,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
         r->done = 0;
     }
     path = lua_tolstring(L, s.path, &pl);
-    if (s.flags & 0x100) r->url = vl_dupn(path, pl);
+    if (s.absolute) r->url = vl_dupn(path, pl);
     else {
         size_t bl = strlen(c->graph.base);
         r->url = malloc(bl + pl + 1);
@@ -279,7 +280,7 @@ static int op_body(lua_State *L) {
  * yield (a coroutine, an ngx light thread) and the call resumes in ext_wait_k. */
 static int tick_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    vl_engine_step(L, c, 1);
+    vl_drive_step(L, c, 1);
     return 0;
 }
 
@@ -404,7 +405,7 @@ static vl_client *check_external(lua_State *L, const char *what) {
 
 static int take_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
-    vl_engine_step(L, c, 1);
+    vl_drive_step(L, c, 1);
     vl_ext_take(L, c);
     return 1;
 }
@@ -412,7 +413,7 @@ static int take_body(lua_State *L) {
 static int deliver_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     vl_ext_deliver(L, c);
-    vl_engine_step(L, c, 1);
+    vl_drive_step(L, c, 1);
     return 0;
 }
 

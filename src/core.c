@@ -1,5 +1,6 @@
 /* luaopen_vivalearning_core: the entry point that assembles the C core. */
 #include "core.h"
+#include "ops.h"
 #include "policy_lua.h"
 #include "transport.h"
 
@@ -26,5 +27,7 @@ int luaopen_vivalearning_core(lua_State *L) {
     vl_model_open(L);
     vl_client_open(L);
     vl_policy_open(L);
+    lua_pushcfunction(L, vl_ops_list);      /* the operation declarations, read-only copies */
+    lua_setfield(L, -2, "_ops");
     return 1;
 }

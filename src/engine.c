@@ -1,14 +1,12 @@
-/* The engine (see engine.h): retry decisions by the policy, admission, backoffs and the drive
- * loop, over the client's I/O. */
+/* The engine (see engine.h): admission, backoffs and the policy's decisions, over the
+ * client's I/O. No Lua, no libcurl: verdicts are left on the requests for the binding. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
-#include "batch.h"
 #include "engine.h"
 #include "io.h"
-#include "result.h"
+#include "token.h"
 #include "transport.h"
 
 /* ------------------------------------------------------------------ retry decisions */
@@ -39,105 +37,34 @@ static void attempt_of(vl_client *c, vl_req *r, vl_attempt *a, double now) {
     a->jitter = vl_rng_unit(&c->rng);
 }
 
-/* Finishes r with the error the policy's decision d names. */
-static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const vl_attempt *a, const vl_decision *d) {
-    int rc = r->rc;
-    char msg[200];
-    lua_pushnil(L);
-    switch (d->reason) {
-    case VL_R_TOO_LARGE:
-        snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
-        r->status = r->http_status;
-        vl_push_http_error(L, r, "protocol", -1, msg);
-        lua_pushstring(L, "body_too_large");
-        lua_setfield(L, -2, "code");
-        break;
-    case VL_R_BODY_REFUSED:
-        snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
-                 "body: most likely it refused the body as too large (HTTP 413); not retried",
-                 (unsigned long)r->uploaded, (unsigned long)r->body_len);
-        vl_push_transport_error(L, r, rc, msg);
-        break;
-    case VL_R_FATAL:
-        vl_push_transport_error(L, r, rc, vl_transport_tls_failed(r)
-                             ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
-                             : "transport failure");
-        break;
-    case VL_R_MAYBE_DONE:
-        if (a->transport != VL_T_NONE) {
-            vl_push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
-        } else {
-            vl_push_http_error(L, r, NULL, a->retry_after, NULL);
-            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
-            lua_setfield(L, -2, "note");
-        }
-        break;
-    case VL_R_EXHAUSTED:
-        if (a->transport == VL_T_NONE) vl_push_http_error(L, r, NULL, a->retry_after, NULL);
-        else vl_push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
-                                                              : "transport failure (max_retries = 0)");
-        break;
-    case VL_R_DEADLINE:
-        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
-                 d->wait, c->deadline_s);
-        if (a->transport == VL_T_NONE) {
-            vl_push_http_error(L, r, NULL, a->retry_after, NULL);
-            lua_pushstring(L, msg);
-            lua_setfield(L, -2, "note");
-        } else {
-            vl_push_transport_error(L, r, rc, msg);
-        }
-        break;
-    default:
-        vl_push_http_error(L, r, NULL, -1, NULL);
-        break;
-    }
-    vl_finish(L, c, cidx, r, 2);
+/* r is over: it waits on the complete list (where it may already be) for the binding. */
+static void decided(vl_client *c, vl_req *r, int action, int reason) {
+    r->v.action = action;
+    r->v.reason = reason;
+    r->decided = 1;
+    if (r->list != VL_L_COMPLETE) vl_list_push(c, r, VL_L_COMPLETE);
 }
 
-/* The engine's half of a finished attempt, once and without Lua: r goes onto the complete list
- * until on_complete has built its outcome (the token request too: the list owns it from
- * here, not c->token_req). The transport has filled in how the attempt went. */
-static void attempt_done(vl_client *c, vl_req *r) {
-    c->st_attempts++;
-    r->attempt_end = vl_client_now(c);
-    vl_list_push(c, r, VL_L_COMPLETE);
-    if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
-    r->attempts++;
-    r->logged = 0;
+/* r is refused before it is sent: an error of kind with msg, no attempt to log. */
+static void refused(vl_client *c, vl_req *r, const char *kind, const char *msg) {
+    memset(&r->v, 0, sizeof r->v);
+    r->v.kind = kind;
+    r->v.retry_after = -1;
+    snprintf(r->v.msg, sizeof r->v.msg, "%s", msg);
+    r->logged = 1;
+    decided(c, r, VL_A_FAIL, VL_R_NONE);
 }
 
-/* The outcome of a finished attempt, as the policy decides: every way out moves r off the
- * complete list (finished, retried, replayed) after what can raise; a memory error before
- * that leaves it there. */
-static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
+void vl_engine_decide(vl_client *c, vl_req *r, double now) {
     vl_attempt a;
     vl_decision d;
-    double now;
-    if (!r->logged) {
-        vl_log_attempt(L, c, cidx, r, r->rc, r->attempt_end);
-        r->logged = 1;
-    }
-    if (r->flags & VL_F_INTERNAL) {
-        vl_auth_token_done(L, c, cidx, r, r->rc);
-        return;
-    }
-    now = vl_client_now(c);
     attempt_of(c, r, &a, now);
     d = vl_policy_decide(&a);
+    memset(&r->v, 0, sizeof r->v);
+    r->v.transport = a.transport;
+    r->v.retry_after = a.retry_after;
+    r->v.wait = d.wait;
     switch (d.action) {
-    case VL_A_SUCCEED:
-        if (r->res == VL_RES_BATCH && !r->phase) {
-            if (!vl_decode_body(L, r)) { vl_fail_protocol(L, c, cidx, r, "batch response is not a JSON object"); return; }
-            vl_batch_result(L, c, cidx, r, lua_gettop(L));
-            return;
-        }
-        vl_succeed(L, c, cidx, r);
-        return;
-    case VL_A_GONE:
-        lua_pushboolean(L, 1);
-        vl_finish(L, c, cidx, r, 1);
-        return;
     case VL_A_REFRESH:
         r->auth_replays++;
         vl_auth_invalidate(c, r->token_gen);
@@ -154,8 +81,12 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
         r->not_before = now + d.wait;
         vl_list_push(c, r, VL_L_BACKOFF);
         return;
+    case VL_A_SUCCEED:
+    case VL_A_GONE:
+        decided(c, r, d.action, VL_R_NONE);
+        return;
     default:
-        fail_decided(L, c, cidx, r, &a, &d);
+        decided(c, r, VL_A_FAIL, d.reason);
         return;
     }
 }
@@ -167,8 +98,7 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
  * stream). */
 #define VL_MAX_REQUEST_BODY ((size_t)4 * 1024 * 1024)
 
-/* r stays on the ready list until it moves on: a memory error in fail_msg leaves it queued */
-static void admit(lua_State *L, vl_client *c, int cidx, double now) {
+void vl_engine_admit(vl_client *c, double now) {
     while (c->ready_h && c->nactive < c->max_concurrency && !c->closed) {
         vl_req *r = c->ready_h;
         int rc;
@@ -176,25 +106,28 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
             char msg[160];
             snprintf(msg, sizeof msg, "request body of %lu bytes is over Graph's request limit of %lu bytes; "
                      "nothing was sent", (unsigned long)r->body_len, (unsigned long)VL_MAX_REQUEST_BODY);
-            vl_fail_msg(L, c, cidx, r, "validation", msg);
+            refused(c, r, "validation", msg);
             continue;
         }
         if (now >= r->deadline) {
             char msg[96];
             snprintf(msg, sizeof msg, "deadline of %.3gs passed before the request could be sent", c->deadline_s);
-            vl_fail_msg(L, c, cidx, r, "transport", msg);
+            refused(c, r, "transport", msg);
             continue;
         }
         if (!vl_auth_usable(c, now)) {
             vl_list_push(c, r, VL_L_TOKEN);
             continue;
         }
-        if (r->flags & VL_F_SIGNIN) {      /* signed in: nothing to send */
-            lua_pushboolean(L, 1);
-            vl_finish(L, c, cidx, r, 1);
+        if (r->flags & VL_F_SIGNIN) {      /* signed in: nothing to send, nothing to log */
+            memset(&r->v, 0, sizeof r->v);
+            r->v.retry_after = -1;
+            r->logged = 1;
+            decided(c, r, VL_A_SUCCEED, VL_R_NONE);
             continue;
         }
         r->token_gen = c->tok.gen;
+        r->decided = 0;
         if (r->phase == 1) {
             char *u = r->url; int m = r->method;
             r->url = r->alt_url; r->method = VL_GET;
@@ -204,7 +137,7 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
             rc = vl_io_start(c, r, c->tok.value);
         }
         if (rc != 0) {
-            vl_fail_msg(L, c, cidx, r, "transport", "could not set up the transfer");
+            refused(c, r, "transport", "could not set up the transfer");
             continue;
         }
         vl_list_push(c, r, VL_L_ACTIVE);
@@ -212,7 +145,7 @@ static void admit(lua_State *L, vl_client *c, int cidx, double now) {
     }
 }
 
-static void promote(vl_client *c, double now) {
+void vl_engine_promote(vl_client *c, double now) {
     vl_req *r = c->backoff_h;
     while (r) {
         vl_req *n = r->next;
@@ -224,83 +157,38 @@ static void promote(vl_client *c, double now) {
     }
 }
 
-static void process(lua_State *L, vl_client *c, int cidx) {
-    vl_req *r;
-    while (c->complete_h) on_complete(L, c, cidx, c->complete_h);   /* left by a memory error */
-    while ((r = vl_transport_next_done(c)) != NULL) {
-        attempt_done(c, r);
-        on_complete(L, c, cidx, r);
-    }
+/* The engine's half of a finished attempt: r goes onto the complete list until the binding has
+ * logged it and the policy has decided (the token request too: the list owns it from here,
+ * not c->token_req). The transport has filled in how the attempt went. */
+static void attempt_done(vl_client *c, vl_req *r) {
+    c->st_attempts++;
+    r->attempt_end = vl_client_now(c);
+    vl_list_push(c, r, VL_L_COMPLETE);
+    if (r->flags & VL_F_INTERNAL) c->token_req = NULL;
+    r->attempts++;
+    r->logged = 0;
+    r->decided = 0;
 }
 
-static int idle(vl_client *c) {
+void vl_engine_collect(vl_client *c) {
+    vl_req *r;
+    while ((r = vl_transport_next_done(c)) != NULL) attempt_done(c, r);
+}
+
+int vl_engine_idle(const vl_client *c) {
     return !c->active_h && !c->ready_h && !c->backoff_h && !c->token_h && !c->token_req && !c->complete_h;
 }
 
-/* Drives transfers until `until` is done (sync calls), or something finished (poll), or
- * timeout seconds passed, or nothing is left to do, or the client was closed meanwhile (by a
- * hook or a finalizer: the caller's busy_call releases it when the call is over). */
-void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeout) {
-    double end;
-    if (c->external) {            /* the driver does the waiting: one turn, never a block */
-        vl_engine_step(L, c, cidx);
-        return;
+double vl_engine_wait(const vl_client *c, double now, double max) {
+    double wait = max;
+    if (c->ready_h && c->nactive < c->max_concurrency) wait = 0;
+    else {
+        vl_req *r;
+        for (r = c->backoff_h; r; r = r->next)
+            if (r->not_before - now < wait) wait = r->not_before - now;
+        if (c->token_h && !c->tok.fetching && c->tok.retry_at - now < wait) wait = c->tok.retry_at - now;
     }
-    end = vl_now() + timeout;
-    while (!c->closed) {
-        double now = vl_now(), wait;
-        promote(c, now);
-        vl_auth_tick(L, c, cidx, now);
-        admit(L, c, cidx, now);
-        if (c->closed) break;
-        vl_transport_timers(c, vl_now());
-        process(L, c, cidx);
-        if (until ? until->done : c->ndone > 0) break;
-        if (c->closed || idle(c)) break;
-        now = vl_now();
-        if (now >= end) {
-            /* out of time: still look at the sockets once, without waiting (poll(0) in a frame loop) */
-            if (vl_transport_has_sockets(c)) {
-                vl_transport_wait(c, 0);
-                process(L, c, cidx);
-            }
-            break;
-        }
-        wait = end - now;
-        if (c->ready_h && c->nactive < c->max_concurrency) wait = 0;
-        else {
-            vl_req *r;
-            for (r = c->backoff_h; r; r = r->next)
-                if (r->not_before - now < wait) wait = r->not_before - now;
-            if (c->token_h && !c->tok.fetching && c->tok.retry_at - now < wait) wait = c->tok.retry_at - now;
-        }
-        if (wait < 0) wait = 0;
-        if (wait > 3600) wait = 3600;      /* the loop comes back here anyway */
-        if (wait > 0 || c->nactive > 0) {
-            vl_transport_wait(c, wait);
-            process(L, c, cidx);
-            if (until ? until->done : c->ndone > 0) break;
-        }
-    }
-}
-
-
-/* ------------------------------------------------------------------ the engine's face */
-
-
-
-
-void vl_engine_step(lua_State *L, vl_client *c, int cidx) {
-    double now = vl_client_now(c);
-    promote(c, now);
-    vl_auth_tick(L, c, cidx, now);
-    admit(L, c, cidx, now);
-    if (c->closed) return;
-    if (c->external) {
-        while (c->complete_h && !c->closed) on_complete(L, c, cidx, c->complete_h);
-        /* what finished may have freed a slot or queued a retry due now */
-        if (!c->closed && c->ready_h) admit(L, c, cidx, vl_client_now(c));
-    } else {
-        process(L, c, cidx);
-    }
+    if (wait < 0) wait = 0;
+    if (wait > 3600) wait = 3600;      /* the drive loop comes back here anyway */
+    return wait;
 }

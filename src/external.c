@@ -14,15 +14,6 @@
 static const char *const OUTCOMES[] = { "not_sent", "maybe_sent", "timeout", "reset", "fatal", "too_large", NULL };
 static const int OUTCOME_T[] = { VL_T_NOT_SENT, VL_T_MAYBE_SENT, VL_T_TIMEOUT, VL_T_RESET, VL_T_FATAL, VL_T_TOO_LARGE };
 
-int vl_ext_start(vl_client *c, vl_req *r) {
-    vl_transport_reset_response(r);
-    r->xid = ++c->next_xid;
-    r->handed = 0;
-    r->attempt_start = vl_client_now(c);
-    c->nactive++;
-    return 0;
-}
-
 static void set_header(lua_State *L, const char *k, const char *v) {
     lua_pushstring(L, v);
     lua_setfield(L, -2, k);

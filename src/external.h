@@ -8,8 +8,6 @@
 
 #include "state.h"
 
-/* The engine starts an attempt of r: it waits for take(). 0 (it cannot fail). */
-int  vl_ext_start(vl_client *c, vl_req *r);
 /* Pushes the array of attempts not handed out yet, { id, method, url, headers, body, timeout }
  * each, and marks them handed (only once the whole array is built). */
 void vl_ext_take(lua_State *L, vl_client *c);

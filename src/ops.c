@@ -1,4 +1,5 @@
 /* The operations: request builders (one parser per op), pages, and the ops table. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -6,6 +7,8 @@
 #include "model.h"
 #include "ops.h"
 #include "options.h"
+#include "transport.h"
+#include "url_enc.h"
 #include "result.h"
 
 /* ------------------------------------------------------------------ building requests */
@@ -24,18 +27,6 @@ static void bad_id(lua_State *L, const char *s, size_t n, const char *what, cons
     snprintf(msg, sizeof msg, "%s: %s, got %s", what, problem, lua_tostring(L, -1));
     lua_pop(L, 2);
     vl_error_validation(L, "%s", msg);
-}
-
-/* Appends a segment; on a bad id pushes nil, validation error and returns 0. */
-static int add_seg(lua_State *L, luaL_Buffer *b, const char *s, size_t n, const char *what) {
-    const char *e = vl_url_add_segment(b, s, n);
-    if (e) {
-        luaL_pushresult(b);
-        lua_pop(L, 1);
-        bad_id(L, s, n, what, e);
-        return 0;
-    }
-    return 1;
 }
 
 /* the model at idx (a model, or a table turned into one by the strict constructors).
@@ -89,256 +80,291 @@ static int check_model(lua_State *L, int idx, int family) {
     }
 }
 
-static int model_string_field(lua_State *L, int m, const char *f, int *ok) {
-    vl_model_push_field(L, m, f);
-    *ok = lua_type(L, -1) == LUA_TSTRING;
-    return lua_gettop(L);
+/* ---- the generic builder: an operation's declaration (ops table) into a request ---- */
+
+/* The name a value has in errors: provider → "provider id", user → "user id", external_id →
+ * "external id"; a template placeholder may say otherwise ({id:content id}). */
+static const char *default_label(const char *name) {
+    if (strcmp(name, "provider") == 0) return "provider id";
+    if (strcmp(name, "user") == 0) return "user id";
+    if (strcmp(name, "external_id") == 0) return "external id";
+    return name;
 }
 
-#define PATH_ACT "/employeeExperience/learningCourseActivities"
-#define PATH_PROV "/employeeExperience/learningProviders"
+/* copies the NUL-terminated src into dst (size n), cut short if need be */
+static void copy(char *dst, size_t n, const char *src) {
+    size_t k = strlen(src);
+    if (k >= n) k = n - 1;
+    memcpy(dst, src, k);
+    dst[k] = 0;
+}
 
-/* Each parser reads the call's arguments from index a on, pushes path/body/etc. and fills s.
- * On a runtime validation failure it pushes nil, err and sets s->immediate = 2. */
+/* one placeholder of a path template: {name}, {name=Key}, {name|alt=Key}, each with :label
+ * (empty: the default label of name, looked up only for an error) */
+typedef struct ph {
+    char name[32], alt[32], key[40], label[32];
+} ph;
 
-static void p_create(lua_State *L, int a, spec *s) {
-    luaL_Buffer b;
-    size_t pn, en;
-    const char *p = arg_string(L, a, "provider id", &pn);
-    int m, ok, ext;
-    s->method = VL_POST; s->res = VL_RES_CREATED; s->family = VL_FAM_ACTIVITY;
-    if (!(m = check_model(L, a + 1, VL_FAM_ACTIVITY))) { s->immediate = 2; return; }
-    s->model = m;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_PROV);
-    if (!add_seg(L, &b, p, pn, "provider id")) { s->immediate = 2; return; }
-    luaL_addstring(&b, "/learningCourseActivities");
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
-    vl_model_push_json(L, m);
-    s->body = lua_gettop(L);
-    ext = model_string_field(L, m, "externalCourseActivityId", &ok);
-    if (ok) {
-        const char *e = lua_tolstring(L, ext, &en);
-        const char *err;
-        luaL_buffinit(L, &b);
-        luaL_addstring(&b, PATH_PROV);
-        vl_url_add_segment(&b, p, pn);
-        luaL_addstring(&b, "/learningCourseActivities");
-        err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
-        luaL_pushresult(&b);
-        if (err) { lua_pop(L, 1); bad_id(L, e, en, "externalCourseActivityId", err); s->immediate = 2; return; }
-        s->alt = lua_gettop(L);
+/* Parses the placeholder at t (just after '{'); returns the char after '}'. */
+static const char *parse_ph(const char *t, ph *p) {
+    char *dst;
+    size_t cap = sizeof p->name, n = 0;
+    p->name[0] = p->alt[0] = p->key[0] = p->label[0] = 0;
+    dst = p->name;
+    for (; *t && *t != '}'; t++) {
+        if (*t == '|') { dst[n] = 0; dst = p->alt; cap = sizeof p->alt; n = 0; continue; }
+        if (*t == '=') { dst[n] = 0; dst = p->key; cap = sizeof p->key; n = 0; continue; }
+        if (*t == ':') { dst[n] = 0; dst = p->label; cap = sizeof p->label; n = 0; continue; }
+        if (n + 1 < cap) dst[n++] = *t;
+    }
+    dst[n] = 0;
+    return *t ? t + 1 : t;
+}
+
+/* external_id → externalId: the model field a value comes from when it is not an argument */
+static void camel(const char *name, char *out, size_t n) {
+    size_t j = 0;
+    int up = 0;
+    for (; *name && j + 1 < n; name++) {
+        if (*name == '_') { up = 1; continue; }
+        out[j++] = up ? (char)toupper((unsigned char)*name) : *name;
+        up = 0;
+    }
+    out[j] = 0;
+}
+
+#define MAXV 8
+/* the named values of one call: its arguments, and the model whose fields fill the rest */
+typedef struct binding {
+    char name[MAXV][32];
+    int idx[MAXV];
+    int n;
+    int model;
+} binding;
+
+static void bind(binding *b, const char *name, int idx) {
+    if (b->n < MAXV) { copy(b->name[b->n], sizeof b->name[0], name); b->idx[b->n] = idx; b->n++; }
+}
+
+/* Pushes the string value `name` (an argument, else the model's field) and returns 1, or
+ * returns 0 after pushing nothing when there is none. */
+static int push_value(lua_State *L, const binding *b, const char *name) {
+    int i;
+    for (i = 0; i < b->n; i++)
+        if (strcmp(b->name[i], name) == 0) { lua_pushvalue(L, b->idx[i]); return 1; }
+    if (b->model) {
+        char f[40];
+        camel(name, f, sizeof f);
+        vl_model_push_field(L, b->model, f);
+        if (lua_type(L, -1) == LUA_TSTRING) return 1;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* The label of argument `name` in errors: the label of the placeholder that uses it. */
+static void arg_label(const opdef *od, const char *name, char *out, size_t n) {
+    const char *t = od->path;
+    copy(out, n, default_label(name));
+    while ((t = strchr(t, '{')) != NULL) {
+        ph p;
+        t = parse_ph(t + 1, &p);
+        if (strcmp(p.name, name) == 0) { if (p.label[0]) copy(out, n, p.label); return; }
     }
 }
 
-static void p_get(lua_State *L, int a, spec *s) {
-    luaL_Buffer b;
-    size_t n;
-    const char *id = arg_string(L, a, "id", &n);
-    s->method = VL_GET; s->res = VL_RES_MODEL; s->family = VL_FAM_ACTIVITY;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_ACT);
-    if (!add_seg(L, &b, id, n, "id")) { s->immediate = 2; return; }
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
-}
-
-static void p_get_by_external_id(lua_State *L, int a, spec *s) {
-    luaL_Buffer b;
-    size_t pn, en;
-    const char *p = arg_string(L, a, "provider id", &pn);
-    const char *e = arg_string(L, a + 1, "external id", &en), *err;
-    s->method = VL_GET; s->res = VL_RES_MODEL; s->family = VL_FAM_ACTIVITY;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_PROV);
-    if (!add_seg(L, &b, p, pn, "provider id")) { s->immediate = 2; return; }
-    luaL_addstring(&b, "/learningCourseActivities");
-    err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
-    luaL_pushresult(&b);
-    if (err) { lua_pop(L, 1); bad_id(L, e, en, "external id", err); s->immediate = 2; return; }
-    s->path = lua_gettop(L);
-}
-
-static void p_get_for_user(lua_State *L, int a, spec *s) {
-    luaL_Buffer b;
-    size_t un, n;
-    const char *u = arg_string(L, a, "user id", &un);
-    const char *id = arg_string(L, a + 1, "id", &n);
-    s->method = VL_GET; s->res = VL_RES_MODEL; s->family = VL_FAM_ACTIVITY;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "/users");
-    if (!add_seg(L, &b, u, un, "user id")) { s->immediate = 2; return; }
-    luaL_addstring(&b, PATH_ACT);
-    if (!add_seg(L, &b, id, n, "id")) { s->immediate = 2; return; }
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
-}
-
-/* update/update_provider share this: (prefix..., model) or (prefix..., id, changes) */
-static void p_update_common(lua_State *L, int a, spec *s, int family, const char *prefix, int has_provider) {
-    luaL_Buffer b;
-    size_t pn = 0, idn;
-    const char *p = has_provider ? arg_string(L, a, "provider id", &pn) : NULL;
-    int ai = a + (has_provider ? 1 : 0);
-    const char *id;
-    int idx;
-    s->method = VL_PATCH; s->family = family;
-    if (lua_type(L, ai) == LUA_TSTRING) {
-        id = lua_tolstring(L, ai, &idn);
-        s->res = VL_RES_TRUE;
-        if (vl_model_kind(L, ai + 1)) {
-            check_model(L, ai + 1, family);          /* a model of the family (raises) */
-            vl_model_push_changes_json(L, ai + 1);
+/* Expands the template t (literal text, placeholders) into the path from the values; pushes it
+ * and returns 1. A value missing: returns 0 after pushing nil and the validation error, or -1
+ * after pushing nothing when `optional` (the alternate key of a model without one). A bad id:
+ * 0 after pushing nil and its error. The values are all looked up (on the stack) before the
+ * buffer starts. */
+static int expand(lua_State *L, const opdef *od, const binding *b, const char *t, int optional, int check_only) {
+    ph ps[MAXV];
+    int vidx[MAXV], usekey[MAXV], np = 0, base = lua_gettop(L), i;
+    const char *q;
+    luaL_Buffer buf;
+    for (q = t; (q = strchr(q, '{')) != NULL && np < MAXV; np++) {
+        ph *p = &ps[np];
+        q = parse_ph(q + 1, p);
+        usekey[np] = p->key[0] && !p->alt[0];
+        if (push_value(L, b, p->name)) {
+            vidx[np] = lua_gettop(L);
+            continue;
+        }
+        if (p->alt[0] && push_value(L, b, p->alt)) {
+            vidx[np] = lua_gettop(L);
+            usekey[np] = 1;
+            continue;
+        }
+        lua_settop(L, base);
+        if (optional) return -1;
+        if (p->alt[0]) {
+            char a1[40], a2[40];
+            camel(p->name, a1, sizeof a1);
+            camel(p->alt, a2, sizeof a2);
+            vl_error_validation(L, "%s needs an %s or an %s", vl_famname[od->family], a1, a2);
         } else {
-            luaL_checktype(L, ai + 1, LUA_TTABLE);
-            /* validated as a model's assigned fields are: nothing invalid is sent */
-            if (!vl_model_push_changes_of_table(L, ai + 1, vl_famname[family])) {
-                const char *m = lua_tostring(L, -1);
-                char msg[400];
-                snprintf(msg, sizeof msg, "%s", m ? m : "invalid changes");
-                lua_pop(L, 2);
-                vl_error_validation(L, "%s", msg);
-                s->immediate = 2;
-                return;
-            }
+            char a1[40];
+            camel(p->name, a1, sizeof a1);
+            vl_error_validation(L, "the model has no %s (create it first)", a1);
         }
-        if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); s->immediate = 1; return; }
-        s->body = lua_gettop(L);
-    } else {
-        int m, ok;
-        if (!vl_model_kind(L, ai))
-            luaL_error(L, "vivalearning: update takes a model (its changes are sent), or an id and a changes table");
-        m = check_model(L, ai, family);
-        if (!m) { s->immediate = 2; return; }
-        s->model = m;
-        s->res = VL_RES_UPDATED;
-        idx = model_string_field(L, m, "id", &ok);
-        if (!ok) { lua_pop(L, 1); vl_error_validation(L, "the model has no id (create it first)"); s->immediate = 2; return; }
-        id = lua_tolstring(L, idx, &idn);
-        vl_model_push_changes_json(L, m);
-        if (lua_isnil(L, -1)) {            /* nothing changed: nothing is sent */
+        return 0;
+    }
+    if (check_only) { lua_settop(L, base); return 1; }
+    luaL_buffinit(L, &buf);
+    for (i = 0, q = t; *q; ) {
+        const char *o = strchr(q, '{');
+        size_t vn;
+        const char *v, *err;
+        if (!o) { luaL_addstring(&buf, q); break; }
+        /* the '/' before a placeholder: the segment encoder writes its own, a key has none */
+        luaL_addlstring(&buf, q, (size_t)(o - q) - (o > q && o[-1] == '/'));
+        q = strchr(o, '}');
+        q = q ? q + 1 : o + strlen(o);
+        v = lua_tolstring(L, vidx[i], &vn);
+        if (usekey[i]) err = vl_url_add_key(&buf, ps[i].key, v, vn);
+        else err = vl_url_add_segment(&buf, v, vn);
+        if (err) {
+            /* in an {id|external_id=Key} alternation the key's name is its label */
+            const char *label = usekey[i] && ps[i].alt[0] ? ps[i].key
+                              : ps[i].label[0] ? ps[i].label : default_label(ps[i].name);
+            luaL_pushresult(&buf);
             lua_pop(L, 1);
-            lua_pushboolean(L, 1);
-            s->immediate = 1;
-            return;
+            bad_id(L, v, vn, label, err);       /* nil, err on top: they go where the values were */
+            lua_copy(L, -2, base + 1);
+            lua_copy(L, -1, base + 2);
+            lua_settop(L, base + 2);
+            return 0;
         }
-        s->body = lua_gettop(L);
+        i++;
     }
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, prefix);
-    if (has_provider) {
-        if (!add_seg(L, &b, p, pn, "provider id")) { s->immediate = 2; return; }
-        luaL_addstring(&b, "/learningCourseActivities");
-    }
-    if (!add_seg(L, &b, id, idn, "id")) { s->immediate = 2; return; }
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
-}
-
-static void p_update(lua_State *L, int a, spec *s) { p_update_common(L, a, s, VL_FAM_ACTIVITY, PATH_PROV, 1); }
-static void p_update_provider(lua_State *L, int a, spec *s) { p_update_common(L, a, s, VL_FAM_PROVIDER, PATH_PROV, 0); }
-
-static void p_delete(lua_State *L, int a, spec *s) {
-    luaL_Buffer b;
-    size_t pn, n;
-    const char *p = arg_string(L, a, "provider id", &pn);
-    const char *id = arg_string(L, a + 1, "id", &n);
-    s->method = VL_DELETE; s->res = VL_RES_TRUE; s->family = VL_FAM_ACTIVITY; s->flags |= VL_F_DEL404OK;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_PROV);
-    if (!add_seg(L, &b, p, pn, "provider id")) { s->immediate = 2; return; }
-    luaL_addstring(&b, "/learningCourseActivities");
-    if (!add_seg(L, &b, id, n, "id")) { s->immediate = 2; return; }
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
-}
-
-static void p_create_provider(lua_State *L, int a, spec *s) {
-    int m;
-    s->method = VL_POST; s->res = VL_RES_CREATED; s->family = VL_FAM_PROVIDER;
-    if (!(m = check_model(L, a, VL_FAM_PROVIDER))) { s->immediate = 2; return; }
-    s->model = m;
-    lua_pushliteral(L, PATH_PROV);
-    s->path = lua_gettop(L);
-    vl_model_push_json(L, m);
-    s->body = lua_gettop(L);
-}
-
-static void p_get_provider(lua_State *L, int a, spec *s) {
-    luaL_Buffer b;
-    size_t n;
-    const char *id = arg_string(L, a, "provider id", &n);
-    s->method = VL_GET; s->res = VL_RES_MODEL; s->family = VL_FAM_PROVIDER;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_PROV);
-    if (!add_seg(L, &b, id, n, "provider id")) { s->immediate = 2; return; }
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
-}
-
-static void p_delete_provider(lua_State *L, int a, spec *s) {
-    p_get_provider(L, a, s);
-    s->method = VL_DELETE; s->res = VL_RES_TRUE; s->flags |= VL_F_DEL404OK;
-}
-
-/* provider, id | {external_id=} → .../learningContents/{id} or (externalId='x') */
-static int content_path(lua_State *L, int a, spec *s, int model) {
-    luaL_Buffer b;
-    size_t pn, n;
-    const char *p = arg_string(L, a, "provider id", &pn), *id, *err;
-    int by_ext = 0;
-    if (model) {
-        int ok, f = model_string_field(L, model, "id", &ok);
-        if (!ok) {
-            lua_pop(L, 1);
-            f = model_string_field(L, model, "externalId", &ok);
-            if (!ok) { lua_pop(L, 1); vl_error_validation(L, "content needs an id or an externalId"); s->immediate = 2; return 0; }
-            by_ext = 1;
-        }
-        id = lua_tolstring(L, f, &n);
-    } else if (lua_type(L, a + 1) == LUA_TTABLE) {
-        static const char *const keys[] = { "external_id", NULL };
-        vl_check_keys(L, a + 1, "vivalearning: content key", keys);
-        lua_getfield(L, a + 1, "external_id");
-        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: {external_id = string} expected");
-        id = lua_tolstring(L, -1, &n);
-        by_ext = 1;
-    } else {
-        id = arg_string(L, a + 1, "content id", &n);
-    }
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_PROV);
-    if (!add_seg(L, &b, p, pn, "provider id")) { s->immediate = 2; return 0; }
-    luaL_addstring(&b, "/learningContents");
-    if (by_ext) {
-        err = vl_url_add_key(&b, "externalId", id, n);
-        if (err) { luaL_pushresult(&b); lua_pop(L, 1); bad_id(L, id, n, "externalId", err); s->immediate = 2; return 0; }
-    } else if (!add_seg(L, &b, id, n, "content id")) { s->immediate = 2; return 0; }
-    luaL_pushresult(&b);
-    s->path = lua_gettop(L);
+    luaL_pushresult(&buf);
+    if (np > 0) lua_replace(L, base + 1);      /* the path where the values were */
+    lua_settop(L, base + 1);
     return 1;
 }
 
-static void p_upsert_content(lua_State *L, int a, spec *s) {
-    int m;
-    s->method = VL_PATCH; s->res = VL_RES_MODEL; s->family = VL_FAM_CONTENT;
-    arg_string(L, a, "provider id", NULL);
-    if (!(m = check_model(L, a + 1, VL_FAM_CONTENT))) { s->immediate = 2; return; }
-    s->model = m;
-    if (!content_path(L, a, s, m)) return;
-    vl_model_push_json(L, m);
-    s->body = lua_gettop(L);
+/* the Lua type an argument of form word w takes (for choosing between two forms) */
+static int word_fits(lua_State *L, int idx, const char *w, size_t n) {
+    if (w[0] == '{' || (n == 7 && strncmp(w, "changes", 7) == 0)) return lua_type(L, idx) == LUA_TTABLE;
+    if (n == 5 && strncmp(w, "model", 5) == 0) {
+        int t = lua_type(L, idx);
+        return t == LUA_TTABLE || (t == LUA_TUSERDATA && vl_model_kind(L, idx) != NULL);
+    }
+    return lua_type(L, idx) == LUA_TSTRING;
 }
 
-static void p_get_content(lua_State *L, int a, spec *s) {
-    s->method = VL_GET; s->res = VL_RES_MODEL; s->family = VL_FAM_CONTENT;
-    content_path(L, a, s, 0);
+/* A sync call's arguments take the second form when, where the forms first differ, the
+ * argument fits it and not the first (update(provider, id, changes); a content by
+ * { external_id = }). */
+static int second_form(lua_State *L, const opdef *od, int a) {
+    const char *f0 = od->args[0], *f1 = od->args[1];
+    int i = 0;
+    if (!f1) return 0;
+    while (*f0 && *f1) {
+        size_t n0 = strcspn(f0, " "), n1 = strcspn(f1, " ");
+        if (n0 != n1 || strncmp(f0, f1, n0) != 0)
+            return word_fits(L, a + i, f1, n1) && !word_fits(L, a + i, f0, n0);
+        f0 += n0; f1 += n1;
+        while (*f0 == ' ') f0++;
+        while (*f1 == ' ') f1++;
+        i++;
+    }
+    return 0;
 }
 
-static void p_delete_content(lua_State *L, int a, spec *s) {
-    s->method = VL_DELETE; s->res = VL_RES_TRUE; s->family = VL_FAM_CONTENT; s->flags |= VL_F_DEL404OK;
-    content_path(L, a, s, 0);
+void vl_op_build(lua_State *L, const opdef *od, int a, spec *s) {
+    const char *w;
+    int two = od->args[1] != NULL, second, i, changes = 0, r;
+    binding b;
+    memset(&b, 0, sizeof b);
+    s->method = od->method; s->res = od->res; s->family = od->family;
+    if (od->flags & VL_OPF_DEL404OK) s->flags |= VL_F_DEL404OK;
+    if (od->flags & VL_OPF_SIGNIN) s->flags |= VL_F_SIGNIN;
+    second = second_form(L, od, a);
+    /* the arguments, in order, each checked as its name says */
+    for (w = od->args[second], i = 0; *w; i++) {
+        char name[32];
+        size_t n = strcspn(w, " ");
+        int idx = a + i;
+        if (n >= sizeof name) n = sizeof name - 1;
+        memcpy(name, w, n);
+        name[n] = 0;
+        if (strcmp(name, "model") == 0) {
+            int m;
+            /* with an id-and-changes form, the model form takes a model (its changes are sent) */
+            if (two && od->body == VL_BODY_CHANGES && !vl_model_kind(L, idx))
+                luaL_error(L, "vivalearning: update takes a model (its changes are sent), or an id and a changes table");
+            if (!(m = check_model(L, idx, od->family))) { s->immediate = 2; return; }
+            b.model = s->model = m;
+        } else if (strcmp(name, "changes") == 0) {
+            changes = idx;
+        } else if (name[0] == '{') {
+            const char *keys[2];
+            char where[64], key[32];
+            size_t kn = n > 2 ? n - 2 : 0;
+            memcpy(key, name + 1, kn);
+            key[kn] = 0;
+            keys[0] = key;
+            keys[1] = NULL;
+            snprintf(where, sizeof where, "vivalearning: %s key", vl_famname[od->family]);
+            vl_check_keys(L, idx, where, keys);
+            lua_getfield(L, idx, key);
+            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: {%s = string} expected", key);
+            bind(&b, key, lua_gettop(L));      /* the string stays on the stack */
+        } else {
+            if (lua_type(L, idx) != LUA_TSTRING) {      /* the label is only looked up to raise */
+                char label[32];
+                arg_label(od, name, label, sizeof label);
+                arg_string(L, idx, label, NULL);
+            }
+            bind(&b, name, idx);
+        }
+        w += n;
+        while (*w == ' ') w++;
+    }
+    /* "updated" cleans the caller's model: without one it is plain true */
+    if (s->res == VL_RES_UPDATED && !b.model) s->res = VL_RES_TRUE;
+    s->path = 0;
+    /* the body: the model's JSON, or the changes (of the model, or the table given) */
+    if (od->body == VL_BODY_CHANGES) {
+        /* a model without the id its path needs is an error before its changes are looked at */
+        if (b.model && !expand(L, od, &b, od->path, 0, 1)) { s->immediate = 2; return; }
+        if (changes) {
+            if (vl_model_kind(L, changes)) {
+                check_model(L, changes, od->family);          /* a model of the family (raises) */
+                vl_model_push_changes_json(L, changes);
+            } else {
+                luaL_checktype(L, changes, LUA_TTABLE);
+                /* validated as a model's assigned fields are: nothing invalid is sent */
+                if (!vl_model_push_changes_of_table(L, changes, vl_famname[od->family])) {
+                    const char *m = lua_tostring(L, -1);
+                    char msg[400];
+                    snprintf(msg, sizeof msg, "%s", m ? m : "invalid changes");
+                    lua_pop(L, 2);
+                    vl_error_validation(L, "%s", msg);
+                    s->immediate = 2;
+                    return;
+                }
+            }
+        } else {
+            vl_model_push_changes_json(L, b.model);
+        }
+        if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); s->immediate = 1; return; }   /* nothing changed */
+        s->body = lua_gettop(L);
+    }
+    r = expand(L, od, &b, od->path, 0, 0);
+    if (r == 0) { s->immediate = 2; return; }
+    s->path = lua_gettop(L);
+    if (od->body == VL_BODY_MODEL) {
+        vl_model_push_json(L, b.model);
+        s->body = lua_gettop(L);
+    }
+    if (od->alt) {
+        r = expand(L, od, &b, od->alt, 1, 0);
+        if (r == 0) { s->immediate = 2; return; }
+        if (r > 0) s->alt = lua_gettop(L);
+    }
 }
 
 /* ---- pages ---- */
@@ -437,7 +463,7 @@ static int page_next(lua_State *L, int o, spec *s, vl_client *c) {
         return 1;
     }
     s->path = lua_gettop(L);
-    s->flags |= 0x100;        /* path is an absolute URL */
+    s->absolute = 1;          /* the path is the whole URL */
     return 1;
 }
 
@@ -447,30 +473,28 @@ static const char *const PAGE_KEYS[][8] = {
     { "provider", "top", "skip", "count", "select", "next_link", NULL },      /* contents */
 };
 
-void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
-    luaL_Buffer b;
+void vl_p_page(lua_State *L, const opdef *od, int a, spec *s, vl_client *c) {
     const char *id = NULL;
-    size_t n = 0;
-    int i;
+    int i, family = od->family;
+    char where[64];
     static const char *const flags[] = { "me", "count" };
     luaL_checktype(L, a, LUA_TTABLE);
     /* an unknown option is a typo: raised, never ignored */
-    vl_check_keys(L, a, family == VL_FAM_ACTIVITY ? "vivalearning: activities_page"
-                  : family == VL_FAM_PROVIDER ? "vivalearning: providers_page" : "vivalearning: contents_page",
-                  PAGE_KEYS[family == VL_FAM_ACTIVITY ? 0 : family == VL_FAM_PROVIDER ? 1 : 2]);
+    snprintf(where, sizeof where, "vivalearning: %s", od->name);
+    vl_check_keys(L, a, where, PAGE_KEYS[family == VL_FAM_ACTIVITY ? 0 : family == VL_FAM_PROVIDER ? 1 : 2]);
     for (i = 0; i < 2; i++) {
         lua_getfield(L, a, flags[i]);
         if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, "vivalearning: %s must be a boolean", flags[i]);
         lua_pop(L, 1);
     }
-    s->method = VL_GET; s->res = VL_RES_PAGE; s->family = family;
+    s->method = od->method; s->res = od->res; s->family = family;
     if (page_next(L, a, s, c)) return;
-    /* the id is read before the buffer starts and stays on the stack until the path is
-     * built: an __index may answer a fresh string that only the stack holds */
+    /* the id is read first and stays on the stack until the path is built: an __index may
+     * answer a fresh string that only the stack holds */
     if (family == VL_FAM_ACTIVITY) {
         lua_getfield(L, a, "user");
         if (lua_type(L, -1) == LUA_TSTRING) {
-            id = lua_tolstring(L, -1, &n);
+            id = "user";
         } else {
             lua_getfield(L, a, "me");
             if (!lua_toboolean(L, -1)) luaL_error(L, "vivalearning: activities_page needs user = id or me = true");
@@ -479,68 +503,128 @@ void vl_p_page_common(lua_State *L, int a, spec *s, vl_client *c, int family) {
     } else if (family == VL_FAM_CONTENT) {
         lua_getfield(L, a, "provider");
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "vivalearning: contents_page needs provider = id");
-        id = lua_tolstring(L, -1, &n);
+        id = "provider";
     } else {
         lua_pushnil(L);
     }
-    luaL_buffinit(L, &b);
-    if (family == VL_FAM_ACTIVITY) {
-        if (id) {
-            luaL_addstring(&b, "/users");
-            if (!add_seg(L, &b, id, n, "user id")) { s->immediate = 2; return; }
-        } else {
-            luaL_addstring(&b, "/me");
-        }
-        luaL_addstring(&b, PATH_ACT);
-    } else if (family == VL_FAM_PROVIDER) {
-        luaL_addstring(&b, PATH_PROV);
+    if (family == VL_FAM_ACTIVITY && !id) {
+        /* me = true: /me in place of /users/{user} */
+        const char *rest = strchr(od->path, '}');
+        lua_pushfstring(L, "/me%s", rest ? rest + 1 : "");
     } else {
-        luaL_addstring(&b, PATH_PROV);
-        if (!add_seg(L, &b, id, n, "provider id")) { s->immediate = 2; return; }
-        luaL_addstring(&b, "/learningContents");
+        binding bd;
+        memset(&bd, 0, sizeof bd);
+        if (id) bind(&bd, id, lua_gettop(L));
+        if (!expand(L, od, &bd, od->path, 0, 0)) { s->immediate = 2; return; }
     }
     page_query(L, a);
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);
+    lua_concat(L, 2);
     lua_remove(L, -2);     /* the id */
     s->path = lua_gettop(L);
 }
 
-/* ------------------------------------------------------------------ ops table */
-
-/* pages are built by p_page_common (they need the client for the nextLink check) */
-static void p_page(lua_State *L, int a, spec *s) { (void)L; (void)a; (void)s; }
-
-/* sign_in: no request of its own; done (true) once the client holds a usable token, i.e. after
- * the sign-in (a device code the user approves, a refresh or password grant) went through */
-static void p_sign_in(lua_State *L, int a, spec *s) {
-    (void)a;
-    s->method = VL_GET; s->res = VL_RES_TRUE; s->flags = VL_F_SIGNIN;
-    lua_pushliteral(L, "");
-    s->path = lua_gettop(L);
+/* core._ops(): the declarations, for specs and tools (a copy: the table itself is C data) */
+int vl_ops_list(lua_State *L) {
+    static const char *const bodies[] = { "none", "model", "changes", "batch" };
+    static const char *const results[] = { "model", "created", "true", "updated", "page", "batch" };
+    const opdef *o;
+    int i = 0;
+    lua_newtable(L);
+    for (o = vl_ops; o->name; o++) {
+        int k;
+        lua_createtable(L, 0, 10);
+        lua_pushstring(L, o->name); lua_setfield(L, -2, "name");
+        lua_pushstring(L, vl_method_name(o->method)); lua_setfield(L, -2, "method");
+        lua_pushstring(L, o->path); lua_setfield(L, -2, "path");
+        if (o->alt) { lua_pushstring(L, o->alt); lua_setfield(L, -2, "alt"); }
+        for (k = 0; k < 2; k++) {
+            const char *w = o->args[k];
+            int j = 0;
+            if (!w) continue;
+            lua_newtable(L);
+            while (*w) {
+                size_t n = strcspn(w, " ");
+                lua_pushlstring(L, w, n);
+                lua_rawseti(L, -2, ++j);
+                w += n;
+                while (*w == ' ') w++;
+            }
+            lua_setfield(L, -2, k == 0 ? "args" : "other_args");
+        }
+        lua_pushstring(L, bodies[o->body]); lua_setfield(L, -2, "body");
+        lua_pushstring(L, results[o->res]); lua_setfield(L, -2, "result");
+        lua_pushstring(L, vl_famname[o->family]); lua_setfield(L, -2, "family");
+        lua_pushboolean(L, (o->flags & VL_OPF_DEL404OK) != 0); lua_setfield(L, -2, "deleted_after_retry");
+        lua_pushboolean(L, (o->flags & VL_OPF_204_MODEL) != 0); lua_setfield(L, -2, "upsert_204_model");
+        lua_pushboolean(L, vl_op_batchable(o)); lua_setfield(L, -2, "batchable");
+        lua_rawseti(L, -2, ++i);
+    }
+    return 1;
 }
 
+/* ------------------------------------------------------------------ ops table */
+
+/* One entry per operation: all the sync method, submit and a $batch item know of it. Path
+ * templates: /{arg} is a path segment from an argument (or, when it is not one, from the
+ * model's field of that name in camelCase); {arg=Key} the OData key (Key='value') on the
+ * segment before it (a '/' before it is dropped);
+ * {id|external_id=Key} the segment of id, else the key of external_id; ":label" names the
+ * value in errors (default: provider → "provider id", user → "user id"). The alternate key
+ * (alt) is the lookup after an ambiguous create, when the model has its value. */
+#define PROV "/employeeExperience/learningProviders"
+#define ACTS "/employeeExperience/learningCourseActivities"
+#define CONTENT PROV "/{provider}/learningContents/{id|external_id=externalId:content id}"
 const opdef vl_ops[] = {
-    { "create", p_create, -1, { "provider model", NULL }, 0 },
-    { "get", p_get, -1, { "id", NULL }, 0 },
-    { "get_by_external_id", p_get_by_external_id, -1, { "provider external_id", NULL }, 0 },
-    { "get_for_user", p_get_for_user, -1, { "user id", NULL }, 0 },
-    { "update", p_update, -1, { "provider model", "provider id changes" }, 0 },
-    { "delete", p_delete, -1, { "provider id", NULL }, 0 },
-    { "activities_page", p_page, VL_FAM_ACTIVITY, { NULL, NULL }, 0 },
-    { "providers_page", p_page, VL_FAM_PROVIDER, { NULL, NULL }, 0 },
-    { "contents_page", p_page, VL_FAM_CONTENT, { NULL, NULL }, 0 },
-    { "create_provider", p_create_provider, -1, { "model", NULL }, 0 },
-    { "get_provider", p_get_provider, -1, { "id", NULL }, 0 },
-    { "update_provider", p_update_provider, -1, { "model", "id changes" }, 0 },
-    { "delete_provider", p_delete_provider, -1, { "id", NULL }, 0 },
-    { "upsert_content", p_upsert_content, -1, { "provider model", NULL }, VL_OPF_204_MODEL },
-    { "get_content", p_get_content, -1, { "provider id", "provider {external_id}" }, 0 },
-    { "delete_content", p_delete_content, -1, { "provider id", "provider {external_id}" }, 0 },
-    { "sign_in", p_sign_in, -1, { NULL, NULL }, 0 },
-    { "batch", NULL, -1, { NULL, NULL }, 0 },        /* built by batch.c over the others */
-    { NULL, NULL, -1, { NULL, NULL }, 0 }
+    /* name               method      path template                                  alternate key
+     *                    arguments (the other form)                  body             result           family        flags */
+    { "create",           VL_POST,    PROV "/{provider}/learningCourseActivities",
+                                      PROV "/{provider}/learningCourseActivities{externalCourseActivityId=externalcourseActivityId}",
+                          { "provider model", NULL },                 VL_BODY_MODEL,   VL_RES_CREATED,  VL_FAM_ACTIVITY, 0 },
+    { "get",              VL_GET,     ACTS "/{id}", NULL,
+                          { "id", NULL },                             VL_BODY_NONE,    VL_RES_MODEL,    VL_FAM_ACTIVITY, 0 },
+    { "get_by_external_id", VL_GET,   PROV "/{provider}/learningCourseActivities{external_id=externalcourseActivityId}", NULL,
+                          { "provider external_id", NULL },           VL_BODY_NONE,    VL_RES_MODEL,    VL_FAM_ACTIVITY, 0 },
+    { "get_for_user",     VL_GET,     "/users/{user}" ACTS "/{id}", NULL,
+                          { "user id", NULL },                        VL_BODY_NONE,    VL_RES_MODEL,    VL_FAM_ACTIVITY, 0 },
+    { "update",           VL_PATCH,   PROV "/{provider}/learningCourseActivities/{id}", NULL,
+                          { "provider model", "provider id changes" }, VL_BODY_CHANGES, VL_RES_UPDATED, VL_FAM_ACTIVITY, 0 },
+    { "delete",           VL_DELETE,  PROV "/{provider}/learningCourseActivities/{id}", NULL,
+                          { "provider id", NULL },                    VL_BODY_NONE,    VL_RES_TRUE,     VL_FAM_ACTIVITY, VL_OPF_DEL404OK },
+    { "activities_page",  VL_GET,     "/users/{user}" ACTS, NULL,
+                          { "options", NULL },                        VL_BODY_NONE,    VL_RES_PAGE,     VL_FAM_ACTIVITY, 0 },
+    { "providers_page",   VL_GET,     PROV, NULL,
+                          { "options", NULL },                        VL_BODY_NONE,    VL_RES_PAGE,     VL_FAM_PROVIDER, 0 },
+    { "contents_page",    VL_GET,     PROV "/{provider}/learningContents", NULL,
+                          { "options", NULL },                        VL_BODY_NONE,    VL_RES_PAGE,     VL_FAM_CONTENT, 0 },
+    { "create_provider",  VL_POST,    PROV, NULL,
+                          { "model", NULL },                          VL_BODY_MODEL,   VL_RES_CREATED,  VL_FAM_PROVIDER, 0 },
+    { "get_provider",     VL_GET,     PROV "/{id:provider id}", NULL,
+                          { "id", NULL },                             VL_BODY_NONE,    VL_RES_MODEL,    VL_FAM_PROVIDER, 0 },
+    { "update_provider",  VL_PATCH,   PROV "/{id}", NULL,
+                          { "model", "id changes" },                  VL_BODY_CHANGES, VL_RES_UPDATED,  VL_FAM_PROVIDER, 0 },
+    { "delete_provider",  VL_DELETE,  PROV "/{id:provider id}", NULL,
+                          { "id", NULL },                             VL_BODY_NONE,    VL_RES_TRUE,     VL_FAM_PROVIDER, VL_OPF_DEL404OK },
+    { "upsert_content",   VL_PATCH,   CONTENT, NULL,
+                          { "provider model", NULL },                 VL_BODY_MODEL,   VL_RES_MODEL,    VL_FAM_CONTENT, VL_OPF_204_MODEL },
+    { "get_content",      VL_GET,     CONTENT, NULL,
+                          { "provider id", "provider {external_id}" }, VL_BODY_NONE,   VL_RES_MODEL,    VL_FAM_CONTENT, 0 },
+    { "delete_content",   VL_DELETE,  CONTENT, NULL,
+                          { "provider id", "provider {external_id}" }, VL_BODY_NONE,   VL_RES_TRUE,     VL_FAM_CONTENT, VL_OPF_DEL404OK },
+    /* no request of its own: done (true) once the client holds a usable token, i.e. after the
+     * sign-in (a device code the user approves, a refresh or password grant) went through */
+    { "sign_in",          VL_GET,     "", NULL,
+                          { "", NULL },                               VL_BODY_NONE,    VL_RES_TRUE,     VL_FAM_ACTIVITY, VL_OPF_SIGNIN },
+    /* built by batch.c from items of the others */
+    { "batch",            VL_POST,    "/$batch", NULL,
+                          { "requests options", NULL },               VL_BODY_BATCH,   VL_RES_BATCH,    VL_FAM_ACTIVITY, 0 },
+    { NULL, 0, NULL, NULL, { NULL, NULL }, 0, 0, 0, 0 }
 };
+
+/* A $batch item can be any operation that is one request of its own (not a page, not a batch,
+ * not the sign-in, which sends nothing). */
+int vl_op_batchable(const opdef *od) {
+    return od->res != VL_RES_PAGE && od->res != VL_RES_BATCH && !(od->flags & VL_OPF_SIGNIN);
+}
 
 const opdef *vl_find_op(const char *name) {
     const opdef *o;

@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <lauxlib.h>
+
 #include "json.h"
 #include "model.h"
 #include "result.h"
@@ -240,6 +242,68 @@ void vl_client_fail_waiters_by(lua_State *L, vl_client *c, int cidx, int erridx,
     }
 }
 
+
+/* The error a failed verdict names: refused before it was sent (r->v.kind), or the policy's
+ * reason for the last attempt. */
+void vl_fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r) {
+    const vl_verdict *v = &r->v;
+    int rc = r->rc;
+    char msg[200];
+    if (v->kind) {
+        vl_fail_msg(L, c, cidx, r, v->kind, v->msg);
+        return;
+    }
+    lua_pushnil(L);
+    switch (v->reason) {
+    case VL_R_TOO_LARGE:
+        snprintf(msg, sizeof msg, "response body exceeds max_body_bytes (%lu)", (unsigned long)c->max_body);
+        r->status = r->http_status;
+        vl_push_http_error(L, r, "protocol", -1, msg);
+        lua_pushstring(L, "body_too_large");
+        lua_setfield(L, -2, "code");
+        break;
+    case VL_R_BODY_REFUSED:
+        snprintf(msg, sizeof msg, "the server reset the HTTP/2 stream after %lu of the %lu bytes of the request "
+                 "body: most likely it refused the body as too large (HTTP 413); not retried",
+                 (unsigned long)r->uploaded, (unsigned long)r->body_len);
+        vl_push_transport_error(L, r, rc, msg);
+        break;
+    case VL_R_FATAL:
+        vl_push_transport_error(L, r, rc, vl_transport_tls_failed(r)
+                             ? "TLS verification failed (the server certificate is not trusted; see ca_file)"
+                             : "transport failure");
+        break;
+    case VL_R_MAYBE_DONE:
+        if (v->transport != VL_T_NONE) {
+            vl_push_transport_error(L, r, rc, "the request may have been processed; a POST without an external id is not re-sent");
+        } else {
+            vl_push_http_error(L, r, NULL, v->retry_after, NULL);
+            lua_pushliteral(L, "the request may have been processed; a POST without an external id is not re-sent");
+            lua_setfield(L, -2, "note");
+        }
+        break;
+    case VL_R_EXHAUSTED:
+        if (v->transport == VL_T_NONE) vl_push_http_error(L, r, NULL, v->retry_after, NULL);
+        else vl_push_transport_error(L, r, rc, c->max_retries > 0 ? "transport failure; retries exhausted"
+                                                              : "transport failure (max_retries = 0)");
+        break;
+    case VL_R_DEADLINE:
+        snprintf(msg, sizeof msg, "giving up: the next attempt (in %.3gs) would pass the %.3gs deadline",
+                 v->wait, c->deadline_s);
+        if (v->transport == VL_T_NONE) {
+            vl_push_http_error(L, r, NULL, v->retry_after, NULL);
+            lua_pushstring(L, msg);
+            lua_setfield(L, -2, "note");
+        } else {
+            vl_push_transport_error(L, r, rc, msg);
+        }
+        break;
+    default:
+        vl_push_http_error(L, r, NULL, -1, NULL);
+        break;
+    }
+    vl_finish(L, c, cidx, r, 2);
+}
 
 /* ------------------------------------------------------------------ results */
 

@@ -1,5 +1,5 @@
-/* Results: a finished request into its handle (result values, error objects, the caller's
- * model updated), the waiters of a failed token fetch, the log hook. Lua side of the engine. */
+/* Results (binding): a request the engine is done with into its handle (result values, error
+ * objects, the caller's model updated), the waiters of a failed token fetch, the log hook. */
 #ifndef VL_RESULT_H
 #define VL_RESULT_H
 
@@ -25,6 +25,8 @@ void vl_push_transport_error(lua_State *L, vl_req *r, int rc, const char *msg);
 int  vl_to_model(lua_State *L, int tidx, int family);
 /* Decodes the JSON body of r; pushes the table, or returns 0 after pushing nothing. */
 int  vl_decode_body(lua_State *L, vl_req *r);
+/* The error of r's failed verdict (r->v, engine.h) into its result. */
+void vl_fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r);
 /* A 2xx (or a found lookup) into r's result; not for $batch (batch.h). */
 void vl_succeed(lua_State *L, vl_client *c, int cidx, vl_req *r);
 void vl_client_fail_waiters(lua_State *L, vl_client *c, int cidx, int erridx);

@@ -35,6 +35,18 @@ enum { VL_L_NONE, VL_L_READY, VL_L_BACKOFF, VL_L_TOKEN, VL_L_ACTIVE, VL_L_COMPLE
 typedef struct vl_client vl_client;
 typedef struct vl_req vl_req;
 
+/* What the engine decided about a request that is over (engine.c), kept on the request until
+ * the binding has turned it into Lua values (a memory error there leaves it to be built again). */
+typedef struct vl_verdict {
+    int action;                 /* VL_A_SUCCEED, VL_A_GONE or VL_A_FAIL (policy.h) */
+    int reason;                 /* VL_R_* of a VL_A_FAIL */
+    int transport;              /* the last attempt's VL_T_* */
+    double retry_after;         /* the server's wait, < 0 when none */
+    double wait;                /* VL_R_DEADLINE: the wait that would have passed the deadline */
+    const char *kind;           /* refused before it was sent: the error kind, message in msg */
+    char msg[160];
+} vl_verdict;
+
 struct vl_req {
     vl_client *c;               /* NULL once detached (client collected) */
     vl_req *prev, *next;
@@ -49,6 +61,8 @@ struct vl_req {
     int phase;                  /* 0 = the request itself, 1 = alternate-key lookup */
     int attempts, retries, auth_replays;
     int done, closed;
+    int decided;                /* on the complete list with its verdict v, to be built */
+    vl_verdict v;
     double deadline, not_before, attempt_start, op_start;
     unsigned token_gen;
     char crid[37];
