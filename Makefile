@@ -10,6 +10,7 @@ LUA_DIR    ?= $(PREFIX)/share/lua/$(LUA_VER)
 BINDIR     ?= $(PREFIX)/bin
 
 LUA_CFLAGS  := $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+LUA_LIBS    := $(shell pkg-config --libs lua$(LUA_VER) 2>/dev/null || echo -llua$(LUA_VER))
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # libcrypto (OpenSSL, already under libcurl) signs the certificate credential's assertion (src/assertion.c)
@@ -47,7 +48,7 @@ EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
 
 .PHONY: all deps deps-check deps-bench build test check check-asan check-valgrind cppcheck \
-        fuzz demo bench emulator-start emulator-stop install uninstall clean deps-rock rock
+        fuzz demo bench bench-frame emulator-start emulator-stop install uninstall clean deps-rock rock
 
 all: build
 
@@ -128,8 +129,17 @@ fuzz: deps-check
 demo: deps build
 	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" $(LUA) bin/demo
 
-bench: deps-bench build
-	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" sh bench/run
+# The frame-loop host (bench/frame_host.c): a C program embedding Lua, so it links liblua.
+FRAME_HOST := $(BUILD)/frame_host
+$(FRAME_HOST): bench/frame_host.c | $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) -o $@ $< $(LUA_LIBS)
+
+bench: deps-bench build $(FRAME_HOST)
+	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" FRAME_HOST="$(FRAME_HOST)" sh bench/run
+
+# Only the frame-loop benchmark (no wrk or node needed): BENCH_FRAMES=240 BENCH_BUDGET=0.001.
+bench-frame: deps build $(FRAME_HOST)
+	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" FRAME_HOST="$(FRAME_HOST)" sh bench/run frame
 
 install: build
 	install -d $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)

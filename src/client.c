@@ -20,6 +20,7 @@
 #include "core.h"
 #include "drive.h"
 #include "external.h"
+#include "io.h"
 #include "ops.h"
 #include "options.h"
 #include "result.h"
@@ -118,6 +119,7 @@ static int busy_call(lua_State *L, vl_client *c, int fidx) {
     c->call_req = NULL;
     status = lua_pcall(L, n, LUA_MULTRET, 0);
     c->busy--;
+    c->has_budget = 0;          /* a poll's budget never outlives it (a raise included) */
     if (status != LUA_OK) cancel_call_req(L, c);
     c->call_req = NULL;
     if (c->busy == 0 && c->closed) client_release(c);
@@ -355,11 +357,42 @@ static int c_submit(lua_State *L) {
     return busy_call(L, c, lua_upvalueindex(2));
 }
 
+/* poll's options (argument 3): { budget = seconds } or nil; the budget, or -1 for none.
+ * c_poll checks them before the call, poll_body reads them again. */
+static double poll_budget(lua_State *L) {
+    double b;
+    if (lua_isnoneornil(L, 3)) return -1;
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "budget") != 0)
+            luaL_argerror(L, 3, lua_pushfstring(L, "unknown option '%s' (poll takes { budget = seconds })",
+                                                luaL_tolstring(L, -1, NULL)));
+    }
+    lua_getfield(L, 3, "budget");
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return -1; }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_argerror(L, 3, lua_pushfstring(L, "budget must be a number of seconds, got %s", luaL_typename(L, -1)));
+    b = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!isfinite(b) || b < 0)
+        luaL_argerror(L, 3, lua_pushfstring(L, "budget must be a finite number of seconds >= 0, got %f", b));
+    return b;
+}
+
 static int poll_body(lua_State *L) {
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     double t = luaL_optnumber(L, 2, 0);
+    double budget = poll_budget(L);
     if (t < 0) t = 0;
+    if (budget >= 0) {
+        /* the budget bounds the whole call, its wait included; busy_call clears it */
+        vl_io_budget_begin(c, budget);
+        if (t > budget) t = budget;
+    }
     if (c->ndone == 0) vl_drive(L, c, 1, NULL, t);
+    c->has_budget = 0;
     push_refs(L, 1);
     lua_getfield(L, -1, "done");
     lua_newtable(L);
@@ -384,6 +417,7 @@ static int c_poll(lua_State *L) {
     double t = luaL_optnumber(L, 2, 0);
     if (!isfinite(t))
         return luaL_argerror(L, 2, lua_pushfstring(L, "finite number of seconds expected, got %f", t));
+    poll_budget(L);
     if (c->external && c->has_driver && c->ndone == 0 && t > 0) {
         lua_settop(L, 2);
         vl_push_refs_field(L, 1, "driver");

@@ -3,6 +3,7 @@
 #include "batch.h"
 #include "drive.h"
 #include "engine.h"
+#include "io.h"
 #include "result.h"
 #include "transport.h"
 
@@ -52,7 +53,11 @@ static void settle(lua_State *L, vl_client *c, int cidx) {
         next = r->next;
         if (r->decided && r->v.kind) build(L, c, cidx, r);
     }
-    while (c->complete_h) settle_one(L, c, cidx, c->complete_h);
+    /* past poll's budget, the rest stays on the complete list, in order, for the next poll */
+    while (c->complete_h && !vl_io_budget_spent(c)) {
+        settle_one(L, c, cidx, c->complete_h);
+        vl_io_budget_use(c);
+    }
 }
 
 /* io = "external": a close from a hook or finalizer stops the turn (the driver sees it next) */
@@ -90,11 +95,11 @@ void vl_drive(lua_State *L, vl_client *c, int cidx, vl_req *until, double timeou
         vl_transport_timers(c, vl_now());
         process(L, c, cidx);
         if (until ? until->done : c->ndone > 0) break;
-        if (c->closed || vl_engine_idle(c)) break;
+        if (c->closed || vl_engine_idle(c) || vl_io_budget_spent(c)) break;
         now = vl_now();
         if (now >= end) {
             /* out of time: still look at the sockets once, without waiting (poll(0) in a frame loop) */
-            if (vl_transport_has_sockets(c)) {
+            if (vl_transport_has_sockets(c) && !vl_io_budget_spent(c)) {
                 vl_transport_wait(c, 0);
                 process(L, c, cidx);
             }

@@ -99,7 +99,7 @@ void vl_engine_decide(vl_client *c, vl_req *r, double now) {
 #define VL_MAX_REQUEST_BODY ((size_t)4 * 1024 * 1024)
 
 void vl_engine_admit(vl_client *c, double now) {
-    while (c->ready_h && c->nactive < c->max_concurrency && !c->closed) {
+    while (c->ready_h && c->nactive < c->max_concurrency && !c->closed && !vl_io_budget_spent(c)) {
         vl_req *r = c->ready_h;
         int rc;
         if (r->phase == 0 && r->body_len > VL_MAX_REQUEST_BODY && !(r->flags & VL_F_INTERNAL)) {
@@ -141,6 +141,7 @@ void vl_engine_admit(vl_client *c, double now) {
             continue;
         }
         vl_list_push(c, r, VL_L_ACTIVE);
+        vl_io_budget_use(c);
         if (c->nactive > c->st_max_active) c->st_max_active = c->nactive;
     }
 }

@@ -157,6 +157,11 @@ struct vl_client {
     int has_driver;             /* driver = function: what sync calls run while they wait */
     double ext_now;             /* the clock's reading for the running call */
     long next_xid;
+    /* poll(t, { budget = s }) (io.c): the running poll stops starting and taking attempts once
+     * it has done one unit of work and the next one would end past budget_end; 0 outside such a
+     * poll. unit_cost: a moving average of what a unit took (kept across polls) */
+    int has_budget, budget_used;
+    double budget_end, budget_mark, unit_cost;
 };
 
 /* family names, indexed by VL_FAM_* */

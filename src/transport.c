@@ -279,6 +279,11 @@ static int static_options(vl_client *c, CURL *e) {
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* the multi keeps the parsed CA store (a system bundle costs tens of ms to load): only the
+     * first connection, or c:warmup(), pays it, not each new connection in a frame loop */
+    SET(CURLOPT_CA_CACHE_TIMEOUT, 86400L);
+#endif
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
@@ -418,6 +423,9 @@ int vl_transport_start(vl_client *c, vl_req *r, const char *token) {
         return -1;
     }
     c->nactive++;
+    /* in a poll with a budget, libcurl sends the request now, so its cost is the admission's
+     * (the budget times each unit) rather than a batch of them all after the budget ran out */
+    if (c->has_budget) vl_transport_timers(c, vl_now());
     return 0;
 }
 

@@ -35,5 +35,7 @@ M.pager = require "vivalearning.pager"
 M.bulk = require "vivalearning.bulk"
 M.bulk._bind(M)
 M.pager.install(core.client_methods)
+-- c:warmup(): token, DNS, TLS and CA loading ahead of a frame loop (docs/embedding.md).
+require("vivalearning.warmup").install(core.client_methods)
 
 return M
