@@ -68,6 +68,41 @@ describe("pace: the import's window and pace", function()
     assert.is_nil(w.rate)
   end)
 
+  it("slow start at a long round trip grows the window by less than double per round trip", function()
+    -- 200 ms: 4 requests come back, the window grows by half (4 -> 6), not 4 -> 8
+    local w = pace.new { max_window = 128, per_request = 20, t = 0 }
+    for _ = 1, 4 do w:completed(0.2, 20, false, 0.2, 0) end
+    assert.near(6, w.window, 1e-9)
+    -- what the start sends past the admitted rate before the first throttle comes back (all of
+    -- it refused) against a bucket of 1,000 steps/s (burst 100) at 200 ms: doubling sent 422
+    -- steps the bucket refused
+    local t, ctl = 0, pace.new { max_window = 128, per_request = 20, t = 0 }
+    local tokens, tb, inflight, refused = 100, 0, {}, 0
+    while ctl.cuts == 0 do
+      while #inflight < math.floor(ctl.window) and ctl:can_send(t) do
+        ctl:sent(t, 20)
+        local at = t + 0.1
+        tokens = math.min(100, tokens + (at - tb) * 1000); tb = at
+        local ok = math.min(20, math.floor(tokens))
+        tokens = tokens - ok
+        refused = refused + 20 - ok
+        inflight[#inflight + 1] = { at = t + 0.2, ok = ok, sent = t }
+      end
+      local nxt = t + math.max(ctl:wait(t), 1e-4)
+      for _, r in ipairs(inflight) do nxt = math.min(nxt, r.at) end
+      t = nxt
+      for i = #inflight, 1, -1 do
+        local r = inflight[i]
+        if r.at <= t then
+          table.remove(inflight, i)
+          ctl:completed(t, r.ok, r.ok < 20, t - r.sent, r.sent)
+        end
+      end
+    end
+    for _, r in ipairs(inflight) do refused = refused + 20 - r.ok end
+    assert.is_true(refused <= 300, tostring(refused))
+  end)
+
   it("slow start stops where more in flight only queues (a server that is the bottleneck, no throttling)", function()
     local w = pace.new { max_window = 128, per_request = 20, t = 0 }
     -- the server delivers 5,000 steps/s whatever is in flight; the round trip grows with the queue

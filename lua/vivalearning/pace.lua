@@ -5,8 +5,8 @@
 -- rate (Little's law: in flight = rate x RTT). So the importer keeps two things:
 --
 --   window  requests in flight, at most max_window. Before the first throttle it grows by one per
---           request that comes back without a throttled step (it doubles each round trip: slow
---           start; sends are spaced at twice the window's rate per RTT), but never past twice
+--           request that comes back without a throttled step, times min(1, 100 ms / RTT) (it doubles
+--           each round trip up to 100 ms, x 1.5 at 200 ms; slow start; sends are spaced at twice the window's rate per RTT), but never past twice
 --           what is delivered at the shortest RTT seen, plus 4 (more would only queue). Once paced, it is what the paced rate needs at the smoothed RTT, twice over
 --           (so a slower round trip does not starve the pipe), at least 2.
 --   rate    steps per second, unset (no pacing) until Graph first throttles. On a throttle (once
@@ -33,6 +33,7 @@ M.GROWTH = 0.1       -- rate growth per second past the ceiling
 M.HEADROOM = 1.25    -- the rate never grows beyond this x the delivered rate
 M.SPAN_MIN, M.SPAN_MAX = 0.25, 1.0  -- the delivered rate is measured over 4 RTTs within these
 M.RECOVER = 1.0      -- seconds: time constant of the return to the ceiling after a cut
+M.SS_RTT = 0.1       -- seconds: slow start doubles per round trip up to this RTT, less beyond
 
 -- o: max_window (requests in flight, >= 1), per_request (steps a full request carries, >= 1), t.
 function M.new(o)
@@ -162,7 +163,11 @@ function W:completed(t, ok, throttled, rtt, sent_at)
     -- (plus 4): past that, more in flight only queues (a server that is the bottleneck without
     -- throttling, as on loopback), it does not deliver more
     local cap = self.min_rtt and 2 * delivered * self.min_rtt / self.per + 4 or math.huge
-    self.window = math.min(self.max_window, math.max(self.window, math.min(self.window + 1, cap)))
+    -- at round trips longer than SS_RTT the window grows by less than double per round trip
+    -- (x 1.5 at 200 ms): the first throttle comes back a round trip after the rate passed the
+    -- admitted one, and all that was sent past it in that round trip is refused
+    local inc = self.srtt and math.min(1, M.SS_RTT / math.max(self.srtt, 1e-3)) or 1
+    self.window = math.min(self.max_window, math.max(self.window, math.min(self.window + inc, cap)))
   end
   if self.rate and self.srtt then
     -- the pace bounds the rate; the window only bounds what is in flight (a slower round trip,
