@@ -1531,6 +1531,8 @@ function M.import(c, source, opts)
   local ok, loop_err = pcall(function()
     while true do
       read_rows()
+      -- the steps left, once the source is read (the pace stops probing near the end)
+      if source_done then ctl:remaining(qlen() + #delayed) end
       dispatch()
       if ninflight == 0 then
         if #delayed == 0 and qlen() == 0 and source_done and not start_missing() then break end
