@@ -156,6 +156,7 @@ local function by_field(a, b) return a.field < b.field end
 -- head =, rest = "" or ".part", last = the last segment }. Bounded, so odd sources cannot
 -- grow it without limit.
 local key_info, key_infos = {}, 0
+local last_keys = {}   -- the sorted keys of the last row normalized (never changed once made)
 local function info_of(k)
   local ki = key_info[k]
   if ki then return ki end
@@ -176,11 +177,28 @@ function M.normalize(rec, opts)
   -- top-level field -> the key that gives it (a string), or the sorted list of the keys
   -- { name =, rest = } when more than one does
   local given = {}
-  local keys, nk = {}, 0
+  -- the keys in sorted order; a source's rows mostly have the same keys (a CSV: its columns),
+  -- so the last sorted list is kept and used again when the row has exactly those keys
+  local nk = 0
   for k in pairs(rec) do
-    if type(k) == "string" then nk = nk + 1; keys[nk] = k end
+    if type(k) == "string" then nk = nk + 1 end
   end
-  table.sort(keys)
+  local keys = last_keys
+  if nk ~= #keys then
+    keys = nil
+  else
+    for i = 1, nk do
+      if rec[keys[i]] == nil then keys = nil; break end
+    end
+  end
+  if not keys then
+    keys, nk = {}, 0
+    for k in pairs(rec) do
+      if type(k) == "string" then nk = nk + 1; keys[nk] = k end
+    end
+    table.sort(keys)
+    last_keys = keys
+  end
   local unset_empty = opts.empty_is_unset ~= false
   for i = 1, nk do
     local k = keys[i]
