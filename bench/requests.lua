@@ -174,8 +174,16 @@ local function best(fw, fc)
   return W, C, CPU, E
 end
 
-print(string.format("bench/requests.lua: best of %d alternating %ds runs per figure, emulator %s (1 nginx worker), same host",
-  ROUNDS, SECONDS, emu.http))
+-- the load average goes with the figures: the client needs ~40 µs of CPU per request and wrk a
+-- few, so on a loaded machine the ratio measures the client's share of the CPU, not the client
+local function loadavg()
+  local f = io.open("/proc/loadavg")
+  local l = f and f:read("l") or "?"
+  if f then f:close() end
+  return l:match("^(%S+ %S+ %S+)") or l
+end
+print(string.format("bench/requests.lua: best of %d alternating %ds runs per figure, emulator %s (1 nginx worker), same host, load average %s",
+  ROUNDS, SECONDS, emu.http, loadavg()))
 for _, conc in ipairs(LEVELS) do
   row("GET activity (HTTP/1.1)", conc, best(function() return (wrk(conc, get_url, false)) end,
     function() return client_gets(emu.http, conc, seed.id) end))
@@ -195,4 +203,5 @@ for _, conc in ipairs(LEVELS) do
     function() return client_gets(emu.https, conc, seed.id) end))
 end
 os.remove(WRK_POST)
+print("bench/requests.lua: load average at the end " .. loadavg() .. " (ratios under 1x under load: see docs/benchmarks.md)")
 emu.reset()

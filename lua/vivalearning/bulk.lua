@@ -805,7 +805,8 @@ function M.import(c, source, opts)
         local st = rec.status
         store:failed(row.ext, row.kind, st, row.intended and (st == nil or st == 429 or st >= 500))
       elseif not row.no_request and row.hash then
-        store:confirm(row.ext, row.kind, rec.id, row.hash, row.canon, outcome, rec.status)
+        -- the fields' JSON only for the rows stored (most rows of a nightly sync are unchanged)
+        store:confirm(row.ext, row.kind, rec.id, row.hash, state_mod.fields_json(row.fields), outcome, rec.status)
       end
     end
     if opts.on_outcome then opts.on_outcome(rec) end
@@ -827,7 +828,7 @@ function M.import(c, source, opts)
           if store then
             -- what a sync would do with the row, from the state alone (nothing is sent)
             local e = store:get(row.ext)
-            local _, h = state_mod.digest(row.kind, row.fields, rows.null)
+            local h = state_mod.hash(row.kind, row.fields, rows.null)
             local w
             if not e or not e.id or e.pending then w = (store_fallback or e) and "lookup" or "create"
             elseif to_verify(row.ext) or e.kind ~= row.kind then w = "lookup"
@@ -921,7 +922,7 @@ function M.import(c, source, opts)
       -- what the state knows decides: nothing sent for an unchanged row, a PATCH by the
       -- stored id for a changed one, a create for a new one, a lookup when unsure
       store:seen(row.ext)
-      row.canon, row.hash = state_mod.digest(row.kind, row.fields, rows.null)
+      row.hash = state_mod.hash(row.kind, row.fields, rows.null)
       local e = store:get(row.ext)
       row.verify = to_verify(row.ext)
       if row.verify then summary.verified = summary.verified + 1 end
@@ -1530,6 +1531,8 @@ function M.import(c, source, opts)
   local ok, loop_err = pcall(function()
     while true do
       read_rows()
+      -- the steps left, once the source is read (the pace stops probing near the end)
+      if source_done then ctl:remaining(qlen() + #delayed) end
       dispatch()
       if ninflight == 0 then
         if #delayed == 0 and qlen() == 0 and source_done and not start_missing() then break end

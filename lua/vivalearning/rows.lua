@@ -120,9 +120,9 @@ local function set_path(t, key, v)
 end
 
 -- Converts one value; problems go to errs as { field =, message = } (field: the dotted path).
-local function convert(v, path, null, errs)
+local function convert(v, path, null, errs, last)
   if v == null then return M.null end
-  local last = path:match("([^.]+)$")
+  last = last or path:match("([^.]+)$")
   if INTEGER[last] then
     local i, why = to_integer(v)
     if why then errs[#errs + 1] = { field = path, message = why }; return v end
@@ -151,21 +151,58 @@ local function by_field(a, b) return a.field < b.field end
 -- a fraction) and keys that give one field twice (both spellings of the external id, `notes`
 -- and `notes.content`, `type` and `@odata.type`): such a row is refused, never resolved by
 -- the order pairs() happens to visit the keys in.
+-- What a top-level key means, worked out once per distinct key (a source repeats the same
+-- few column names on every row): { key = the field path with the head's spelling resolved,
+-- head =, rest = "" or ".part", last = the last segment }. Bounded, so odd sources cannot
+-- grow it without limit.
+local key_info, key_infos = {}, 0
+local last_keys = {}   -- the sorted keys of the last row normalized (never changed once made)
+local function info_of(k)
+  local ki = key_info[k]
+  if ki then return ki end
+  local head, rest = k:match("^([^.]*)(.*)$")
+  head = SPELLING[head] or head
+  local key = head .. rest
+  ki = { key = key, head = head, rest = rest, last = key:match("([^.]+)$") }
+  if key_infos < 1024 then key_info[k] = ki; key_infos = key_infos + 1 end
+  return ki
+end
+
 function M.normalize(rec, opts)
   opts = opts or {}
   local fields = {}
   local out = { fields = fields }
   local errs = {}
   local tname, tkey
-  local given = {}          -- top-level field -> sorted list of the keys that give it
-  local keys = {}
+  -- top-level field -> the key that gives it (a string), or the sorted list of the keys
+  -- { name =, rest = } when more than one does
+  local given = {}
+  -- the keys in sorted order; a source's rows mostly have the same keys (a CSV: its columns),
+  -- so the last sorted list is kept and used again when the row has exactly those keys
+  local nk = 0
   for k in pairs(rec) do
-    if type(k) == "string" then keys[#keys + 1] = k end
+    if type(k) == "string" then nk = nk + 1 end
   end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
+  local keys = last_keys
+  if nk ~= #keys then
+    keys = nil
+  else
+    for i = 1, nk do
+      if rec[keys[i]] == nil then keys = nil; break end
+    end
+  end
+  if not keys then
+    keys, nk = {}, 0
+    for k in pairs(rec) do
+      if type(k) == "string" then nk = nk + 1; keys[nk] = k end
+    end
+    table.sort(keys)
+    last_keys = keys
+  end
+  local unset_empty = opts.empty_is_unset ~= false
+  for i = 1, nk do
+    local k = keys[i]
     local v = rec[k]
-    local skip = (v == "" and opts.empty_is_unset ~= false)
     if TYPE_KEYS[k] then
       if v ~= "" then
         if tname ~= nil then
@@ -174,21 +211,25 @@ function M.normalize(rec, opts)
         tname, tkey = v, k
       end
     elseif DROPPED[k] then -- dropped
-    elseif not skip then
-      local key = k
-      local head, rest = key:match("^([^.]*)(.*)$")
-      head = SPELLING[head] or head
-      key = head .. rest
-      given[head] = given[head] or {}
-      table.insert(given[head], { name = k, rest = rest })
+    elseif not (v == "" and unset_empty) then
+      local ki = info_of(k)
+      local head, rest, key = ki.head, ki.rest, ki.key
+      local g = given[head]
+      if g == nil then
+        given[head] = k
+      else
+        if type(g) == "string" then g = { { name = g, rest = info_of(g).rest } }; given[head] = g end
+        g[#g + 1] = { name = k, rest = rest }
+      end
       if ITEM_BODY[head] and rest == "" and type(v) == "string" then
         v = { contentType = "text", content = v }
       end
-      set_path(fields, key, convert(v, key, opts.json_null, errs))
+      local cv = convert(v, key, opts.json_null, errs, ki.last)
+      if rest == "" then fields[key] = cv else set_path(fields, key, cv) end
     end
   end
   for head, list in pairs(given) do
-    if clash(list) then
+    if type(list) == "table" and clash(list) then
       local names = {}
       for i, c in ipairs(list) do names[i] = c.name end
       errs[#errs + 1] = { field = head, message = ("%s each give %s (give it once)"):format(

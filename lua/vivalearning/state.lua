@@ -48,12 +48,17 @@ local held = {}  -- state paths (dev:ino of the lock file) this process holds
 
 local concat, sort, format = table.concat, table.sort, string.format
 
+-- "s<len>:" and "<len>:" prefixes by length, made once: the form is built of pieces that
+-- already exist (no new string per value, no number formatting)
+local SPRE = setmetatable({}, { __index = function(t, len) local p = "s" .. len .. ":"; t[len] = p; return p end })
+local KPRE = setmetatable({}, { __index = function(t, len) local p = len .. ":"; t[len] = p; return p end })
+
 local function canon(v, null, out, n)
   local t = type(v)
   if v == nil or v == null or v == jsonl.null then
     n = n + 1; out[n] = "n"
   elseif t == "string" then
-    n = n + 1; out[n] = "s" .. #v .. ":" .. v
+    out[n + 1] = SPRE[#v]; out[n + 2] = v; n = n + 2
   elseif t == "table" then
     local keys, nk, mixed = {}, 0, false
     for k in pairs(v) do
@@ -65,7 +70,7 @@ local function canon(v, null, out, n)
     for i = 1, nk do
       local k = keys[i]
       local ks = tostring(k)
-      n = n + 1; out[n] = #ks .. ":" .. ks
+      out[n + 1] = KPRE[#ks]; out[n + 2] = ks; n = n + 2
       n = canon(v[k], null, out, n)
     end
     n = n + 1; out[n] = "}"
@@ -83,12 +88,21 @@ local function canon(v, null, out, n)
   return n
 end
 
---- The fields as JSON (stored for `state export` and the PATCH's diff) and the hash of the
--- row's kind and fields (16 hex digits).
-function M.digest(kind, fields, null)
+--- The hash of the row's kind and fields (16 hex digits).
+function M.hash(kind, fields, null)
   local out = { "k", kind or "", ";" }
   canon(fields, null, out, 3)
-  return jsonl.encode({ fields = fields }), sqlite.hash(concat(out))
+  return sqlite.hash(concat(out))
+end
+
+--- The fields as JSON, as the state stores them (for `state export` and the PATCH's diff).
+function M.fields_json(fields)
+  return jsonl.encode({ fields = fields })
+end
+
+--- Both: the fields as JSON and the hash.
+function M.digest(kind, fields, null)
+  return M.fields_json(fields), M.hash(kind, fields, null)
 end
 
 ---------------------------------------------------------------------------------------------
