@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "altkey.h"
 #include "auth.h"
 #include "batch.h"
 #include "core.h"
@@ -142,6 +143,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     size_t pl;
     memset(&s, 0, sizeof s);
     s.op = od->name;
+    s.spelling = c->key_spelling;
     if (od->page_family >= 0) vl_p_page_common(L, a, &s, c, od->page_family);
     else if (!od->fn) vl_p_batch(L, a, &s);        /* the op over the others (batch.h) */
     else od->fn(L, a, &s);
@@ -203,6 +205,13 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
         if (r->alt_url) { memcpy(r->alt_url, c->graph.base, bl); memcpy(r->alt_url + bl, as, al + 1); }
     }
     if (!r->url || (s.alt && !r->alt_url)) luaL_error(L, "vivalearning: out of memory");
+    {
+        long bl = (long)strlen(c->graph.base);
+        r->key_spelling = s.spelling;
+        r->key_url = s.key_path && !(s.flags & 0x100) ? bl + (long)s.key_path - 1 : -1;
+        r->key_body = s.key_body && r->body ? (long)s.key_body - 1 : -1;
+        r->key_alt = s.key_alt && r->alt_url ? bl + (long)s.key_alt - 1 : -1;
+    }
     r->op_start = vl_client_now(c);
     r->deadline = r->op_start + c->deadline_s;
     r->c = c;
@@ -449,6 +458,7 @@ static int c_stats(lua_State *L) {
     lua_pushinteger(L, c->st_attempts); lua_setfield(L, -2, "attempts");
     lua_pushinteger(L, c->st_connects); lua_setfield(L, -2, "connects");
     lua_pushinteger(L, c->st_h2); lua_setfield(L, -2, "http2");
+    lua_pushstring(L, vl_altkey_name(c->key_spelling)); lua_setfield(L, -2, "external_id_key");
     return 1;
 }
 
@@ -633,7 +643,7 @@ static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def, 
 static const char *const KNOWN[] = {
     "graph_url", "authority_url", "tenant", "client_id", "client_secret", "token", "token_provider",
     "username", "password", "scope", "ca_file", "timeouts", "max_retries", "max_concurrency", "user_agent",
-    "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver", NULL
+    "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver", "external_id_spelling", NULL
 };
 static const char *const KNOWN_TIMEOUTS[] = { "connect", "attempt", "deadline", NULL };
 static const char *const KNOWN_BACKOFF[] = { "base", "cap", NULL };
@@ -770,6 +780,15 @@ static int c_new(lua_State *L) {
     lua_settop(L, cidx);
     c->max_retries = (int)opt_int(L, 1, "max_retries", 3, 0, 20);
     c->max_concurrency = (int)opt_int(L, 1, "max_concurrency", 16, 1, 1024);
+    lua_getfield(L, 1, "external_id_spelling");       /* the first spelling tried (altkey.h) */
+    if (!lua_isnil(L, -1)) {
+        const char *sp = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (sp && strcmp(sp, "metadata") == 0) c->key_spelling = VL_KEY_METADATA;
+        else if (sp && strcmp(sp, "docs") == 0) c->key_spelling = VL_KEY_DOCS;
+        else return luaL_error(L, "viva.client: external_id_spelling must be \"metadata\" (externalcourseActivityId) "
+                               "or \"docs\" (externalCourseActivityId)");
+    }
+    lua_pop(L, 1);
     c->max_body = (size_t)opt_int(L, 1, "max_body_bytes", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
     {
         static const char *const ios[] = { "curl", "external", NULL };

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "altkey.h"
 #include "auth.h"
 #include "batch.h"
 #include "engine.h"
@@ -27,6 +28,14 @@ static void attempt_of(vl_client *c, vl_req *r, vl_attempt *a, double now) {
     a->status = r->outcome == VL_T_NONE ? r->status : 0;
     a->retry_after = a->transport == VL_T_NONE && a->status >= 400 ? hint_of(r) : -1;
     a->has_alt = r->alt_url != NULL;
+    {
+        /* the key this attempt carried: in the lookup's URL, else in the URL or the body */
+        int in_url = r->phase ? r->key_alt >= 0 : r->key_url >= 0;
+        int carried = in_url || (!r->phase && r->key_body >= 0);
+        a->respellable = carried && !r->respelled;
+        a->key_refused = carried && a->status == 400 &&
+                         vl_altkey_refused(r->resp, r->resp_len, r->key_spelling, in_url);
+    }
     a->del404ok = (r->flags & VL_F_DEL404OK) != 0;
     a->refreshable = vl_auth_refreshable(c);
     a->auth_replays = r->auth_replays;
@@ -90,9 +99,25 @@ static void fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r, const 
         break;
     default:
         vl_push_http_error(L, r, NULL, -1, NULL);
+        if (a->key_refused && r->respelled) {
+            lua_pushliteral(L, "Graph refused the alternate key in both spellings (externalcourseActivityId "
+                            "and externalCourseActivityId)");
+            lua_setfield(L, -2, "note");
+        }
         break;
     }
     vl_finish(L, c, cidx, r, 2);
+}
+
+/* Sends r again in the other spelling of the alternate key: the one byte of its name in the
+ * URLs and the body (altkey.h); the next attempt is r's first in that spelling. */
+static void respell(vl_req *r) {
+    int to = !r->key_spelling;
+    if (r->key_url >= 0) vl_altkey_respell(r->url + r->key_url, to);
+    if (r->key_alt >= 0) vl_altkey_respell(r->alt_url + r->key_alt, to);
+    if (r->key_body >= 0) vl_altkey_respell(r->body + r->key_body, to);
+    r->key_spelling = to;
+    r->respelled = 1;
 }
 
 /* The engine's half of a finished attempt, once and without Lua: r goes onto the complete list
@@ -125,6 +150,10 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
     now = vl_client_now(c);
     attempt_of(c, r, &a, now);
     d = vl_policy_decide(&a);
+    /* the other spelling got an answer that shows the key was understood (done, not found,
+     * a conflict on it): the client's next requests are built with it (remembered per client) */
+    if (r->respelled && vl_altkey_understood(a.transport == VL_T_NONE ? a.status : 0))
+        c->key_spelling = r->key_spelling;
     switch (d.action) {
     case VL_A_SUCCEED:
         if (r->res == VL_RES_BATCH && !r->phase) {
@@ -141,6 +170,10 @@ static void on_complete(lua_State *L, vl_client *c, int cidx, vl_req *r) {
     case VL_A_REFRESH:
         r->auth_replays++;
         vl_auth_invalidate(c, r->token_gen);
+        vl_list_push_front(c, r, VL_L_READY);
+        return;
+    case VL_A_RESPELL:               /* a 400 refused the key as spelled: nothing happened */
+        respell(r);
         vl_list_push_front(c, r, VL_L_READY);
         return;
     case VL_A_RESEND:                /* the lookup found nothing: the create did not happen */

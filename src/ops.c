@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "altkey.h"
 #include "json.h"
 #include "model.h"
 #include "ops.h"
@@ -95,6 +96,15 @@ static int model_string_field(lua_State *L, int m, const char *f, int *ok) {
     return lua_gettop(L);
 }
 
+/* offset + 1 of the alternate key's name in the path at idx (after its '(': every segment
+ * before it is percent-encoded, so the first '(' is the key's), 0 when there is none */
+static size_t key_in_path(lua_State *L, int idx) {
+    size_t n;
+    const char *p = lua_tolstring(L, idx, &n), *k = memchr(p, '(', n);
+    if (!k || vl_altkey_at(k + 1, n - (size_t)(k + 1 - p)) < 0) return 0;
+    return (size_t)(k + 1 - p) + 1;
+}
+
 #define PATH_ACT "/employeeExperience/learningCourseActivities"
 #define PATH_PROV "/employeeExperience/learningProviders"
 
@@ -115,7 +125,7 @@ static void p_create(lua_State *L, int a, spec *s) {
     luaL_addstring(&b, "/learningCourseActivities");
     luaL_pushresult(&b);
     s->path = lua_gettop(L);
-    vl_model_push_json(L, m);
+    vl_model_push_json_as(L, m, s->spelling, &s->key_body);
     s->body = lua_gettop(L);
     ext = model_string_field(L, m, "externalCourseActivityId", &ok);
     if (ok) {
@@ -125,10 +135,11 @@ static void p_create(lua_State *L, int a, spec *s) {
         luaL_addstring(&b, PATH_PROV);
         vl_url_add_segment(&b, p, pn);
         luaL_addstring(&b, "/learningCourseActivities");
-        err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
+        err = vl_url_add_key(&b, vl_altkey_name(s->spelling), e, en);
         luaL_pushresult(&b);
         if (err) { lua_pop(L, 1); bad_id(L, e, en, "externalCourseActivityId", err); s->immediate = 2; return; }
         s->alt = lua_gettop(L);
+        s->key_alt = key_in_path(L, s->alt);
     }
 }
 
@@ -154,10 +165,11 @@ static void p_get_by_external_id(lua_State *L, int a, spec *s) {
     luaL_addstring(&b, PATH_PROV);
     if (!add_seg(L, &b, p, pn, "provider id")) { s->immediate = 2; return; }
     luaL_addstring(&b, "/learningCourseActivities");
-    err = vl_url_add_key(&b, "externalcourseActivityId", e, en);
+    err = vl_url_add_key(&b, vl_altkey_name(s->spelling), e, en);
     luaL_pushresult(&b);
     if (err) { lua_pop(L, 1); bad_id(L, e, en, "external id", err); s->immediate = 2; return; }
     s->path = lua_gettop(L);
+    s->key_path = key_in_path(L, s->path);
 }
 
 static void p_get_for_user(lua_State *L, int a, spec *s) {
@@ -189,11 +201,11 @@ static void p_update_common(lua_State *L, int a, spec *s, int family, const char
         s->res = VL_RES_TRUE;
         if (vl_model_kind(L, ai + 1)) {
             check_model(L, ai + 1, family);          /* a model of the family (raises) */
-            vl_model_push_changes_json(L, ai + 1);
+            vl_model_push_changes_json_as(L, ai + 1, s->spelling, &s->key_body);
         } else {
             luaL_checktype(L, ai + 1, LUA_TTABLE);
             /* validated as a model's assigned fields are: nothing invalid is sent */
-            if (!vl_model_push_changes_of_table(L, ai + 1, vl_famname[family])) {
+            if (!vl_model_push_changes_of_table_as(L, ai + 1, vl_famname[family], s->spelling, &s->key_body)) {
                 const char *m = lua_tostring(L, -1);
                 char msg[400];
                 snprintf(msg, sizeof msg, "%s", m ? m : "invalid changes");
@@ -216,7 +228,7 @@ static void p_update_common(lua_State *L, int a, spec *s, int family, const char
         idx = model_string_field(L, m, "id", &ok);
         if (!ok) { lua_pop(L, 1); vl_error_validation(L, "the model has no id (create it first)"); s->immediate = 2; return; }
         id = lua_tolstring(L, idx, &idn);
-        vl_model_push_changes_json(L, m);
+        vl_model_push_changes_json_as(L, m, s->spelling, &s->key_body);
         if (lua_isnil(L, -1)) {            /* nothing changed: nothing is sent */
             lua_pop(L, 1);
             lua_pushboolean(L, 1);

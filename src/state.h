@@ -44,6 +44,10 @@ struct vl_req {
     char *body; size_t body_len;/* malloc, zeroed before free */
     char *alt_url;              /* create: GET by alternate key after an ambiguous failure */
     int phase;                  /* 0 = the request itself, 1 = alternate-key lookup */
+    /* the alternate key in the request (altkey.h): the spelling it was written in, whether
+     * it was sent again in the other one, and where its name is (-1: not there) */
+    int key_spelling, respelled;
+    long key_url, key_body, key_alt;
     int attempts, retries, auth_replays;
     int done, closed;
     double deadline, not_before, attempt_start, op_start;
@@ -93,6 +97,8 @@ struct vl_client {
     long connect_ms, attempt_ms;
     double deadline_s;
     int max_retries, max_concurrency;
+    int key_spelling;           /* the alternate key's spelling requests are built with: the
+                                 * one that last worked (altkey.h) */
     double backoff_base, backoff_cap;
     size_t max_body;
     int allow_http, has_log;
