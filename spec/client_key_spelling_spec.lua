@@ -8,6 +8,7 @@ local viva = require "vivalearning"
 local sample = require "vivalearning.sample"
 local emu = require "support.emulator"
 local support = require "support.client"
+local cli = require "support.cli"
 
 local PROVIDER = emu.PROVIDER
 local META, DOCS = "externalcourseActivityId", "externalCourseActivityId"
@@ -232,4 +233,26 @@ describe("client: the alternate key's spelling", function()
     c:close()
   end)
 
+  for _, mode in ipairs({ "metadata", "docs" }) do
+    it("the command imports, gets and deletes by external id against a Graph that takes only " .. mode, function()
+      emu.reset()
+      emu.settings{ external_id_spelling = mode }
+      local src = tmp(".csv")
+      local prefix = "spc-" .. mode .. "-" .. os.time() .. "-"
+      sample.write(src, 3, { prefix = prefix })
+      local code, out, errout = cli.run({ "import", src, "--provider", PROVIDER, "--mode", "upsert" })
+      assert.equal(0, code, errout)
+      assert.matches("3 created", out, 1, true)
+      local ext = prefix .. "000002"
+      assert.equal(1, emu.creates(PROVIDER, ext))
+      local c2, o2, e2 = cli.run({ "get", "--provider", PROVIDER, "--external-id", ext })
+      assert.equal(0, c2, e2)
+      assert.matches(ext, o2, 1, true)
+      local c3, o3, e3 = cli.run({ "delete", "--provider", PROVIDER, "--external-id", ext })
+      assert.equal(0, c3, e3); assert.matches("deleted", o3)
+      local c4, _, e4 = cli.run({ "get", "--provider", PROVIDER, "--external-id", ext })
+      assert.equal(1, c4); assert.matches("404", e4)
+      os.remove(src)
+    end)
+  end
 end)
