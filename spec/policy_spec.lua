@@ -216,6 +216,33 @@ describe("policy: the token fetch", function()
   end)
 end)
 
+describe("policy: the alternate key's spelling (graph-api.md §6 #1)", function()
+  it("sends a request whose 400 refused the key once more in the other spelling, a POST too", function()
+    for _, m in ipairs({ "POST", "GET", "PATCH", "DELETE" }) do
+      assert.same({ action = "respell" }, decide { status = 400, method = m, key_refused = true, respellable = true })
+    end
+    -- the lookup after an ambiguous create, and a $batch step (retry option or not)
+    assert.same({ action = "respell" }, decide { kind = "lookup", status = 400, key_refused = true, respellable = true })
+    assert.same({ action = "respell" }, decide { kind = "batch_item", method = "POST", status = 400,
+                                                 key_refused = true, respellable = true })
+    -- not a retry: max_retries = 0 and a deadline due do not stop it
+    assert.same({ action = "respell" }, decide { status = 400, method = "POST", key_refused = true, respellable = true,
+                                                 max_retries = 0, now = 10, deadline = 10 })
+  end)
+
+  it("fails the second refusal, and a 400 that is not about the key", function()
+    assert.same({ action = "fail", reason = "http", kind = "http" },
+                decide { status = 400, method = "POST", key_refused = true, respellable = false })
+    assert.same({ action = "fail", reason = "http", kind = "http" },
+                decide { status = 400, method = "POST", key_refused = false, respellable = true })
+    assert.same({ action = "fail", reason = "http", kind = "http" },
+                decide { kind = "batch_item", status = 400, key_refused = true, respellable = false })
+    -- only a 400: a 404 or 409 names the key without refusing it
+    assert.same({ action = "fail", reason = "http", kind = "http" },
+                decide { status = 409, method = "POST", key_refused = true, respellable = true })
+  end)
+end)
+
 describe("policy: its binding", function()
   it("names a bad field", function()
     assert.has_error(function() decide { transport = "lost" } end,

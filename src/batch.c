@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 
+#include "altkey.h"
 #include "batch.h"
 #include "json.h"
 #include "model.h"
@@ -74,6 +75,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
         const opdef *od = NULL;
         spec is;
         memset(&is, 0, sizeof is);
+        is.spelling = s->spelling;
         lua_rawgeti(L, a, i);
         it = lua_gettop(L);
         if (!lua_istable(L, it)) luaL_error(L, "vivalearning: batch item %d must be a table", i);
@@ -122,7 +124,7 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
             }
             lua_rawseti(L, pre, i);
         } else {
-            size_t pl, bl, off;
+            size_t pl, bl, off, uoff, ku = 0, kb = 0;
             const char *path = lua_tolstring(L, is.path, &pl);
             char idb[16];
             if (!first) vl_buf_addc(&b, ',');
@@ -134,10 +136,17 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
             vl_buf_addlit(&b, "\",\"method\":\"");
             vl_buf_addn(&b, vl_method_name(is.method), strlen(vl_method_name(is.method)));
             vl_buf_addlit(&b, "\",\"url\":");
+            uoff = b.n;
             vl_json_put_string(&b, path, pl, 0);
+            if (is.key_path) {
+                /* the key's name as written in the step's url (its first '(' is the key's) */
+                const char *k = memchr(b.p + uoff, '(', b.n - uoff);
+                if (k && vl_altkey_at(k + 1, (size_t)(b.p + b.n - (k + 1))) >= 0) ku = (size_t)(k + 1 - b.p) - off + 1;
+            }
             if (is.body) {
                 const char *body = lua_tolstring(L, is.body, &bl);
                 vl_buf_addlit(&b, ",\"headers\":{\"Content-Type\":\"application/json\"},\"body\":");
+                if (is.key_body) kb = b.n - off + is.key_body;
                 vl_buf_addn(&b, body, bl);
             }
             vl_buf_addc(&b, '}');
@@ -149,6 +158,13 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
             lua_setfield(L, -2, "len");
             lua_pushboolean(L, is.method == VL_POST);
             lua_setfield(L, -2, "post");
+            if (ku || kb) {
+                /* the alternate key in the step (offsets + 1 in its slice) and its spelling */
+                if (ku) { lua_pushinteger(L, (lua_Integer)ku); lua_setfield(L, -2, "ku"); }
+                if (kb) { lua_pushinteger(L, (lua_Integer)kb); lua_setfield(L, -2, "kb"); }
+                lua_pushinteger(L, is.spelling);
+                lua_setfield(L, -2, "sp");
+            }
             lua_pop(L, 1);
         }
         lua_settop(L, it - 1);
@@ -173,6 +189,37 @@ void vl_p_batch(lua_State *L, int a, spec *s) {
     s->path = lua_gettop(L);
     s->model = ctx;                   /* ctx travels as the "model" slot */
     (void)pre;
+}
+
+/* The alternate-key half of a failed step's attempt: whether the step carries the key (meta
+ * sp/ku/kb), was already sent in the other spelling, and whether its 400 (body at `body`: the
+ * decoded error or its text) refuses the spelling sent (altkey.h). Leaves the stack as it was. */
+static void key_verdict(lua_State *L, int meta, int body, int st, vl_attempt *a) {
+    int sp, in_url, respelled;
+    lua_getfield(L, meta, "sp");
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
+    sp = (int)lua_tointeger(L, -1);
+    lua_getfield(L, meta, "ku");
+    in_url = !lua_isnil(L, -1);
+    lua_getfield(L, meta, "respelled");
+    respelled = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+    a->respellable = !respelled;
+    if (st != 400) return;
+    if (lua_istable(L, body)) {
+        lua_getfield(L, body, "error");
+        if (lua_istable(L, -1)) lua_getfield(L, -1, "message");
+        else lua_pushnil(L);
+    } else {
+        lua_pushvalue(L, body);
+        lua_pushvalue(L, body);
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *m = lua_tolstring(L, -1, &n);
+        a->key_refused = vl_altkey_refused(m, n, sp, in_url);
+    }
+    lua_pop(L, 2);
 }
 
 /* maps the $batch response (table at t) back to the items */
@@ -245,6 +292,14 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
         lua_getfield(L, rtab, "status");
         st = (int)lua_tointeger(L, -1);
         lua_setfield(L, it, "status");
+        lua_getfield(L, meta, "respelled");
+        if (lua_toboolean(L, -1) && vl_altkey_understood(st)) {
+            /* the other spelling of the key was understood: the client keeps it */
+            lua_getfield(L, meta, "sp");
+            c->key_spelling = (int)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
         lua_getfield(L, rtab, "body"); body = lua_gettop(L);
         if (st >= 200 && st < 300) {
             int res, fam;
@@ -350,13 +405,27 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
             a.backoff_base = c->backoff_base;
             a.backoff_cap = c->backoff_cap;
             a.jitter = jitter;
+            key_verdict(L, meta, body, st, &a);
             d = vl_policy_decide(&a);
-            if (d.action == VL_A_RETRY) {
+            if (d.action == VL_A_RETRY || d.action == VL_A_RESPELL) {
                 lua_pushinteger(L, i);
                 lua_rawseti(L, again, ++nagain);
-                if (d.wait > maxwait) maxwait = d.wait;
+                if (d.action == VL_A_RETRY && d.wait > maxwait) maxwait = d.wait;
+                if (d.action == VL_A_RESPELL) {      /* the step goes again in the other spelling */
+                    lua_getfield(L, meta, "sp");
+                    lua_pushinteger(L, !lua_tointeger(L, -1));
+                    lua_setfield(L, meta, "sp");
+                    lua_pop(L, 1);
+                    lua_pushboolean(L, 1);
+                    lua_setfield(L, meta, "respelled");
+                }
             }
             vl_error_push_graph(L, &e, lua_istable(L, body) ? body : 0);
+            if (a.key_refused && !a.respellable) {
+                lua_pushliteral(L, "Graph refused the alternate key in both spellings (externalcourseActivityId "
+                                "and externalCourseActivityId)");
+                lua_setfield(L, -2, "note");
+            }
             lua_setfield(L, it, "err");
             lua_pop(L, 1);   /* headers */
             lua_pushboolean(L, 0); lua_setfield(L, it, "ok");
@@ -393,7 +462,21 @@ void vl_batch_result(lua_State *L, vl_client *c, int cidx, vl_req *r, int t) {
                 lua_getfield(L, -1, "off"); off = lua_tointeger(L, -1); lua_pop(L, 1);
                 lua_getfield(L, -1, "len"); len = lua_tointeger(L, -1); lua_pop(L, 2);
                 if (k > 1) luaL_addchar(&b, ',');
-                if (off >= 0 && len > 0 && (size_t)(off + len) <= bl) luaL_addlstring(&b, body0 + off, (size_t)len);
+                if (off >= 0 && len > 0 && (size_t)(off + len) <= bl) {
+                    /* the step as first built, its key in the spelling it goes in now */
+                    lua_Integer ku, kb, sp;
+                    char *dst;
+                    lua_rawgeti(L, items, idx);
+                    lua_getfield(L, -1, "ku"); ku = lua_tointeger(L, -1);
+                    lua_getfield(L, -2, "kb"); kb = lua_tointeger(L, -1);
+                    lua_getfield(L, -3, "sp"); sp = lua_tointeger(L, -1);
+                    lua_pop(L, 4);
+                    dst = luaL_prepbuffsize(&b, (size_t)len);
+                    memcpy(dst, body0 + off, (size_t)len);
+                    if (ku > 0 && ku - 1 + VL_ALTKEY_LEN <= len) vl_altkey_respell(dst + ku - 1, (int)sp);
+                    if (kb > 0 && kb - 1 + VL_ALTKEY_LEN <= len) vl_altkey_respell(dst + kb - 1, (int)sp);
+                    luaL_addsize(&b, (size_t)len);
+                }
             }
             luaL_addstring(&b, "]}");
             luaL_pushresult(&b);

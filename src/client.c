@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "altkey.h"
 #include "auth.h"
 #include "auth_delegated.h"
 #include "batch.h"
@@ -146,6 +147,7 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
     size_t pl;
     memset(&s, 0, sizeof s);
     s.op = od->name;
+    s.spelling = c->key_spelling;
     if (od->res == VL_RES_PAGE) vl_p_page(L, od, a, &s, c);
     else if (od->res == VL_RES_BATCH) vl_p_batch(L, a, &s);   /* the op over the others (batch.h) */
     else vl_op_build(L, od, a, &s);
@@ -207,6 +209,14 @@ static vl_req *build(lua_State *L, vl_client *c, int cidx, const opdef *od, int 
         if (r->alt_url) { memcpy(r->alt_url, c->graph.base, bl); memcpy(r->alt_url + bl, as, al + 1); }
     }
     if (!r->url || (s.alt && !r->alt_url)) luaL_error(L, "vivalearning: out of memory");
+    {
+        /* where the alternate key's name is in the URLs and the body (the engine respells it) */
+        size_t bl = strlen(c->graph.base);
+        r->key_spelling = s.spelling;
+        r->key_url = s.key_path && !s.absolute ? bl + s.key_path : 0;
+        r->key_body = s.key_body && r->body ? s.key_body : 0;
+        r->key_alt = s.key_alt && r->alt_url ? bl + s.key_alt : 0;
+    }
     r->op_start = vl_client_now(c);
     r->deadline = r->op_start + c->deadline_s;
     r->c = c;
@@ -485,6 +495,7 @@ static int c_stats(lua_State *L) {
     lua_pushinteger(L, c->st_attempts); lua_setfield(L, -2, "attempts");
     lua_pushinteger(L, c->st_connects); lua_setfield(L, -2, "connects");
     lua_pushinteger(L, c->st_h2); lua_setfield(L, -2, "http2");
+    lua_pushstring(L, vl_altkey_name(c->key_spelling)); lua_setfield(L, -2, "external_id_key");
     return 1;
 }
 
@@ -678,7 +689,8 @@ static const char *const KNOWN[] = {
     "graph_url", "authority_url", "tenant", "client_id", "client_secret", "token", "token_provider",
     "username", "password", "scope", "ca_file", "timeouts", "max_retries", "max_concurrency", "user_agent",
     "log", "allow_http", "max_body_bytes", "backoff", "io", "clock", "driver",
-    "certificate", "client_assertion", "managed_identity", "device_code", "refresh_token", "on_refresh_token", NULL
+    "certificate", "client_assertion", "managed_identity", "device_code", "refresh_token", "on_refresh_token",
+    "external_id_spelling", NULL
 };
 /* Delegated sign-in options: device_code (a function), refresh_token (a string, e.g. from the
  * Lua layer's cache), on_refresh_token (a function). Sets c->auth to DEVICE or REFRESH when they
@@ -891,6 +903,15 @@ static int c_new(lua_State *L) {
     lua_settop(L, cidx);
     c->max_retries = (int)opt_int(L, 1, "max_retries", 3, 0, 20);
     c->max_concurrency = (int)opt_int(L, 1, "max_concurrency", 16, 1, 1024);
+    lua_getfield(L, 1, "external_id_spelling");       /* the first spelling tried (altkey.h) */
+    if (!lua_isnil(L, -1)) {
+        const char *sp = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (sp && strcmp(sp, "metadata") == 0) c->key_spelling = VL_KEY_METADATA;
+        else if (sp && strcmp(sp, "docs") == 0) c->key_spelling = VL_KEY_DOCS;
+        else return luaL_error(L, "viva.client: external_id_spelling must be \"metadata\" (externalcourseActivityId) "
+                               "or \"docs\" (externalCourseActivityId)");
+    }
+    lua_pop(L, 1);
     c->max_body = (size_t)opt_int(L, 1, "max_body_bytes", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
     {
         static const char *const ios[] = { "curl", "external", NULL };

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "altkey.h"
 #include "engine.h"
 #include "io.h"
 #include "token.h"
@@ -25,6 +26,14 @@ static void attempt_of(vl_client *c, vl_req *r, vl_attempt *a, double now) {
     a->status = r->outcome == VL_T_NONE ? r->status : 0;
     a->retry_after = a->transport == VL_T_NONE && a->status >= 400 ? hint_of(r) : -1;
     a->has_alt = r->alt_url != NULL;
+    {
+        /* the key this attempt carried: in the lookup's URL, else in the URL or the body */
+        int in_url = r->phase ? r->key_alt != 0 : r->key_url != 0;
+        int carried = in_url || (!r->phase && r->key_body != 0);
+        a->respellable = carried && !r->respelled;
+        a->key_refused = carried && a->status == 400 &&
+                         vl_altkey_refused(r->resp, r->resp_len, r->key_spelling, in_url);
+    }
     a->del404ok = (r->flags & VL_F_DEL404OK) != 0;
     a->refreshable = vl_auth_refreshable(c);
     a->auth_replays = r->auth_replays;
@@ -43,6 +52,17 @@ static void decided(vl_client *c, vl_req *r, int action, int reason) {
     r->v.reason = reason;
     r->decided = 1;
     if (r->list != VL_L_COMPLETE) vl_list_push(c, r, VL_L_COMPLETE);
+}
+
+/* Sends r again in the other spelling of the alternate key: the one byte of its name in the
+ * URLs and the body (altkey.h); the next attempt is r's first in that spelling. */
+static void respell(vl_req *r) {
+    int to = !r->key_spelling;
+    if (r->key_url) vl_altkey_respell(r->url + r->key_url - 1, to);
+    if (r->key_alt) vl_altkey_respell(r->alt_url + r->key_alt - 1, to);
+    if (r->key_body) vl_altkey_respell(r->body + r->key_body - 1, to);
+    r->key_spelling = to;
+    r->respelled = 1;
 }
 
 /* r is refused before it is sent: an error of kind with msg, no attempt to log. */
@@ -64,10 +84,19 @@ void vl_engine_decide(vl_client *c, vl_req *r, double now) {
     r->v.transport = a.transport;
     r->v.retry_after = a.retry_after;
     r->v.wait = d.wait;
+    r->v.key_refused_twice = a.key_refused && r->respelled;
+    /* the other spelling got an answer that shows the key was understood (done, not found,
+     * a conflict on it): the client's next requests are built with it (remembered per client) */
+    if (r->respelled && vl_altkey_understood(a.transport == VL_T_NONE ? a.status : 0))
+        c->key_spelling = r->key_spelling;
     switch (d.action) {
     case VL_A_REFRESH:
         r->auth_replays++;
         vl_auth_invalidate(c, r->token_gen);
+        vl_list_push_front(c, r, VL_L_READY);
+        return;
+    case VL_A_RESPELL:               /* a 400 refused the key as spelled: nothing happened */
+        respell(r);
         vl_list_push_front(c, r, VL_L_READY);
         return;
     case VL_A_RESEND:                /* the lookup found nothing: the create did not happen */

@@ -4,6 +4,7 @@
 
 #include <lauxlib.h>
 
+#include "altkey.h"
 #include "json.h"
 #include "model_json.h"
 #include "model_store.h"
@@ -72,6 +73,10 @@ static void put_udata(vl_buf *b, int idx) {
 }
 
 void vl_model_put_json(vl_buf *b, int idx, int changes_only) {
+    vl_model_put_json_as(b, idx, changes_only, VL_KEY_METADATA, NULL);
+}
+
+void vl_model_put_json_as(vl_buf *b, int idx, int changes_only, int spelling, size_t *key_at) {
     lua_State *L = b->L;
     idx = lua_absindex(L, idx);
     vl_model *m = (vl_model *)lua_touserdata(L, idx);
@@ -96,7 +101,13 @@ void vl_model_put_json(vl_buf *b, int idx, int changes_only) {
         const vl_field *f = &k->fields[i];
         if (!first) vl_buf_addc(b, ',');
         first = 0;
-        put_name(b, f->wire ? f->wire : f->name);
+        if (f->wire && vl_altkey_at(f->wire, strlen(f->wire)) >= 0) {
+            /* the alternate key, in the spelling the client sends (altkey.h) */
+            if (key_at) *key_at = b->n + 1;
+            put_name(b, vl_altkey_name(spelling));
+        } else {
+            put_name(b, f->wire ? f->wire : f->name);
+        }
         if (t == LUA_TLIGHTUSERDATA) {
             vl_buf_addlit(b, "null");
         } else {
@@ -173,36 +184,53 @@ void vl_model_put_json(vl_buf *b, int idx, int changes_only) {
     vl_buf_addc(b, '}');
 }
 
+/* (model, changes_only, spelling) -> body, key offset + 1 (0: no key written) */
 static int push_json_protected(lua_State *L) {
     vl_buf b;
-    int changes = lua_toboolean(L, 2);
+    int changes = lua_toboolean(L, 2), spelling = (int)lua_tointeger(L, 3);
+    size_t at = (size_t)-1;
     lua_settop(L, 1);
     vl_buf_init(L, &b);
     b.put_udata = put_udata;
-    vl_model_put_json(&b, 1, changes);
+    vl_model_put_json_as(&b, 1, changes, spelling, &at);
     vl_buf_finish(&b);
-    return 1;
+    lua_pushinteger(L, at == (size_t)-1 ? 0 : (lua_Integer)at + 1);
+    return 2;
+}
+
+static void push_json(lua_State *L, int idx, int changes, int spelling, size_t *key_at) {
+    lua_pushcfunction(L, push_json_protected);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, changes);
+    lua_pushinteger(L, spelling);
+    lua_call(L, 3, 2);
+    if (key_at) *key_at = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
 }
 
 void vl_model_push_json(lua_State *L, int idx) {
+    vl_model_push_json_as(L, idx, VL_KEY_METADATA, NULL);
+}
+
+void vl_model_push_json_as(lua_State *L, int idx, int spelling, size_t *key_at) {
     idx = lua_absindex(L, idx);
     vl_checkmodel(L, idx);
-    lua_pushcfunction(L, push_json_protected);
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
+    push_json(L, idx, 0, spelling, key_at);
 }
 
 void vl_model_push_changes_json(lua_State *L, int idx) {
+    vl_model_push_changes_json_as(L, idx, VL_KEY_METADATA, NULL);
+}
+
+void vl_model_push_changes_json_as(lua_State *L, int idx, int spelling, size_t *key_at) {
     idx = lua_absindex(L, idx);
     vl_model *m = vl_checkmodel(L, idx);
+    if (key_at) *key_at = 0;
     if (!m->dirty) {
         lua_pushnil(L);
         return;
     }
-    lua_pushcfunction(L, push_json_protected);
-    lua_pushvalue(L, idx);
-    lua_pushboolean(L, 1);
-    lua_call(L, 2, 1);
+    push_json(L, idx, 1, spelling, key_at);
 }
 
 int vl_json_encode(lua_State *L, int idx) {

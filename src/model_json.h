@@ -10,11 +10,19 @@
 
 /* Writes the model at idx (all fields, or only the changed ones without unknown ones). */
 void vl_model_put_json(vl_buf *b, int idx, int changes_only);
+/* ... with the alternate key in `spelling` (altkey.h: VL_KEY_*; the others write the metadata
+ * one); *key_at (when not NULL) gets the offset of the key's name in b, or stays as it was
+ * when the key is not written. */
+void vl_model_put_json_as(vl_buf *b, int idx, int changes_only, int spelling, size_t *key_at);
 /* Full body JSON of the model at idx (raises a type error for a non-model). */
 void vl_model_push_json(lua_State *L, int idx);
 /* PATCH body of the fields changed since construction / decode / clean (+ @odata.type on
  * derived types); pushes nil when nothing changed. */
 void vl_model_push_changes_json(lua_State *L, int idx);
+/* The two above with the key in `spelling`; *key_at (when not NULL) gets the offset of the
+ * key's name in the body plus one, 0 when the body has no key. */
+void vl_model_push_json_as(lua_State *L, int idx, int spelling, size_t *key_at);
+void vl_model_push_changes_json_as(lua_State *L, int idx, int spelling, size_t *key_at);
 /* Pushes the JSON text of a plain Lua value (tables, strings, numbers, booleans, viva.null,
  * models) and returns 1; on error pushes nil, msg and returns 0 (memory errors go on up). */
 int vl_json_encode(lua_State *L, int idx);

@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 
+#include "altkey.h"
 #include "json.h"
 #include "model_json.h"
 #include "model_lua.h"
@@ -213,7 +214,8 @@ static int m_check(lua_State *L) {
  * names none). Raises at the first problem; run protected. */
 static int changes_protected(lua_State *L) {
     const char *family = lua_tostring(L, 2);
-    int kind;
+    int kind, spelling = (int)lua_tointeger(L, 3);
+    size_t at = (size_t)-1;
     lua_settop(L, 2);
     if (strcmp(family, "provider") == 0) {
         kind = VL_K_PROVIDER;
@@ -241,25 +243,35 @@ static int changes_protected(lua_State *L) {
     }
     if (!m->dirty) {
         lua_pushnil(L);
-        return 1;
+        lua_pushinteger(L, 0);
+        return 2;
     }
     vl_buf b;
     vl_buf_init(L, &b);
-    vl_model_put_json(&b, 4, 1);
+    vl_model_put_json_as(&b, 4, 1, spelling, &at);
     vl_buf_finish(&b);
-    return 1;
+    lua_pushinteger(L, at == (size_t)-1 ? 0 : (lua_Integer)at + 1);
+    return 2;
 }
 
 int vl_model_push_changes_of_table(lua_State *L, int tidx, const char *family) {
+    return vl_model_push_changes_of_table_as(L, tidx, family, VL_KEY_METADATA, NULL);
+}
+
+int vl_model_push_changes_of_table_as(lua_State *L, int tidx, const char *family, int spelling, size_t *key_at) {
     tidx = lua_absindex(L, tidx);
+    if (key_at) *key_at = 0;
     lua_pushcfunction(L, changes_protected);
     lua_pushvalue(L, tidx);
     lua_pushstring(L, family);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lua_pushinteger(L, spelling);
+    if (lua_pcall(L, 3, 2, 0) != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
         return 0;
     }
+    if (key_at) *key_at = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -2,6 +2,8 @@
 #ifndef VL_MODEL_LUA_H
 #define VL_MODEL_LUA_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 /* Adds assignment, self_initiated, provider, content, decode, check, null (and
@@ -20,6 +22,9 @@ int vl_model_from_table(lua_State *L, int tidx, const char *family);
  * names, the base type when none). Pushes the body, or nil when nothing is to change, and
  * returns 1; pushes nil, msg and returns 0 when a field is invalid (never raises). */
 int vl_model_push_changes_of_table(lua_State *L, int tidx, const char *family);
+/* ... with the alternate key in `spelling` (altkey.h); *key_at (when not NULL) gets the
+ * offset of the key's name in the body plus one, 0 when it has none. */
+int vl_model_push_changes_of_table_as(lua_State *L, int tidx, const char *family, int spelling, size_t *key_at);
 /* Lua value of a field by Graph name (either alternate-key spelling); nil when unset,
  * viva.null when explicitly null; nil for names the type does not have. */
 void vl_model_push_field(lua_State *L, int idx, const char *field);

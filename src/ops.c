@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "altkey.h"
 #include "json.h"
 #include "model.h"
 #include "ops.h"
@@ -174,11 +175,13 @@ static void arg_label(const opdef *od, const char *name, char *out, size_t n) {
 }
 
 /* Expands the template t (literal text, placeholders) into the path from the values; pushes it
- * and returns 1. A value missing: returns 0 after pushing nil and the validation error, or -1
+ * and returns 1. A key named by either spelling of the alternate key is written in `spelling`
+ * (altkey.h). A value missing: returns 0 after pushing nil and the validation error, or -1
  * after pushing nothing when `optional` (the alternate key of a model without one). A bad id:
  * 0 after pushing nil and its error. The values are all looked up (on the stack) before the
  * buffer starts. */
-static int expand(lua_State *L, const opdef *od, const binding *b, const char *t, int optional, int check_only) {
+static int expand(lua_State *L, const opdef *od, const binding *b, const char *t, int optional, int check_only,
+                  int spelling) {
     ph ps[MAXV];
     int vidx[MAXV], usekey[MAXV], np = 0, base = lua_gettop(L), i;
     const char *q;
@@ -222,7 +225,11 @@ static int expand(lua_State *L, const opdef *od, const binding *b, const char *t
         q = strchr(o, '}');
         q = q ? q + 1 : o + strlen(o);
         v = lua_tolstring(L, vidx[i], &vn);
-        if (usekey[i]) err = vl_url_add_key(&buf, ps[i].key, v, vn);
+        if (usekey[i]) {
+            const char *key = ps[i].key;
+            if (strlen(key) == VL_ALTKEY_LEN && vl_altkey_at(key, VL_ALTKEY_LEN) >= 0) key = vl_altkey_name(spelling);
+            err = vl_url_add_key(&buf, key, v, vn);
+        }
         else err = vl_url_add_segment(&buf, v, vn);
         if (err) {
             /* in an {id|external_id=Key} alternation the key's name is its label */
@@ -242,6 +249,18 @@ static int expand(lua_State *L, const opdef *od, const binding *b, const char *t
     if (np > 0) lua_replace(L, base + 1);      /* the path where the values were */
     lua_settop(L, base + 1);
     return 1;
+}
+
+/* offset + 1 of the alternate key's name in the path at idx, 0 when it has none: after a '('
+ * (every id in a path is percent-encoded, '(' too, so a raw '(' opens a key) */
+static size_t key_in_path(lua_State *L, int idx) {
+    size_t n;
+    const char *p = lua_tolstring(L, idx, &n), *k = p;
+    while ((k = memchr(k, '(', n - (size_t)(k - p))) != NULL) {
+        k++;
+        if (vl_altkey_at(k, n - (size_t)(k - p)) >= 0 && k[VL_ALTKEY_LEN] == '=') return (size_t)(k - p) + 1;
+    }
+    return 0;
 }
 
 /* the Lua type an argument of form word w takes (for choosing between two forms) */
@@ -329,15 +348,15 @@ void vl_op_build(lua_State *L, const opdef *od, int a, spec *s) {
     /* the body: the model's JSON, or the changes (of the model, or the table given) */
     if (od->body == VL_BODY_CHANGES) {
         /* a model without the id its path needs is an error before its changes are looked at */
-        if (b.model && !expand(L, od, &b, od->path, 0, 1)) { s->immediate = 2; return; }
+        if (b.model && !expand(L, od, &b, od->path, 0, 1, s->spelling)) { s->immediate = 2; return; }
         if (changes) {
             if (vl_model_kind(L, changes)) {
                 check_model(L, changes, od->family);          /* a model of the family (raises) */
-                vl_model_push_changes_json(L, changes);
+                vl_model_push_changes_json_as(L, changes, s->spelling, &s->key_body);
             } else {
                 luaL_checktype(L, changes, LUA_TTABLE);
                 /* validated as a model's assigned fields are: nothing invalid is sent */
-                if (!vl_model_push_changes_of_table(L, changes, vl_famname[od->family])) {
+                if (!vl_model_push_changes_of_table_as(L, changes, vl_famname[od->family], s->spelling, &s->key_body)) {
                     const char *m = lua_tostring(L, -1);
                     char msg[400];
                     snprintf(msg, sizeof msg, "%s", m ? m : "invalid changes");
@@ -348,22 +367,23 @@ void vl_op_build(lua_State *L, const opdef *od, int a, spec *s) {
                 }
             }
         } else {
-            vl_model_push_changes_json(L, b.model);
+            vl_model_push_changes_json_as(L, b.model, s->spelling, &s->key_body);
         }
         if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); s->immediate = 1; return; }   /* nothing changed */
         s->body = lua_gettop(L);
     }
-    r = expand(L, od, &b, od->path, 0, 0);
+    r = expand(L, od, &b, od->path, 0, 0, s->spelling);
     if (r == 0) { s->immediate = 2; return; }
     s->path = lua_gettop(L);
+    s->key_path = key_in_path(L, s->path);
     if (od->body == VL_BODY_MODEL) {
-        vl_model_push_json(L, b.model);
+        vl_model_push_json_as(L, b.model, s->spelling, &s->key_body);
         s->body = lua_gettop(L);
     }
     if (od->alt) {
-        r = expand(L, od, &b, od->alt, 1, 0);
+        r = expand(L, od, &b, od->alt, 1, 0, s->spelling);
         if (r == 0) { s->immediate = 2; return; }
-        if (r > 0) s->alt = lua_gettop(L);
+        if (r > 0) { s->alt = lua_gettop(L); s->key_alt = key_in_path(L, s->alt); }
     }
 }
 
@@ -515,7 +535,7 @@ void vl_p_page(lua_State *L, const opdef *od, int a, spec *s, vl_client *c) {
         binding bd;
         memset(&bd, 0, sizeof bd);
         if (id) bind(&bd, id, lua_gettop(L));
-        if (!expand(L, od, &bd, od->path, 0, 0)) { s->immediate = 2; return; }
+        if (!expand(L, od, &bd, od->path, 0, 0, s->spelling)) { s->immediate = 2; return; }
     }
     page_query(L, a);
     lua_concat(L, 2);

@@ -4,6 +4,8 @@
 #ifndef VL_OPS_H
 #define VL_OPS_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 #include "state.h"
@@ -17,6 +19,9 @@ typedef struct spec {
     int alt;         /* stack index of the alternate-key path or 0 */
     int model;       /* stack index of the caller's model (ctx) or 0 */
     int immediate;   /* number of immediate results pushed (validation errors, no-op) */
+    int spelling;    /* in: the alternate key's spelling to write (altkey.h) */
+    size_t key_body, key_path, key_alt;   /* out: offset + 1 of the key's name in the body,
+                                           * the path, the alternate-key path; 0: none */
 } spec;
 
 /* body kinds */

@@ -107,11 +107,20 @@ static vl_decision transport(const vl_attempt *a) {
     return fail(VL_R_MAYBE_DONE, "transport");
 }
 
+/* Graph refused the alternate key's spelling (graph-api.md §6 #1): once with the other one.
+ * Safe for every method, a POST too: a 400 is the service refusing the request as written,
+ * before anything was created or changed. Not a retry (no wait, max_retries untouched): the
+ * request is corrected, and a second refusal is final. */
+static int respell(const vl_attempt *a) {
+    return a->status == 400 && a->key_refused && a->respellable;
+}
+
 vl_decision vl_policy_decide(const vl_attempt *a) {
     long st = a->status;
     if (a->kind == VL_K_TOKEN) return token(a);
     if (a->kind == VL_K_BATCH_ITEM) {
         if (st >= 200 && st < 300) return act(VL_A_SUCCEED);
+        if (respell(a)) return act(VL_A_RESPELL);
         /* an item throttled was not processed; a 503/504 one only when it is safe to repeat */
         if (a->retry_items && (st == 429 || ((st == 503 || st == 504) && a->method != VL_POST)))
             return again(a, VL_A_RETRY);
@@ -120,6 +129,7 @@ vl_decision vl_policy_decide(const vl_attempt *a) {
     if (a->transport != VL_T_NONE) return transport(a);
     /* exactly one forced refresh and one replay */
     if (st == 401 && a->auth_replays == 0 && a->refreshable) return act(VL_A_REFRESH);
+    if (respell(a)) return act(VL_A_RESPELL);
     if (a->kind == VL_K_LOOKUP) {
         if (st == 200) return act(VL_A_SUCCEED);
         if (st == 404) return act(VL_A_RESEND);   /* the create did not happen */

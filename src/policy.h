@@ -37,6 +37,8 @@ typedef struct vl_attempt {
     int transport;        /* VL_T_* */
     double retry_after;   /* the server's wait in seconds (any form), < 0 when none */
     int has_alt;          /* a create with an alternate key (external id) to look up by */
+    int key_refused;      /* a 400 that refuses the alternate key's spelling sent (altkey.h) */
+    int respellable;      /* the request carries the key and was not sent in the other spelling yet */
     int del404ok;         /* a 404 after a retry means the entity is gone (DELETE) */
     int refreshable;      /* the token can be refreshed (not a fixed token) */
     int auth_replays;     /* replays after a 401 so far */
@@ -58,7 +60,8 @@ enum vl_action {
     VL_A_LOOKUP,          /* the GET by alternate key after `wait` seconds */
     VL_A_RESEND,          /* the lookup found nothing: the create again, now */
     VL_A_REFRESH,         /* refresh the token and replay, now */
-    VL_A_GONE             /* a retried DELETE found the entity gone: success (true) */
+    VL_A_GONE,            /* a retried DELETE found the entity gone: success (true) */
+    VL_A_RESPELL          /* the same request again, now, with the other spelling of the key */
 };
 
 enum vl_reason {

@@ -14,7 +14,7 @@ static const char *const methods[] = { "GET", "POST", "PATCH", "DELETE", NULL };
 static const char *const transports[] = { "none", "not_sent", "maybe_sent", "timeout", "reset", "fatal",
                                           "too_large", "body_refused", "setup", NULL };
 static const char *const mi_sources[] = { "none", "imds", "app_service", NULL };
-static const char *const actions[] = { "succeed", "fail", "retry", "lookup", "resend", "refresh", "gone" };
+static const char *const actions[] = { "succeed", "fail", "retry", "lookup", "resend", "refresh", "gone", "respell" };
 static const char *const reasons[] = { NULL, "http", "exhausted", "deadline", "maybe_done", "fatal", "too_large",
                                        "body_refused", "setup", "not_transient" };
 
@@ -59,6 +59,8 @@ static int l_policy(lua_State *L) {
     a.retry_after = opt_num(L, "retry_after", -1);
     a.has_alt = opt_bool(L, "has_alt");
     a.del404ok = opt_bool(L, "del404ok");
+    a.key_refused = opt_bool(L, "key_refused");
+    a.respellable = opt_bool(L, "respellable");
     a.refreshable = opt_bool(L, "refreshable");
     a.auth_replays = (int)opt_num(L, "auth_replays", 0);
     a.retries = (int)opt_num(L, "retries", 0);

@@ -300,6 +300,11 @@ void vl_fail_decided(lua_State *L, vl_client *c, int cidx, vl_req *r) {
         break;
     default:
         vl_push_http_error(L, r, NULL, -1, NULL);
+        if (v->key_refused_twice) {
+            lua_pushliteral(L, "Graph refused the alternate key in both spellings (externalcourseActivityId "
+                            "and externalCourseActivityId)");
+            lua_setfield(L, -2, "note");
+        }
         break;
     }
     vl_finish(L, c, cidx, r, 2);

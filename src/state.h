@@ -44,6 +44,7 @@ typedef struct vl_verdict {
     double retry_after;         /* the server's wait, < 0 when none */
     double wait;                /* VL_R_DEADLINE: the wait that would have passed the deadline */
     const char *kind;           /* refused before it was sent: the error kind, message in msg */
+    int key_refused_twice;      /* the last 400 refused the alternate key in its other spelling too */
     char msg[160];
 } vl_verdict;
 
@@ -59,6 +60,11 @@ struct vl_req {
     char *xhdr;                 /* token request: one extra "Name: value" header line (managed
                                  * identity's Metadata or X-IDENTITY-HEADER); malloc, zeroed */
     int phase;                  /* 0 = the request itself, 1 = alternate-key lookup */
+    /* the alternate key in the request (altkey.h): the spelling it was written in, whether
+     * it was sent again in the other one, and where its name is in url, body and alt_url
+     * (offset + 1; 0: not there, as in a request calloc leaves alone) */
+    int key_spelling, respelled;
+    size_t key_url, key_body, key_alt;
     int attempts, retries, auth_replays;
     int done, closed;
     int decided;                /* on the complete list with its verdict v, to be built */
@@ -130,6 +136,8 @@ struct vl_client {
     long connect_ms, attempt_ms;
     double deadline_s;
     int max_retries, max_concurrency;
+    int key_spelling;           /* the alternate key's spelling requests are built with: the
+                                 * one that last worked (altkey.h) */
     double backoff_base, backoff_cap;
     size_t max_body;
     int allow_http, has_log;

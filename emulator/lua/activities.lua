@@ -99,9 +99,10 @@ local function find(req, principal, akey, provider)
   local s = state.s
   local a
   if akey.alt then
-    if akey.alt ~= "externalcourseActivityId" and akey.alt ~= "externalCourseActivityId" then
-      return nil, errors.graph(req, 400, "BadRequest",
-        "The key property '" .. akey.alt .. "' is not an alternate key of 'microsoft.graph.learningCourseActivity'.")
+    if not state.ext_key(akey.alt) then
+      -- a key name the type does not declare (or a spelling the setting does not take): OData .NET's
+      -- BadRequest_KeyMismatch, which names no property
+      return nil, errors.key_mismatch(req, "microsoft.graph.learningCourseActivity")
     end
     if provider then
       local id = s.activities_by_provider[provider.id].by_ext[akey.value]

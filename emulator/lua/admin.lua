@@ -114,8 +114,8 @@ function M.handle(req, what, rest)
     if body.max_body_bytes and (body.max_body_bytes < 1 or body.max_body_bytes > 64 * 1024 * 1024) then
       return bad("max_body_bytes must be 1..67108864 (nginx's own cap)")
     end
-    if body.external_id_spelling and not ({ metadata = 1, docs = 1, both = 1 })[body.external_id_spelling] then
-      return bad("external_id_spelling must be metadata, docs or both")
+    if body.external_id_spelling and not ({ any = 1, metadata = 1, docs = 1, both = 1 })[body.external_id_spelling] then
+      return bad("external_id_spelling must be any, metadata, docs or both")
     end
     if body.latency and body.latency ~= json.null then
       local l, lerr = state.check_latency(body.latency)

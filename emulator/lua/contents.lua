@@ -36,8 +36,7 @@ local function prelude(req, principal, perm, pkey, ckey)
   local p, perr = common.provider_for(req, principal, pkey)
   if not p then return nil, perr end
   if ckey and ckey.alt and ckey.alt ~= "externalId" then
-    return nil, errors.graph(req, 400, "BadRequest",
-      "The key property '" .. ckey.alt .. "' is not an alternate key of 'microsoft.graph.learningContent'.")
+    return nil, errors.key_mismatch(req, "microsoft.graph.learningContent")
   end
   return p
 end

@@ -63,6 +63,13 @@ function M.unauthenticated(req, message)
     ["WWW-Authenticate"] = 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"',
   })
 end
+-- A key segment whose names match no key of the type: OData .NET's BadRequest_KeyMismatch (Graph is
+-- built on it; the text as Dataverse, on the same library, documents it for an undeclared alternate key).
+function M.key_mismatch(req, type_name)
+  return M.graph(req, 400, "BadRequest", "The key in the request URI is not valid for resource '" .. type_name ..
+    "'. Ensure that the names and number of key properties match the declared or alternate key properties for " ..
+    "the resource '" .. type_name .. "'.")
+end
 function M.conflict(req, message)
   return M.graph(req, 409, "conflict", message)
 end

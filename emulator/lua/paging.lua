@@ -24,11 +24,12 @@ function M.parse_select(req, allowed, type_name)
   local set = {}
   for name in sel:gmatch("[^,]+") do
     name = name:match("^%s*(.-)%s*$")
-    if name == "externalCourseActivityId" then name = "externalcourseActivityId" end
+    local ext = state.ext_key(name)
+    if ext then name = ext elseif ext == false then name = "?" .. name end   -- a spelling not taken: unknown
     if name ~= "*" then
       if not allowed[name] then
         return nil, errors.graph(req, 400, "BadRequest",
-          "Could not find a property named '" .. name .. "' on type 'microsoft.graph." .. type_name .. "'.")
+          "Could not find a property named '" .. name:gsub("^%?", "") .. "' on type 'microsoft.graph." .. type_name .. "'.")
       end
       set[name] = true
     else

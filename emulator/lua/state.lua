@@ -5,13 +5,28 @@ local util = require("util")
 
 local M = {}
 
+-- The alternate key's two spellings: the metadata's (the emulator's own field name) and the docs'.
+M.EXT_METADATA, M.EXT_DOCS = "externalcourseActivityId", "externalCourseActivityId"
+
+-- The emulator's field name for a request's property or key name under settings.external_id_spelling:
+-- either spelling of the alternate key gives M.EXT_METADATA when the setting takes it, false when it
+-- does not (Graph sees an unknown property then); nil for every other name.
+function M.ext_key(name)
+  if name ~= M.EXT_METADATA and name ~= M.EXT_DOCS then return nil end
+  local only = M.settings.external_id_spelling
+  if (only == "metadata" and name ~= M.EXT_METADATA) or (only == "docs" and name ~= M.EXT_DOCS) then return false end
+  return M.EXT_METADATA
+end
+
 M.DEFAULT_SETTINGS = {
   page_size = 50,                      -- server-side page size of every collection
   max_top = 999,                       -- $top above this is clamped
   token_lifetime = 3599,               -- seconds (expires_in of the token endpoint)
   max_body_bytes = 4194304,            -- 413 past this (nginx's own hard cap is 64 MiB)
   app_can_list_user_activities = false, -- graph-api.md §1.0, §8.5: A5 is delegated only (403 for app tokens); true = the lenient variant
-  external_id_spelling = "metadata",   -- "metadata" (externalcourseActivityId), "docs" (externalCourseActivityId) or "both"
+  external_id_spelling = "any",        -- the alternate key's spelling (graph-api.md §6 #1): "any" takes both, writes
+                                       -- externalcourseActivityId; "metadata" / "docs" take and write only
+                                       -- externalcourseActivityId / externalCourseActivityId; "both" takes both, writes both
   batch_throttled_status = 200,        -- envelope status when a $batch item is throttled (200 or 424, §6 #22)
   location_header = true,              -- Location header on 201 responses (OData 4.0 §11.4.2)
   activity_id_format = "graph",        -- "graph": "{learnerUserId}:{guid}" as in Graph's examples; "guid": plain GUIDs

@@ -3,6 +3,7 @@
 -- Types: string, int32, pct (Int32 0..100), bool, dto (DateTimeOffset), duration, dttz (dateTimeTimeZone),
 -- itembody, strings (Collection(Edm.String)), enum:<name>.
 local json = require("json")
+local state = require("state")
 
 local M = {}
 
@@ -205,7 +206,12 @@ function M.check(kind, body, mode, opts)
       -- instance and property annotations (@odata.type, @odata.context, x@odata.type) are not data
     else
       local name = k
-      if name == "externalCourseActivityId" and schema.externalcourseActivityId then name = "externalcourseActivityId" end
+      if schema.externalcourseActivityId then
+        -- the alternate key in a spelling the setting does not take is an unknown property
+        local ext = state.ext_key(k)
+        if ext == false then return nil, "invalid", k end
+        name = ext or k
+      end
       local spec = schema[name]
       if not spec then return nil, "invalid", k end
       if not spec.readonly then
