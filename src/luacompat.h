@@ -12,6 +12,7 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+#include <stdint.h>
 
 #if LUA_VERSION_NUM < 503
 #include <compat-5.3.h>
@@ -27,6 +28,21 @@
 #define LUA_KFUNCTION(name) static int(name)(lua_State * L, int status, lua_KContext ctx)
 #endif
 
+/* An integer in lua_pushfstring/luaL_error: "... " VL_FMTI " ...", VL_ARGI(v). 5.1 and 5.2 have
+ * no %I (and their %f rounds to 14 digits), so the integer goes in as a string made here. */
+#if LUA_VERSION_NUM >= 503
+#define VL_FMTI "%I"
+#define VL_ARGI(v) ((LUAI_UACINT)(v))
+#else
+#include <stdio.h>
+static inline const char *vl_compat_itoa(char *buf, lua_Integer v) {
+    snprintf(buf, 24, "%lld", (long long)v);
+    return buf;
+}
+#define VL_FMTI "%s"
+#define VL_ARGI(v) vl_compat_itoa((char[24]){0}, (lua_Integer)(v))
+#endif
+
 #if LUA_VERSION_NUM < 503
 /* lua_Integer is ptrdiff_t there (64 bits on every target we build for), but numbers are
  * doubles: compat-5.3's lua_numbertointeger does not check the range, 5.3's does. */
@@ -38,6 +54,14 @@
 #define lua_numbertointeger(n, p)                                                            \
     ((n) >= (lua_Number)(LUA_MININTEGER) && (n) < -(lua_Number)(LUA_MININTEGER) &&           \
      (*(p) = (lua_Integer)(n), 1))
+#endif
+
+/* A closed Lua io file handle: 5.2+ clear closef; 5.1 (FILE **) and LuaJIT (its first member
+ * the FILE *) clear the FILE pointer, the only member compat-5.3's luaL_Stream has there. */
+#if LUA_VERSION_NUM >= 502
+#define VL_STREAM_CLOSED(p) ((p)->closef == NULL)
+#else
+#define VL_STREAM_CLOSED(p) ((p)->f == NULL)
 #endif
 
 #if LUA_VERSION_NUM < 504
