@@ -11,15 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "../luacompat.h"
 #include <lualib.h>
 
 /* sys.fsync(fh): flush a Lua io file handle and fsync its descriptor, so what was written
  * survives a crash of the process or the machine. Returns true, or nil and a message. */
 static int sys_fsync(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     if (fflush(p->f) != 0 || fsync(fileno(p->f)) != 0) {
         int e = errno;
@@ -34,7 +33,7 @@ static int sys_fsync(lua_State *L) {
 /* sys.isatty(fh): whether a Lua io file handle is a terminal (progress bars draw only there). */
 static int sys_isatty(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     lua_pushboolean(L, isatty(fileno(p->f)) == 1);
     return 1;
@@ -45,7 +44,7 @@ static int sys_isatty(lua_State *L) {
  * nil and a message (not a terminal, or a terminal that reports no size). */
 static int sys_termsize(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     struct winsize ws;
     if (ioctl(fileno(p->f), TIOCGWINSZ, &ws) != 0) {
@@ -91,7 +90,7 @@ static int sys_sleep(lua_State *L) {
 /* The descriptor of an open Lua io file handle (raises on a closed one). */
 static int fh_fd(lua_State *L, int idx) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, idx, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     return fileno(p->f);
 }
@@ -136,7 +135,7 @@ static int sys_truncate(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
     lua_Integer size = luaL_checkinteger(L, 2);
     luaL_argcheck(L, size >= 0, 2, "size >= 0 expected");
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     if (fflush(p->f) != 0 || ftruncate(fileno(p->f), (off_t)size) != 0) {
         int e = errno;
