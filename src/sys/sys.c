@@ -3,6 +3,7 @@
  * knows nothing about files or terminals. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <string.h>
@@ -184,10 +185,36 @@ static int sys_getpid(lua_State *L) {
     return 1;
 }
 
+/* sys.fnv1a32(s): FNV-1a, 32 bits, of a string, as an integer 0..2^32-1 (vivalearning.hash).
+ * In C so that it is exact and the same on every Lua: 5.1 and LuaJIT have no integers nor
+ * bitwise operators, and the product does not fit a double's 53 bits. */
+static int sys_fnv1a32(lua_State *L) {
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    uint32_t h = 0x811c9dc5u;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x01000193u;
+    lua_pushinteger(L, (lua_Integer)h);
+    return 1;
+}
+
+/* sys.xorshift32(s): the next state of Marsaglia's 32-bit xorshift (13, 17, 5) from state s
+ * (an integer 1..2^32-1), for vivalearning.sample's deterministic rows. */
+static int sys_xorshift32(lua_State *L) {
+    lua_Integer v = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, v >= 1 && v <= 0xffffffffLL, 1, "integer 1..2^32-1 expected");
+    uint32_t x = (uint32_t)v;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    lua_pushinteger(L, (lua_Integer)x);
+    return 1;
+}
+
 int luaopen_vivalearning_sys(lua_State *L);
 
 int luaopen_vivalearning_sys(lua_State *L) {
     static const luaL_Reg funcs[] = {
+        { "fnv1a32", sys_fnv1a32 },
         { "fsync", sys_fsync },
         { "getpid", sys_getpid },
         { "isatty", sys_isatty },
@@ -197,6 +224,7 @@ int luaopen_vivalearning_sys(lua_State *L) {
         { "stat", sys_stat },
         { "termsize", sys_termsize },
         { "truncate", sys_truncate },
+        { "xorshift32", sys_xorshift32 },
         { NULL, NULL },
     };
     luaL_newlib(L, funcs);
