@@ -301,7 +301,9 @@ LUA_KFUNCTION(ext_wait_k) {
     int hidx = (int)ctx;
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     if (status != LUA_OK && status != LUA_YIELD) {
-        lua_replace(L, hidx + 1);         /* the driver's error */
+        vl_compat_explain_yield(L);
+        lua_copy(L, -1, hidx + 1);        /* the driver's error (at hidx + 1 already, when the
+                                           * driver was called with nothing under it) */
         lua_settop(L, hidx + 1);
         ext_cancel(L, c, hidx);
         return lua_error(L);

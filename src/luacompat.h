@@ -24,6 +24,24 @@
 #define VL_HAS_YIELDK 1
 #endif
 
+/* On 5.1 and LuaJIT a Lua function called from C (an io = "external" driver inside a sync
+ * call) cannot yield: their error says so in their words, vl_compat_explain_yield (on the error
+ * at the top of the stack) in ours, with what to do instead. */
+#if VL_HAS_YIELDK
+#define vl_compat_explain_yield(L) ((void)0)
+#else
+#include <string.h>
+static inline void vl_compat_explain_yield(lua_State *L) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg && strstr(msg, "attempt to yield across")) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "vivalearning: the io = \"external\" driver yielded during a synchronous call; "
+                           "this Lua (5.1/LuaJIT: no continuations) cannot resume a C call after a yield: "
+                           "yield only from your own loop around c:submit, c:take, c:deliver and c:tick");
+    }
+}
+#endif
+
 #ifndef LUA_KFUNCTION /* 5.3, 5.4: a continuation is a plain function */
 #define LUA_KFUNCTION(name) static int(name)(lua_State * L, int status, lua_KContext ctx)
 #endif
