@@ -26,8 +26,9 @@ BINDIR     ?= $(PREFIX)/bin
 # 5.1, 5.2 and LuaJIT take the 5.3 C API from Debian's lua-compat53 (compat-5.3.h, which lives
 # in /usr/include/lua5.1 and lua5.2: after LuaJIT's own headers, never before them).
 LUA_CFLAGS  := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+COMPAT_CFLAGS :=
 ifeq ($(LUA_PC),luajit)
-LUA_CFLAGS  += -idirafter /usr/include/lua5.1
+COMPAT_CFLAGS := -idirafter /usr/include/lua5.1
 endif
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
@@ -35,7 +36,7 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 OPT      ?= -O2 -g
 WARN     := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= $(OPT)
-ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(COMPAT_CFLAGS) $(CURL_CFLAGS)
 # The module is linked against libcurl only: liblua is never linked in (the host provides it).
 LDFLAGS  ?=
 LIBFLAG  ?= -shared
@@ -58,7 +59,10 @@ SQLITE_MODULE := $(OUT)/vivalearning/sqlite.so
 SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 # Debian packages the project needs; `deps` installs whichever are missing.
-DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
+# Every Lua: LuaJIT is OpenResty's fork (luajit2), never Debian's luajit/libluajit-5.1-dev,
+# which would take ngx_lua (and so the emulator) off it.
+DEB_PKGS := lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+            luajit2 libluajit2-5.1-dev lua-compat53 lua-compat53-dev lua-cjson libcurl4-openssl-dev lua-busted lua-argparse \
             nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
             gcc make libsqlite3-dev
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
@@ -69,7 +73,7 @@ ROCKSPEC   := $(wildcard rockspec/vivalearning-*.rockspec)
 EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
 
-.PHONY: all deps deps-check deps-bench build test check check-asan check-valgrind cppcheck \
+.PHONY: all deps deps-check deps-bench build build-all test test-all check check-asan check-valgrind cppcheck \
         fuzz demo bench emulator-start emulator-stop install uninstall clean deps-rock rock
 
 all: build
@@ -130,10 +134,21 @@ $(SQLITE_MODULE): src/sqlite/sqlite.c src/luacompat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $< $(SQLITE_LIBS)
 
-# Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
+# Start the emulator (unless one already answers from EMU_DIR), run every spec on each Lua of
+# TEST_LUAS (make test: Lua 5.4 and LuaJIT; make test-all: all five), stop it again.
 # deps-rock: spec/make_rock_spec.lua builds and installs the rock for real.
-test: deps deps-rock build
-	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" BUSTED="$(BUSTED)" sh spec/run
+ALL_LUAS  := lua5.1 lua5.2 lua5.3 lua5.4 luajit
+TEST_LUAS ?= lua5.4 luajit
+test: deps deps-rock
+	@for l in $(TEST_LUAS); do $(MAKE) --no-print-directory build LUA=$$l || exit 1; done
+	@EMU_DIR="$(EMU_DIR)" LUAS="$(TEST_LUAS)" BUSTED="$(BUSTED)" sh spec/run
+
+test-all: deps deps-rock
+	@$(MAKE) --no-print-directory test TEST_LUAS="$(ALL_LUAS)"
+
+# Every Lua's build, side by side (lib/LUA/, and ./ for lua5.4).
+build-all:
+	@for l in $(ALL_LUAS); do $(MAKE) --no-print-directory build LUA=$$l || exit 1; done
 
 emulator-start: deps
 	@./emulator/run --dir "$(EMU_DIR)"

@@ -1,4 +1,4 @@
-/* A minimal Lua 5.4 script host for `make check`: `lua_host script.lua args...` runs the script
+/* A minimal Lua script host for `make check` (Lua 5.4; a plain build for every Lua): `lua_host script.lua args...` runs the script
  * like `lua5.4` does. Built with the sanitizers, it carries their runtime itself, so nothing has
  * to be LD_PRELOADed into the environment that the specs' child processes (curl, sh) inherit.
  *
@@ -16,9 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "../src/luacompat.h" /* the host builds for every Lua (spec/client_memory_spec.lua) */
 #include <lualib.h>
+#if LUA_VERSION_NUM == 501 && defined(__has_include)
+#if __has_include(<luajit.h>)
+#include <luajit.h> /* LUAJIT_VERSION */
+#endif
+#endif
 
 #ifdef VL_FORCED_GC
 #include <dlfcn.h>
@@ -167,14 +171,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s script.lua [args...]\n", argv[0]);
         return 2;
     }
+    static host_alloc f;
+#ifdef LUAJIT_VERSION
+    /* LuaJIT's own allocator is not realloc/free: the host's allocator from the start */
+    lua_State *L = lua_newstate(host_alloc_f, &f);
+#else
     lua_State *L = luaL_newstate();
+#endif
     if (L == NULL) {
         fprintf(stderr, "%s: cannot create a Lua state\n", argv[0]);
         return 1;
     }
+#ifndef LUAJIT_VERSION
     /* luaL_newstate's allocator is realloc/free too: blocks move freely between the two */
-    static host_alloc f;
     lua_setallocf(L, host_alloc_f, &f);
+#endif
 #ifdef VL_FORCED_GC
     forced_stats = &f;
     atexit(forced_report);

@@ -25,9 +25,12 @@ local function the_host(malloc)
   end
   if os.getenv("VIVA_SANITIZED") then return nil end
   if not built then
-    built = emu.dir .. "/lua_fail_host"
-    local code, out = http.run("cc -O1 $(pkg-config --cflags lua5.4) .ci/lua_host.c -o " .. q(built) ..
-                               " $(pkg-config --libs lua5.4) -ldl")
+    built = emu.dir .. "/lua_fail_host-" .. (jit and "luajit" or _VERSION:match("%d+%.%d+"))
+    -- for this Lua: LuaJIT (with lua-compat53's header after its own), or lua5.N
+    local pc = jit and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+    local compat = jit and " -idirafter /usr/include/lua5.1" or ""
+    local code, out = http.run("cc -O1 $(pkg-config --cflags " .. pc .. ")" .. compat .. " .ci/lua_host.c -o " ..
+                               q(built) .. " $(pkg-config --libs " .. pc .. ") -ldl")
     assert(code == 0, out)
   end
   return built

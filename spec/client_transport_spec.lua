@@ -34,18 +34,18 @@ end
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- Runs a Lua chunk in a child lua5.4 (with this tree's module) under extra environment
+-- Runs a Lua chunk in a child of this Lua (with this build's module) under extra environment
 -- variables (killed after `watchdog` seconds when given: a hang shows as missing output);
 -- returns its output.
 local function child(env, code, watchdog)
   local f = os.tmpname()
   local h = assert(io.open(f, "w"))
   h:write('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n',
-          'package.cpath = "./?.so;" .. package.cpath\n', code)
+          ("package.cpath = %q .. package.cpath\n"):format(package.cpath .. ";"), code)
   h:close()
   local parts = { watchdog and ("timeout -s KILL " .. watchdog) or "", "env" }
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = "lua5.4 " .. q(f) .. " 2>&1"
+  parts[#parts + 1] = q(require("support.lualayer").LUA) .. " " .. q(f) .. " 2>&1"
   local p = assert(io.popen(table.concat(parts, " ")))
   local out = p:read("*a")
   p:close()

@@ -52,3 +52,51 @@ for _, lua in ipairs(LUAS) do
     end)
   end)
 end
+
+-- In this Lua (the suite runs on each): the Lua layer's numbers.
+describe("on this Lua (" .. _VERSION .. (jit and ", " .. jit.version or "") .. ")", function()
+  local viva = require "vivalearning"
+  local hash = require "vivalearning.hash"
+  local compat = require "vivalearning.compat"
+
+  it("vivalearning.hash is FNV-1a 32 exactly (the journal's checksums, the shards)", function()
+    -- the FNV reference vectors, and one whose products pass 2^53 at every byte
+    assert.equal(2166136261, hash.fnv1a32(""))
+    assert.equal(3826002220, hash.fnv1a32("a"))
+    assert.equal(3214735720, hash.fnv1a32("foobar"))
+    assert.equal(hash.fnv1a32(string.rep("\255", 64)), hash.fnv1a32(string.rep("\255", 64)))
+    assert.equal("string", type(("%d"):format(hash.fnv1a32(string.rep("\255", 64)))))
+    local h = hash.fnv1a32(string.rep("\255", 64))
+    assert.is_true(h >= 0 and h < 2 ^ 32 and h == math.floor(h))
+  end)
+
+  it("compat: math.type, math.tointeger and floor division as 5.3 has them", function()
+    assert.equal("integer", compat.type(3))
+    assert.equal("float", compat.type(3.5))
+    assert.equal("float", compat.type(1 / 0))
+    assert.equal("float", compat.type(0 / 0))
+    assert.is_nil(compat.type("3"))
+    assert.equal(3, compat.tointeger(3))
+    assert.is_nil(compat.tointeger(3.5))
+    assert.is_nil(compat.tointeger(1 / 0))
+    assert.equal(3, compat.idiv(7, 2))
+    assert.equal(-4, compat.idiv(-7, 2))
+    assert.equal("integer", compat.type(compat.idiv(7, 2)))
+  end)
+
+  -- Integers beyond 2^53 do not exist on 5.1, 5.2 (numbers) and LuaJIT: the models' integer
+  -- fields are completionPercentage (0..100) and numberOfPages (0..2^31-1), far from it.
+  it("integer fields: the edges hold and what is past them is refused", function()
+    assert.equal(2147483647, viva.content({ numberOfPages = 2147483647 }).numberOfPages)
+    assert.equal(0, viva.content({ numberOfPages = 0 }).numberOfPages)
+    assert.equal(100, viva.assignment({ completionPercentage = 100.0 }).completionPercentage)
+    for _, bad in ipairs { 2147483648, 2 ^ 53, 2 ^ 53 + 1, 2 ^ 63, -1, 0.5 } do
+      assert.has_error(function() viva.content { numberOfPages = bad } end)
+    end
+    local ok, err = pcall(viva.decode, '{"@odata.type":"#microsoft.graph.learningContent","numberOfPages":9007199254740993}')
+    assert.is_false(ok and err ~= nil and err.numberOfPages ~= nil)
+    -- an unknown property keeps its number as written, whatever this Lua's numbers are
+    local m = viva.decode('{"@odata.type":"#microsoft.graph.learningContent","title":"t","big":9007199254740993}')
+    assert.truthy(m:tojson():find('"big":9007199254740993', 1, true))
+  end)
+end)

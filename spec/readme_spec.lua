@@ -250,8 +250,25 @@ describe("README.md", function()
   -- loading libc; the cause is not found yet): they are not valgrind's
   -- to check anyway (children run plain lua5.4), and they run under ASan in the same make check.
   local run_it = os.getenv("VIVA_VALGRIND") and pending or it
+  -- pairs() over a model calls __pairs on 5.2+ only (5.1 and LuaJIT have m:pairs())
+  local has_pairs_mm = false
+  for _ in pairs(setmetatable({}, { __pairs = function() has_pairs_mm = true; return function() end end })) do end
+  local function uses_pairs_mm(c)
+    if c.lang ~= "lua" or has_pairs_mm then return false end
+    for _, b in ipairs(c.blocks) do
+      for n = b.body_first, b.body_last do
+        if lines[n]:find("in pairs%(") then return true end
+      end
+    end
+    return false
+  end
   for _, c in ipairs(chains) do
-    run_it("runs the example at " .. describe_chain(c), function()
+    local run_this = run_it
+    if uses_pairs_mm(c) then
+      run_this = function(name) pending(name .. ": it calls pairs() on a model, which " .. _VERSION ..
+        (jit and " (LuaJIT)" or "") .. " does not pass to __pairs (m:pairs() works everywhere)") end
+    end
+    run_this("runs the example at " .. describe_chain(c), function()
       local script = work .. "/.readme-block"
       local code, out
       if c.lang == "lua" then
@@ -276,7 +293,7 @@ describe("README.md", function()
         -- a driver file, not -e: make check's sanitizer host only runs script files
         local driver = work .. "/.readme-driver.lua"
         f = assert(io.open(driver, "w"))
-        f:write("local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('a'); f:close()\n",
+        f:write("local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('*a'); f:close()\n",
           "local chunk = assert(load(s, '@README.md')); chunk()\n")
         f:close()
         code, out = http.run("cd " .. q(work) .. " && env -i " .. table.concat(env, " ") .. " timeout 300 " ..

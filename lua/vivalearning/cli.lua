@@ -777,6 +777,9 @@ function M.run(args, out, errout)
 end
 
 function M.main(args)
+  -- 5.4 seeds math.random itself; before it every process draws the same numbers (the
+  -- backoff jitter of parallel shards, temporary names): seed it here, in the application.
+  if _VERSION ~= "Lua 5.4" then math.randomseed(os.time() + pid() * 7919) end
   local t = {}
   for i = 1, #args do t[i] = args[i] end
   local code = M.run(t)

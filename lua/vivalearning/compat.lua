@@ -1,24 +1,32 @@
 -- vivalearning.compat: the few number functions of Lua 5.3+ the Lua layer uses, on every Lua
--- (5.1, 5.2, LuaJIT have one number type, a double: an "integer" there is an integral, finite
--- number, exact up to 2^53). This file must parse on 5.1: no //, no bitwise operators.
+-- (5.1, 5.2, LuaJIT have one number type, a double: an "integer" there is an integral number
+-- in 5.3's range, [-2^63, 2^63); exact up to 2^53 only). This file must parse on 5.1: no //,
+-- no bitwise operators.
 local M = {}
 
-local floor, huge = math.floor, math.huge
+local floor = math.floor
+local TWO63 = 2 ^ 63
+
+-- What 5.3 can hold as an integer: an integral number in [-2^63, 2^63).
+local function integral(v)
+  return v == floor(v) and v >= -TWO63 and v < TWO63
+end
 
 if math.type then
   M.type, M.tointeger = math.type, math.tointeger
 else
-  --- math.type: "integer" for an integral finite number, "float" for any other, nil otherwise.
+  --- math.type: "integer" for an integral number 5.3 could hold as one, "float" for any other
+  -- number, nil for anything else.
   function M.type(v)
     if type(v) ~= "number" then return nil end
-    if v == floor(v) and v > -huge and v < huge then return "integer" end
-    return "float"
+    return integral(v) and "integer" or "float"
   end
 
-  --- math.tointeger: the number when it is integral (a string converts as on 5.3), else nil.
+  --- math.tointeger: the number when it is such an integer (a string converts as on 5.3),
+  -- else nil.
   function M.tointeger(v)
     if type(v) == "string" then v = tonumber(v) end
-    if type(v) == "number" and v == floor(v) and v > -huge and v < huge then return v end
+    if type(v) == "number" and integral(v) then return v end
     return nil
   end
 end

@@ -19,7 +19,7 @@ local function this_lua()
   local pid = f and f:read("*n")
   if f then f:close() end
   if pid then
-    local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
+    local p = io.popen("readlink /proc/" .. ("%d"):format(pid) .. "/exe 2>/dev/null")
     local exe = p:read("*l")
     p:close()
     if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
