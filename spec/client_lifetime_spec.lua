@@ -162,7 +162,9 @@ describe("client lifetime", function()
       return c:get_content(emu.PROVIDER, emu.CONTENT)
     end)
     assert.equals(emu.CONTENT, v.id)
-    assert.matches("the client is busy", inner)
+    -- (from the log hook on LuaJIT: refused as from a callback of the client)
+    assert.matches(STEPS_SKIP_FINALIZERS and "cannot be used from its own token_provider or log callback"
+                   or "the client is busy", inner)
     assert(c:get_content(emu.PROVIDER, emu.CONTENT))            -- and it still works
     c:close()
   end)
