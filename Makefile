@@ -175,7 +175,8 @@ install: build
 	install -m 755 $(SYS_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sys.so
 	install -m 755 $(SQLITE_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sqlite.so
 	install -m 644 lua/vivalearning/*.lua $(DESTDIR)$(LUA_DIR)/vivalearning/
-	install -m 755 bin/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
+	sed '1s|^#!.*|#!/usr/bin/env $(LUA_NAME)|' bin/vivalearning > $(DESTDIR)$(BINDIR)/vivalearning
+	chmod 755 $(DESTDIR)$(BINDIR)/vivalearning
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)/vivalearning

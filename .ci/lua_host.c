@@ -82,9 +82,9 @@ static void *host_alloc_f(void *ud, void *ptr, size_t osize, size_t nsize) {
         f->failed = fail;
         if (fail) {
             f->block = ptr; f->osize = osize; f->nsize = nsize;
-#ifdef LUAJIT_VERSION
-            /* LuaJIT raises at the first failure: no emergency collection, no retry to wait
-             * for (a later allocation of the same size is a new one) */
+#if LUA_VERSION_NUM < 502
+            /* 5.1 and LuaJIT raise at the first failure: no emergency collection, no retry to
+             * wait for (a later allocation of the same size is a new one) */
             f->failed = f->injected = 0;
 #endif
             return NULL;

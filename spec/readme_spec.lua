@@ -167,6 +167,9 @@ local function base_env(work)
   return env
 end
 
+local THIS_LUA = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+local BUILT = THIS_LUA == "lua5.4" and "/vivalearning" or "/lib/" .. THIS_LUA .. "/vivalearning"
+
 describe("README.md", function()
   local work
 
@@ -180,7 +183,9 @@ describe("README.md", function()
       "mkdir -p " .. q(work .. "/emulator"),
       "ln -s " .. q(ROOT .. "/bin") .. " " .. q(work .. "/bin"),
       "ln -s " .. q(ROOT .. "/lua") .. " " .. q(work .. "/lua"),
-      "ln -s " .. q(ROOT .. "/vivalearning") .. " " .. q(work .. "/vivalearning"),
+      -- the README's ./vivalearning is this Lua's build (lib/<lua>/ for all but 5.4)
+      "ln -s " .. q(ROOT .. BUILT) .. " " .. q(work .. "/vivalearning"),
+      "ln -s " .. q(ROOT .. "/lib") .. " " .. q(work .. "/lib"),
       "for f in run stop lua nginx.conf.in seed.json README.md; do ln -s " .. q(ROOT .. "/emulator/") ..
         "\"$f\" " .. q(work .. "/emulator/") .. "\"$f\"; done",
       "ln -s " .. q(emu_dir) .. " " .. q(work .. "/emulator/.run"),
@@ -294,7 +299,7 @@ describe("README.md", function()
         local driver = work .. "/.readme-driver.lua"
         f = assert(io.open(driver, "w"))
         f:write("local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('*a'); f:close()\n",
-          "local chunk = assert(load(s, '@README.md')); chunk()\n")
+          "local chunk = assert((loadstring or load)(s, '@README.md')); chunk()\n")
         f:close()
         code, out = http.run("cd " .. q(work) .. " && env -i " .. table.concat(env, " ") .. " timeout 300 " ..
           q(layer.LUA) .. " " .. q(driver) .. " </dev/null")

@@ -95,8 +95,10 @@ function M.devicecode_url(tenant, base)
 end
 
 local function uuid()
-  return string.format("%08x-%04x-4%03x-%04x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
-    math.random(0, 0xfff), 0x8000 + math.random(0, 0x3fff), math.random(0, 0xffffffffffff))
+  -- 16 bits a draw: 5.1's math.random takes C ints
+  local function r16() return math.random(0, 0xffff) end
+  return string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x", r16(), r16(), r16(),
+    math.random(0, 0xfff), 0x8000 + math.random(0, 0x3fff), r16(), r16(), r16())
 end
 M.uuid = uuid
 
