@@ -72,6 +72,7 @@ static inline const char *vl_compat_itoa(char *buf, lua_Integer v) {
 #define lua_numbertointeger(n, p)                                                            \
     ((n) >= (lua_Number)(LUA_MININTEGER) && (n) < -(lua_Number)(LUA_MININTEGER) &&           \
      (*(p) = (lua_Integer)(n), 1))
+
 #endif
 
 /* A closed Lua io file handle: 5.2+ clear closef; 5.1 (FILE **) and LuaJIT (its first member
@@ -137,5 +138,54 @@ static inline int vl_compat_typeerror(lua_State *L, int arg, const char *tname) 
 #define luaL_typeerror(L, arg, tname) vl_compat_typeerror((L), (arg), (tname))
 
 #endif /* LUA_VERSION_NUM < 504 */
+
+#if LUA_VERSION_NUM == 502
+/* 5.2's lua_Unsigned is 32 bits: the core means one as wide as lua_Integer. */
+typedef size_t vl_compat_unsigned;
+#define lua_Unsigned vl_compat_unsigned
+#endif
+
+#if LUA_VERSION_NUM < 503
+/* Integers as 5.3 reads them: an integral number in range, never truncated. 5.2's own
+ * lua_tointeger (and so luaL_checkinteger) goes through a 32-bit trick on x86 and wraps past
+ * 2^31; 5.1's truncates 2.5 to 2. compat-5.3's lua_tointegerx casts the whole double. */
+static inline int vl_compat_isinteger(lua_State *L, int idx) {
+    lua_Integer i;
+    lua_Number n;
+    if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+    n = lua_tonumber(L, idx);
+    return lua_numbertointeger(n, &i) && (lua_Number)i == n;
+}
+static inline lua_Integer vl_compat_tointegerx(lua_State *L, int idx, int *isnum) {
+    lua_Integer i = 0;
+    int ok = 0;
+    lua_Number n = lua_tonumberx(L, idx, &ok);
+    ok = ok && lua_numbertointeger(n, &i) && (lua_Number)i == n;
+    if (isnum) *isnum = ok;
+    return ok ? i : 0;
+}
+static inline lua_Integer vl_compat_checkinteger(lua_State *L, int arg) {
+    int ok;
+    lua_Integer i = vl_compat_tointegerx(L, arg, &ok);
+    if (!ok) {
+        if (lua_isnumber(L, arg)) luaL_argerror(L, arg, "number has no integer representation");
+        else luaL_typeerror(L, arg, "number");
+    }
+    return i;
+}
+static inline lua_Integer vl_compat_optinteger(lua_State *L, int arg, lua_Integer def) {
+    return lua_isnoneornil(L, arg) ? def : vl_compat_checkinteger(L, arg);
+}
+#undef lua_isinteger
+#undef lua_tointegerx
+#undef lua_tointeger
+#undef luaL_checkinteger
+#undef luaL_optinteger
+#define lua_isinteger(L, i) vl_compat_isinteger((L), (i))
+#define lua_tointegerx(L, i, p) vl_compat_tointegerx((L), (i), (p))
+#define lua_tointeger(L, i) vl_compat_tointegerx((L), (i), NULL)
+#define luaL_checkinteger(L, a) vl_compat_checkinteger((L), (a))
+#define luaL_optinteger(L, a, d) vl_compat_optinteger((L), (a), (d))
+#endif
 
 #endif
