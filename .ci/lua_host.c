@@ -141,6 +141,9 @@ static int host_fail_alloc(lua_State *L) {
     lua_pushboolean(L, f->fired);
     f->fired = 0;
     f->fail_in = n > 0 ? (long)n : 0;
+    /* no failed allocation waits for its retry while Lua code runs: one still marked is one
+     * Lua never retried (5.2 retries only while the collector runs), not to be failed later */
+    f->failed = f->injected = 0;
     return 1;
 }
 
