@@ -1,16 +1,37 @@
-# lua-vivalearning: Lua 5.4 module with a C core for the Microsoft Graph Viva Learning API.
+# lua-vivalearning: Lua 5.1-5.4 and LuaJIT module with a C core for the Microsoft Graph Viva Learning API.
 # `make test` and `make demo` work as the first command on a fresh Debian 12 machine.
 
+# LUA picks the Lua to build for and test with: lua5.1, lua5.2, lua5.3, lua5.4 or luajit (2.1,
+# OpenResty's luajit2). lua5.4 builds in place (_build, ./vivalearning/core.so, as the README's
+# LUA_CPATH="./?.so" expects); every other one into its own directories, _build/$(LUA) and
+# lib/$(LUA)/vivalearning/*.so, so the builds of several versions live side by side.
 LUA        ?= lua5.4
+LUA_NAME   := $(notdir $(LUA))
+ifeq ($(LUA_NAME),luajit)
+LUA_VER    ?= 5.1
+LUA_PC     := luajit
+else ifneq ($(filter lua5.1 lua5.2 lua5.3 lua5.4,$(LUA_NAME)),)
+LUA_VER    ?= $(LUA_NAME:lua%=%)
+LUA_PC     := lua$(LUA_VER)
+else
 LUA_VER    ?= 5.4
+LUA_PC     := lua$(LUA_VER)
+endif
 CC         ?= cc
 PREFIX     ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
 LUA_DIR    ?= $(PREFIX)/share/lua/$(LUA_VER)
 BINDIR     ?= $(PREFIX)/bin
 
-LUA_CFLAGS  := $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
-LUA_LIBS    := $(shell pkg-config --libs lua$(LUA_VER) 2>/dev/null || echo -llua$(LUA_VER))
+# 5.1, 5.2 and LuaJIT take the 5.3 C API from Debian's lua-compat53 (compat-5.3.h, which lives
+# in /usr/include/lua5.1 and lua5.2: after LuaJIT's own headers, never before them).
+LUA_CFLAGS  := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+COMPAT_CFLAGS :=
+ifeq ($(LUA_PC),luajit)
+COMPAT_CFLAGS := -idirafter /usr/include/lua5.1
+endif
+# the frame-loop bench host (bench/frame_host.c) embeds liblua
+LUA_LIBS    := $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua$(LUA_VER))
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # libcrypto (OpenSSL, already under libcurl) signs the certificate credential's assertion (src/assertion.c)
@@ -19,24 +40,33 @@ CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 OPT      ?= -O2 -g
 WARN     := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= $(OPT)
-ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(COMPAT_CFLAGS) $(CURL_CFLAGS)
 # The module is linked against libcurl and libcrypto only: liblua is never linked in (the host provides it).
 LDFLAGS  ?=
 LIBFLAG  ?= -shared
 
+ifeq ($(LUA_NAME),lua5.4)
 BUILD    ?= _build
+OUT      ?= .
+else
+BUILD    ?= _build/$(LUA_NAME)
+OUT      ?= lib/$(LUA_NAME)
+endif
 SRC      := $(wildcard src/*.c)
 OBJ      := $(SRC:src/%.c=$(BUILD)/%.o)
-MODULE   := vivalearning/core.so
+MODULE   := $(OUT)/vivalearning/core.so
 # OS glue for the pure-Lua layer (fsync, isatty, monotime), a module of its own: the core
 # knows nothing of files or terminals.
-SYS_MODULE := vivalearning/sys.so
+SYS_MODULE := $(OUT)/vivalearning/sys.so
 # libsqlite3 for the sync state store (state.lua), a module of its own as well.
-SQLITE_MODULE := vivalearning/sqlite.so
+SQLITE_MODULE := $(OUT)/vivalearning/sqlite.so
 SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 # Debian packages the project needs; `deps` installs whichever are missing.
-DEB_PKGS := lua5.4 liblua5.4-dev lua-cjson libcurl4-openssl-dev libssl-dev lua-busted lua-argparse \
+# Every Lua: LuaJIT is OpenResty's fork (luajit2), never Debian's luajit/libluajit-5.1-dev,
+# which would take ngx_lua (and so the emulator) off it.
+DEB_PKGS := lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+            luajit2 libluajit2-5.1-dev lua-compat53 lua-compat53-dev lua-cjson libcurl4-openssl-dev libssl-dev lua-busted lua-argparse \
             nginx-light libnginx-mod-http-lua lua-resty-core openssl curl pkg-config \
             gcc make libsqlite3-dev
 CHECK_PKGS := valgrind clang libclang-rt-14-dev cppcheck
@@ -47,7 +77,7 @@ ROCKSPEC   := $(wildcard rockspec/vivalearning-*.rockspec)
 EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
 
-.PHONY: all deps deps-check deps-bench build test check check-asan check-valgrind cppcheck \
+.PHONY: all deps deps-check deps-bench build build-all test test-all check check-asan check-valgrind cppcheck \
         fuzz demo bench bench-frame emulator-start emulator-stop install uninstall clean deps-rock rock
 
 all: build
@@ -100,18 +130,29 @@ $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS) $(CRYPTO_LIBS)
 
-$(SYS_MODULE): src/sys/sys.c
+$(SYS_MODULE): src/sys/sys.c src/luacompat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $<
 
-$(SQLITE_MODULE): src/sqlite/sqlite.c
+$(SQLITE_MODULE): src/sqlite/sqlite.c src/luacompat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $< $(SQLITE_LIBS)
 
-# Start the emulator (unless one already answers from EMU_DIR), run every spec, stop it again.
+# Start the emulator (unless one already answers from EMU_DIR), run every spec on each Lua of
+# TEST_LUAS (make test: Lua 5.4 and LuaJIT; make test-all: all five), stop it again.
 # deps-rock: spec/make_rock_spec.lua builds and installs the rock for real.
-test: deps deps-rock build
-	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" BUSTED="$(BUSTED)" sh spec/run
+ALL_LUAS  := lua5.1 lua5.2 lua5.3 lua5.4 luajit
+TEST_LUAS ?= lua5.4 luajit
+test: deps deps-rock
+	@for l in $(TEST_LUAS); do $(MAKE) --no-print-directory build LUA=$$l || exit 1; done
+	@EMU_DIR="$(EMU_DIR)" LUAS="$(TEST_LUAS)" BUSTED="$(BUSTED)" sh spec/run
+
+test-all: deps deps-rock
+	@$(MAKE) --no-print-directory test TEST_LUAS="$(ALL_LUAS)"
+
+# Every Lua's build, side by side (lib/LUA/, and ./ for lua5.4).
+build-all:
+	@for l in $(ALL_LUAS); do $(MAKE) --no-print-directory build LUA=$$l || exit 1; done
 
 emulator-start: deps
 	@./emulator/run --dir "$(EMU_DIR)"
@@ -147,11 +188,12 @@ install: build
 	install -m 755 $(SYS_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sys.so
 	install -m 755 $(SQLITE_MODULE) $(DESTDIR)$(LUA_LIBDIR)/vivalearning/sqlite.so
 	install -m 644 lua/vivalearning/*.lua $(DESTDIR)$(LUA_DIR)/vivalearning/
-	install -m 755 bin/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
+	sed '1s|^#!.*|#!/usr/bin/env $(LUA_NAME)|' bin/vivalearning > $(DESTDIR)$(BINDIR)/vivalearning
+	chmod 755 $(DESTDIR)$(BINDIR)/vivalearning
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
 
 clean:
-	rm -rf $(BUILD) _build-* vivalearning fuzz/corpus-run
+	rm -rf _build _build-* lib vivalearning fuzz/corpus-run
 	-@./emulator/stop --dir "$(EMU_DIR)" --quiet 2>/dev/null || true

@@ -1,4 +1,4 @@
-/* A minimal Lua 5.4 script host for `make check`: `lua_host script.lua args...` runs the script
+/* A minimal Lua script host for `make check` (Lua 5.4; a plain build for every Lua): `lua_host script.lua args...` runs the script
  * like `lua5.4` does. Built with the sanitizers, it carries their runtime itself, so nothing has
  * to be LD_PRELOADed into the environment that the specs' child processes (curl, sh) inherit.
  *
@@ -16,9 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "../src/luacompat.h" /* the host builds for every Lua (spec/client_memory_spec.lua) */
 #include <lualib.h>
+#if LUA_VERSION_NUM == 501 && defined(__has_include)
+#if __has_include(<luajit.h>)
+#include <luajit.h> /* LUAJIT_VERSION */
+#endif
+#endif
 
 #ifdef VL_FORCED_GC
 #include <dlfcn.h>
@@ -78,6 +82,11 @@ static void *host_alloc_f(void *ud, void *ptr, size_t osize, size_t nsize) {
         f->failed = fail;
         if (fail) {
             f->block = ptr; f->osize = osize; f->nsize = nsize;
+#if LUA_VERSION_NUM < 502
+            /* 5.1 and LuaJIT raise at the first failure: no emergency collection, no retry to
+             * wait for (a later allocation of the same size is a new one) */
+            f->failed = f->injected = 0;
+#endif
             return NULL;
         }
     }
@@ -132,6 +141,9 @@ static int host_fail_alloc(lua_State *L) {
     lua_pushboolean(L, f->fired);
     f->fired = 0;
     f->fail_in = n > 0 ? (long)n : 0;
+    /* no failed allocation waits for its retry while Lua code runs: one still marked is one
+     * Lua never retried (5.2 retries only while the collector runs), not to be failed later */
+    f->failed = f->injected = 0;
     return 1;
 }
 
@@ -167,14 +179,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s script.lua [args...]\n", argv[0]);
         return 2;
     }
+    static host_alloc f;
+#ifdef LUAJIT_VERSION
+    /* LuaJIT's own allocator is not realloc/free: the host's allocator from the start */
+    lua_State *L = lua_newstate(host_alloc_f, &f);
+#else
     lua_State *L = luaL_newstate();
+#endif
     if (L == NULL) {
         fprintf(stderr, "%s: cannot create a Lua state\n", argv[0]);
         return 1;
     }
+#ifndef LUAJIT_VERSION
     /* luaL_newstate's allocator is realloc/free too: blocks move freely between the two */
-    static host_alloc f;
     lua_setallocf(L, host_alloc_f, &f);
+#endif
 #ifdef VL_FORCED_GC
     forced_stats = &f;
     atexit(forced_report);

@@ -5,7 +5,7 @@ source = {
   url = "git+file://.",
 }
 description = {
-  summary = "Microsoft Graph Viva Learning course-activity client: Lua 5.4 with a C core",
+  summary = "Microsoft Graph Viva Learning course-activity client: Lua 5.1-5.4 and LuaJIT, with a C core",
   detailed = [[
 Create, update, read, list and delete Viva Learning course activities
 (learningAssignment, learningSelfInitiatedCourse) through Microsoft Graph, with
@@ -15,7 +15,7 @@ bulk imports. Ships a local Graph emulator (nginx + ngx_lua) for offline work.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.1",   -- 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1 (5.1-5.2 and LuaJIT with lua-compat53)
   "lua-cjson",
 }
 -- Found by its library: Debian keeps curl/curl.h in the multiarch include directory, where
@@ -28,6 +28,7 @@ external_dependencies = {
 build = {
   type = "make",
   build_variables = {
+    LUA = "$(LUA)",     -- the interpreter: picks the headers and the build directories
     CFLAGS = "$(CFLAGS)",
     LIBFLAG = "$(LIBFLAG)",
     LUA_CFLAGS = "-I$(LUA_INCDIR)",
@@ -36,6 +37,7 @@ build = {
     CRYPTO_LIBS = "-L$(CRYPTO_LIBDIR) -lcrypto",
   },
   install_variables = {
+    LUA = "$(LUA)",
     LUA_LIBDIR = "$(LIBDIR)",
     LUA_DIR = "$(LUADIR)",
     BINDIR = "$(BINDIR)",

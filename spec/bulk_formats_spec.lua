@@ -1,5 +1,6 @@
 -- Pure units of the Lua layer: the CSV reader/writer, JSON Lines, the journal framing and the
 -- results file. No emulator needed.
+local compat = require "vivalearning.compat"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
 local journal = require "vivalearning.journal"
@@ -16,7 +17,7 @@ local function write(path, s)
 end
 
 local function read(path)
-  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
+  local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s
 end
 
 local function all(path, opts)
@@ -293,7 +294,7 @@ describe("row mapping", function()
     assert.equal("self_initiated", nr.kind)
     assert.equal("x-1", nr.ext)
     assert.equal(40, nr.fields.completionPercentage)
-    assert.equal("integer", math.type(nr.fields.completionPercentage))
+    assert.equal("integer", compat.type(nr.fields.completionPercentage))
     assert.same({ dateTime = "2026-01-01T00:00:00", timeZone = "UTC" }, nr.fields.dueDateTime)
     assert.is_nil(nr.fields.notes)             -- empty cell = not given
     assert.is_nil(nr.fields["@odata.context"])

@@ -1,6 +1,8 @@
 -- Crash and resume: an import in a child process is SIGKILLed at random points, several times,
 -- then run to the end with the same journal. Zero rows lost, zero duplicates (emulator
 -- counters), exactly one outcome per row, and the journal parses after every kill.
+local compat = require "vivalearning.compat"
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local sample = require "vivalearning.sample"
 local results = require "vivalearning.results"
@@ -37,17 +39,17 @@ local function child_cmd(script, src, jr, res, batch, conc, mode)
 end
 
 local function alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  return shell.execute("kill -0 " .. pid .. " 2>/dev/null") == true
 end
 
 -- start in the background, SIGKILL after `after` seconds; true if it was still running
 local function run_and_kill(cmd, after)
   local p = io.popen("sh -c " .. q(cmd .. " >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   p:close()
   sleep(after)
   local was_running = alive(pid)
-  os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  shell.execute("kill -9 " .. pid .. " 2>/dev/null")
   for _ = 1, 200 do
     if not alive(pid) then break end
     sleep(0.02)
@@ -57,7 +59,7 @@ end
 
 local function run_to_end(cmd)
   local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local r, cr, f, rs, up, un = out:match("(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)")
   assert(r, "child failed: " .. out)
@@ -107,7 +109,7 @@ describe("bulk import crash and resume", function()
     for r in results.read(res) do
       lines = lines + 1
       assert.is_nil(seen[r.row], "row " .. r.row .. " twice in the results")
-      assert.equal("integer", math.type(r.row))   -- "5", not "5.0", also for rows copied from the journal
+      assert.equal("integer", compat.type(r.row))   -- "5", not "5.0", also for rows copied from the journal
       seen[r.row] = r.outcome
     end
     assert.equal(n, lines)
@@ -150,9 +152,9 @@ describe("bulk import crash and resume", function()
     local v1, v2, jr, res = os.tmpname() .. ".csv", os.tmpname() .. ".csv", os.tmpname() .. ".journal", os.tmpname() .. ".csv"
     os.remove(jr)
     -- the first half exists already; the upsert file changes every 3rd row and adds the second half
-    sample.write(v1, n // 2, { prefix = "ups-" })
+    sample.write(v1, math.floor(n / 2), { prefix = "ups-" })
     local c = support.client()
-    assert.equal(n // 2, assert(viva.bulk.import(c, v1, { provider = PROVIDER })).created)
+    assert.equal(math.floor(n / 2), assert(viva.bulk.import(c, v1, { provider = PROVIDER })).created)
     sample.write(v2, n, { prefix = "ups-", changed = function(i) return i % 3 == 0 end })
     emu.fault({ method = "POST", path = "/v1.0/%$batch", delay = 0.03 })
     local cmd = child_cmd(script, v2, jr, res, 20, 4, "upsert")
@@ -165,7 +167,7 @@ describe("bulk import crash and resume", function()
     emu.clear_faults()
     local s = run_to_end(cmd)
     assert.equal(n, s.read)
-    assert.equal(n // 2, s.created)
+    assert.equal(math.floor(n / 2), s.created)
     assert.equal(0, s.failed)
     local seen, lines = {}, 0
     for r in results.read(res) do
@@ -177,10 +179,10 @@ describe("bulk import crash and resume", function()
     for i = 1, n do
       local ext = ("ups-%06d"):format(i)
       assert.equal(1, creates[ext] or 0, ext)
-      if i > n // 2 then assert.equal("created", seen[i]) end
+      if i > math.floor(n / 2) then assert.equal("created", seen[i]) end
     end
     -- every changed row of the first half now reads back completed
-    for i = 3, n // 2, 3 do
+    for i = 3, math.floor(n / 2), 3 do
       local a = assert(c:get_by_external_id(PROVIDER, ("ups-%06d"):format(i)))
       assert.equal("completed", a.status, "row " .. i)
       assert.is_true(seen[i] == "updated" or seen[i] == "unchanged")

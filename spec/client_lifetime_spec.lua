@@ -4,6 +4,7 @@
 -- The collector runs a whole cycle at each step here, so a finalizer runs at the first
 -- allocation after its object is dropped under plain lua5.4 too; the forced-GC host of
 -- `make check` (.ci/lua_host.c) collects at every allocation anyway.
+local gc = require "support.gc"
 local emu = require "support.emulator"
 local clients = require "support.client"
 
@@ -16,11 +17,11 @@ end
 -- The forced-GC host (VIVA_FORCED_GC) is set up like that already, and more.
 local function eager_gc(f)
   if os.getenv("VIVA_FORCED_GC") then return f() end
-  local mode = collectgarbage("incremental", 1, 1000, 30)
+  local mode = gc.incremental(1, 1000, 30)
   collectgarbage("step", 0)
   local ok, a, b = pcall(f)
-  collectgarbage("incremental", 200, 100, 13)
-  collectgarbage(mode)
+  gc.incremental(200, 100, 13)
+  gc.restore(mode)
   if not ok then error(a, 0) end
   return a, b
 end
@@ -35,6 +36,11 @@ describe("client lifetime", function()
   before_each(function() emu.reset() end)
   after_each(function() emu.clear_faults() end)
 
+  -- Below 5.4 (no step size to set) the collector does not reach a pending finalizer from the
+  -- allocations of one call, however eager its steps: there a full collection in the hook runs
+  -- it, at the same point.
+  local STEPS_SKIP_FINALIZERS = _VERSION ~= "Lua 5.4"
+
   -- A log hook that drops the owner (its finalizer closes c) at the first event named ev, and
   -- then allocates: the finalizer runs inside the hook, in the middle of the engine.
   local function owner_of(ev, close)
@@ -43,10 +49,11 @@ describe("client lifetime", function()
       if e.event == ev and st.owner then
         st.owner = nil
         st.garbage = {}
+        if STEPS_SKIP_FINALIZERS then collectgarbage() end
       end
     end
     st.arm = function(c)
-      st.owner = setmetatable({}, { __gc = function() st.finalized = true; close(c) end })
+      st.owner = gc.finalized(function() st.finalized = true; close(c) end)
     end
     return st
   end
@@ -146,13 +153,19 @@ describe("client lifetime", function()
     local c = client()
     assert(c:get_content(emu.PROVIDER, emu.CONTENT))
     local inner
-    local owner = setmetatable({}, { __gc = function() inner = select(2, pcall(c.get, c, "x")) end })
+    local owner = gc.finalized(function() inner = select(2, pcall(c.get, c, "x")) end)
+    if STEPS_SKIP_FINALIZERS then           -- (see above) collected from the log hook instead
+      c:close()
+      c = client { log = function() if not owner and not inner then collectgarbage() end end }
+    end
     local v = eager_gc(function()
       owner = nil
       return c:get_content(emu.PROVIDER, emu.CONTENT)
     end)
     assert.equals(emu.CONTENT, v.id)
-    assert.matches("the client is busy", inner)
+    -- (from the log hook below 5.4: refused as from a callback of the client)
+    assert.matches(STEPS_SKIP_FINALIZERS and "cannot be used from its own token_provider or log callback"
+                   or "the client is busy", inner)
     assert(c:get_content(emu.PROVIDER, emu.CONTENT))            -- and it still works
     c:close()
   end)

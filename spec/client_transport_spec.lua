@@ -1,6 +1,7 @@
 -- The transport's own behaviour under failure: libcurl never re-sends a write by itself, what a
 -- 503 after commit means for a create, the token endpoint's Retry-After, proxies, oversized
 -- uploads. What arrived is read from the emulator's request log and counters.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
@@ -33,20 +34,20 @@ end
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- Runs a Lua chunk in a child lua5.4 (with this tree's module) under extra environment
+-- Runs a Lua chunk in a child of this Lua (with this build's module) under extra environment
 -- variables (killed after `watchdog` seconds when given: a hang shows as missing output);
 -- returns its output.
 local function child(env, code, watchdog)
   local f = os.tmpname()
   local h = assert(io.open(f, "w"))
   h:write('package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path\n',
-          'package.cpath = "./?.so;" .. package.cpath\n', code)
+          ("package.cpath = %q .. package.cpath\n"):format(package.cpath .. ";"), code)
   h:close()
   local parts = { watchdog and ("timeout -s KILL " .. watchdog) or "", "env" }
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = "lua5.4 " .. q(f) .. " 2>&1"
+  parts[#parts + 1] = q(require("support.lualayer").LUA) .. " " .. q(f) .. " 2>&1"
   local p = assert(io.popen(table.concat(parts, " ")))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   os.remove(f)
   return out
@@ -143,7 +144,7 @@ describe("client transport", function()
     local so
     setup(function()
       so = os.tmpname() .. ".so"
-      assert(os.execute("cc -shared -fPIC -o " .. q(so) .. " spec/support/blocking_resolver.c -ldl"))
+      assert(shell.execute("cc -shared -fPIC -o " .. q(so) .. " spec/support/blocking_resolver.c -ldl"))
     end)
     teardown(function() os.remove(so) end)
 

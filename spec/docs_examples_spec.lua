@@ -4,7 +4,7 @@ local DOCS = { "docs/architecture.md" }
 
 local function lua_blocks(path)
   local f = assert(io.open(path, "r"), path .. ": cannot open")
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   local blocks, n = {}, 0
   local lines, start, buf = {}, nil, nil
@@ -24,6 +24,14 @@ local function lua_blocks(path)
   return blocks
 end
 
+-- load(text, name, "t", env) on every Lua (5.1: loadstring and setfenv)
+local function load_env(code, name, env)
+  if not setfenv then return load(code, name, "t", env) end
+  local f, err = loadstring(code, name)
+  if f then setfenv(f, env) end
+  return f, err
+end
+
 describe("docs examples", function()
   for _, doc in ipairs(DOCS) do
     local blocks = lua_blocks(doc)
@@ -31,7 +39,7 @@ describe("docs examples", function()
     for _, b in ipairs(blocks) do
       it(("%s:%d runs as written"):format(doc, b.line), function()
         local env = setmetatable({ print = function() end }, { __index = _G })
-        local chunk = assert(load(b.code, "=" .. doc .. ":" .. b.line, "t", env))
+        local chunk = assert(load_env(b.code, "=" .. doc .. ":" .. b.line, env))
         chunk()
       end)
     end

@@ -52,7 +52,7 @@ describe("emulator $batch order", function()
     assert.are_not.same(o1, o2)                                                -- the stream moves on
     local ran = executed_ids(since)
     assert.equal(40, #ran)
-    assert.same(o1, { table.unpack(ran, 1, 20) })                              -- answered in the order they ran
+    assert.same(o1, { (table.unpack or unpack)(ran, 1, 20) })                              -- answered in the order they ran
     local seen = {}
     for _, r in ipairs(r1.json.responses) do
       assert.equal(200, r.status)

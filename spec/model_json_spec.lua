@@ -1,5 +1,7 @@
 -- JSON: round trip of every example of graph-api.md §1, decoding rules (cjson safe mode),
 -- the encoder (numbers, escapes, UTF-8), preservation of unknown properties and enum members.
+local compat = require "vivalearning.compat"
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local core = require "vivalearning.core"
 local cjson = require "cjson"
@@ -380,8 +382,10 @@ describe("model JSON: encoding", function()
   end)
 
   it("json_encode: numbers without the locale, integers as integers", function()
-    assert.are.equal("[1,-2,20,0.1,1.5,1e+300,-9223372036854775808,9007199254740993]",
-                     core.json_encode { 1, -2, 20.0, 0.1, 1.5, 1e300, math.mininteger, 9007199254740993 })
+    -- 5.1-5.2 and LuaJIT: numbers are doubles, 2^53 + 1 is 2^53 before the encoder sees it
+    local big = math.maxinteger and "9007199254740993" or "9007199254740992"
+    assert.are.equal("[1,-2,20,0.1,1.5,1e+300,-9223372036854775808," .. big .. "]",
+                     core.json_encode { 1, -2, 20.0, 0.1, 1.5, 1e300, math.mininteger or -2 ^ 63, 9007199254740993 })
     assert.are.equal(0.1 + 0.2, cjson.decode(core.json_encode { 0.1 + 0.2 })[1])
     local v, err = core.json_encode { 0 / 0 }
     assert.is_nil(v)
@@ -409,7 +413,7 @@ describe("model JSON: encoding", function()
     v, err = core.json_encode { f = print }
     assert.is_nil(v)
     assert.matches("cannot encode a value of type function", err)
-    v, err = core.json_encode { s = "\xff" }
+    v, err = core.json_encode { s = "\255" }
     assert.is_nil(v)
     assert.matches("invalid UTF%-8", err)
     v, err = core.json_encode { [true] = 1 }
@@ -422,17 +426,18 @@ describe("model JSON: encoding", function()
     -- process (same interpreter, same cpath) finds it through LOCPATH and switches to it
     local dir = os.tmpname()
     os.remove(dir)
-    local built = os.execute("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir ..
+    local built = shell.execute("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir ..
                              "/de_DE.UTF-8 >/dev/null 2>&1")
     if not built then
-      os.execute("rm -rf " .. dir)
+      shell.execute("rm -rf " .. dir)
       pending("localedef could not build de_DE.UTF-8 here")
       return
     end
     local function q(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
     local script = string.format([[package.cpath = %q
       assert(os.setlocale("de_DE.UTF-8", "numeric"), "setlocale failed")
-      assert(string.format("%%.1f", 1.5) == "1,5", "locale not in effect")
+      -- (LuaJIT formats numbers itself, whatever the C locale: only PUC Lua's format shows it)
+      assert(jit or string.format("%%.1f", 1.5) == "1,5", "locale not in effect")
       local core = require "vivalearning.core"
       local c = core.decode('{"title":"t","extra":0.25}')
       io.write(core.json_encode { 1.5, 0.1, -2.25e-7 }, " ", c:tojson())]], package.cpath)
@@ -444,9 +449,9 @@ describe("model JSON: encoding", function()
     -- (setlocale with LOCPATH keeps 32 bytes in glibc for good: not a leak of ours)
     local p = io.popen("LOCPATH=" .. q(dir) .. ' ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" ' ..
                        q(interpreter) .. " " .. q(dir .. "/child.lua") .. " 2>&1")
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
-    os.execute("rm -rf " .. dir)
+    shell.execute("rm -rf " .. dir)
     assert.are.equal('[1.5,0.1,-2.25e-07] {"title":"t","extra":0.25}', out)
   end)
 end)
@@ -510,8 +515,8 @@ describe("model JSON: decoding", function()
   end)
 
   it("rejects invalid UTF-8 in server data (fields, unknown properties, keys)", function()
-    for _, doc in ipairs { '{"title":"\xff"}', '{"title":"t","x":"\xc0\xaf"}', '{"title":"t","\xed\xa0\x80":1}',
-                           '{"title":"t","x":{"y":["\xf5"]}}' } do
+    for _, doc in ipairs { '{"title":"\255"}', '{"title":"t","x":"\192\175"}', '{"title":"t","\237\160\128":1}',
+                           '{"title":"t","x":{"y":["\245"]}}' } do
       local v, err = viva.decode(doc)
       assert.is_nil(v, doc)
       assert.matches("UTF%-8", err)
@@ -551,12 +556,12 @@ describe("model JSON: decoding", function()
       "learnerUserId":"u","futureProp":{"a":[1,2.5,"x",null,true]},"@odata.etag":"W/\"1\"","count":3}]]))
     assert.are.same({ a = { 1, 2.5, "x", viva.null, true } }, d.futureProp)
     assert.are.equal(3, d.count)
-    assert.are.equal("integer", math.type(d.count))
+    assert.are.equal("integer", compat.type(d.count))
     assert.are.equal('W/"1"', d["@odata.etag"])
     d.futureProp.a[1] = 99                       -- reads are copies
     assert.are.equal(1, d.futureProp.a[1])
     local seen = {}
-    for k in pairs(d) do seen[#seen + 1] = k end
+    for k in d:pairs() do seen[#seen + 1] = k end
     assert.are.equal("learnerUserId", seen[1])   -- schema fields first
     table.sort(seen)
     assert.are.same({ "@odata.etag", "count", "futureProp", "learnerUserId" }, seen)
@@ -582,15 +587,15 @@ describe("model JSON: decoding", function()
     assert.are.same({ a = {}, b = { {} } }, c.nested)
     assert.are.equal(1.5, c.n)
     assert.are.equal(2000, c.e)
-    assert.are.equal("integer", math.type(c.e))
-    assert.are.equal("x\u{e9}\n", c.s)
+    assert.are.equal("integer", compat.type(c.e))
+    assert.are.equal("x\195\169\n", c.s)
     assert.are.equal(true, c.yes)
     assert.are.equal(false, c.no)
     assert.are.equal(viva.null, c.nothing)
     local seen = {}
-    for k, v in pairs(c) do seen[k] = v end
+    for k, v in c:pairs() do seen[k] = v end
     assert.are.same({ title = "t", emptyList = {}, emptyObject = {}, nested = { a = {}, b = { {} } }, n = 1.5,
-                      e = 2000, s = "x\u{e9}\n", yes = true, no = false, nothing = viva.null }, seen)
+                      e = 2000, s = "x\195\169\n", yes = true, no = false, nothing = viva.null }, seen)
     assert.are.same(seen, c:totable())
     assert.are.equal(c, viva.decode(out))
     assert.are.equal(out, viva.decode(out):tojson())
@@ -636,7 +641,7 @@ describe("model JSON: decoding", function()
       '{"title":"t","deep":' .. string.rep("[", 59) .. string.rep("]", 59) .. '}',
       '{"title":"t","deep":' .. string.rep("[", 63) .. string.rep("]", 63) .. '}',
       '{"title":"t"} x',
-      '{"title":"\xe9"}',
+      '{"title":"\233"}',
       '{"@odata.context":"https://g/v1.0/$metadata#learningProviders(\'p\')/learningContents",' ..
         '"@odata.nextLink":"https://g/next","@odata.count":10,"x":{"y":[2.0]},' ..
         '"value":[{"id":"1","k":[]},{"id":"2","level":"advanced"}]}',
@@ -723,7 +728,7 @@ describe("model JSON: decoding", function()
     assert.are.equal("advanced", d.value[2].level)
     assert.are.equal("https://g/v1.0/next?$skip=2", d["@odata.nextLink"])
     assert.are.equal(10, d["@odata.count"])
-    assert.are.equal("integer", math.type(d["@odata.count"]))
+    assert.are.equal("integer", compat.type(d["@odata.count"]))
     local mixed = assert(viva.decode([[{"value":[
       {"@odata.type":"#microsoft.graph.learningAssignment","id":"a"},
       {"@odata.type":"#microsoft.graph.learningSelfInitiatedCourse","id":"s"},

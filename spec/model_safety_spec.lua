@@ -1,6 +1,7 @@
 -- Memory safety of the C core against hostile Lua values: metamethods and methods called with
 -- the wrong receiver, and argument tables whose __index hands out fresh strings while the
 -- garbage collector runs (a string popped off the stack is only kept alive by the stack).
+local gc = require "support.gc"
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 local clients = require "support.client"
@@ -78,7 +79,7 @@ describe("model metatables with the wrong receiver", function()
   end)
 
   it("the pairs iterator of one model checks the model it is given", function()
-    local f = pairs(viva.content { id = "c", title = "t" })
+    local f = viva.content({ id = "c", title = "t" }):pairs()
     for _, x in ipairs(strangers()) do raises(function() f(x, nil) end, "model expected") end
   end)
 
@@ -154,7 +155,7 @@ describe("fresh strings from __index while the collector runs", function()
   end)
   after_each(function()
     c:close()
-    collectgarbage("incremental", 200, 100)
+    gc.incremental(200, 100)
   end)
 
   it("the error object's __tostring keeps each field alive while it writes the line", function()
@@ -175,9 +176,9 @@ describe("fresh strings from __index while the collector runs", function()
   it("a page of a user: the user id is kept while the path grows", function()
     local user = "user-" .. string.rep("0123456789", 300)
     local seq = emu.last_seq()
-    collectgarbage("incremental", 1, 1000)
+    gc.incremental(1, 1000)
     local page, err = c:activities_page(hostile { user = user, top = 5 })
-    collectgarbage("incremental", 200, 100)
+    gc.incremental(200, 100)
     assert.is_nil(page)
     assert.is_not_nil(err)
     local seen
@@ -190,9 +191,9 @@ describe("fresh strings from __index while the collector runs", function()
   it("a page of contents: the provider id is kept while the path grows", function()
     local provider = "prov-" .. string.rep("0123456789", 300)
     local seq = emu.last_seq()
-    collectgarbage("incremental", 1, 1000)
+    gc.incremental(1, 1000)
     local page, err = c:contents_page(hostile { provider = provider })
-    collectgarbage("incremental", 200, 100)
+    gc.incremental(200, 100)
     assert.is_nil(page)
     assert.is_not_nil(err)
     local seen

@@ -44,7 +44,7 @@ local MAX_LINES = 450
 
 local function read(path)
   local f = assert(io.open(path, "r"), path .. ": cannot open")
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -138,10 +138,10 @@ local lines = lines_of(read(README))
 local blocks, block_problems = blocks_of(lines, README)
 local chains, chain_problems = chains_of(blocks, README)
 
-local ROOT = io.popen("pwd -P"):read("l")
+local ROOT = io.popen("pwd -P"):read("*l")
 local function physical(path)
   local p = io.popen("cd " .. q(path) .. " && pwd -P")
-  local s = p:read("l")
+  local s = p:read("*l")
   p:close()
   return s
 end
@@ -170,6 +170,9 @@ local function base_env(work)
   return env
 end
 
+local THIS_LUA = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+local BUILT = THIS_LUA == "lua5.4" and "/vivalearning" or "/lib/" .. THIS_LUA .. "/vivalearning"
+
 describe("README.md", function()
   local work
 
@@ -183,7 +186,9 @@ describe("README.md", function()
       "mkdir -p " .. q(work .. "/emulator"),
       "ln -s " .. q(ROOT .. "/bin") .. " " .. q(work .. "/bin"),
       "ln -s " .. q(ROOT .. "/lua") .. " " .. q(work .. "/lua"),
-      "ln -s " .. q(ROOT .. "/vivalearning") .. " " .. q(work .. "/vivalearning"),
+      -- the README's ./vivalearning is this Lua's build (lib/<lua>/ for all but 5.4)
+      "ln -s " .. q(ROOT .. BUILT) .. " " .. q(work .. "/vivalearning"),
+      "ln -s " .. q(ROOT .. "/lib") .. " " .. q(work .. "/lib"),
       "for f in run stop lua nginx.conf.in seed.json README.md; do ln -s " .. q(ROOT .. "/emulator/") ..
         "\"$f\" " .. q(work .. "/emulator/") .. "\"$f\"; done",
       "ln -s " .. q(emu_dir) .. " " .. q(work .. "/emulator/.run"),
@@ -253,8 +258,25 @@ describe("README.md", function()
   -- loading libc; the cause is not found yet): they are not valgrind's
   -- to check anyway (children run plain lua5.4), and they run under ASan in the same make check.
   local run_it = os.getenv("VIVA_VALGRIND") and pending or it
+  -- pairs() over a model calls __pairs on 5.2+ only (5.1 and LuaJIT have m:pairs())
+  local has_pairs_mm = false
+  for _ in pairs(setmetatable({}, { __pairs = function() has_pairs_mm = true; return function() end end })) do end
+  local function uses_pairs_mm(c)
+    if c.lang ~= "lua" or has_pairs_mm then return false end
+    for _, b in ipairs(c.blocks) do
+      for n = b.body_first, b.body_last do
+        if lines[n]:find("in pairs%(") then return true end
+      end
+    end
+    return false
+  end
   for _, c in ipairs(chains) do
-    run_it("runs the example at " .. describe_chain(c), function()
+    local run_this = run_it
+    if uses_pairs_mm(c) then
+      run_this = function(name) pending(name .. ": it calls pairs() on a model, which " .. _VERSION ..
+        (jit and " (LuaJIT)" or "") .. " does not pass to __pairs (m:pairs() works everywhere)") end
+    end
+    run_this("runs the example at " .. describe_chain(c), function()
       local script = work .. "/.readme-block"
       local code, out
       if c.lang == "lua" then
@@ -279,8 +301,8 @@ describe("README.md", function()
         -- a driver file, not -e: make check's sanitizer host only runs script files
         local driver = work .. "/.readme-driver.lua"
         f = assert(io.open(driver, "w"))
-        f:write("local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('a'); f:close()\n",
-          "local chunk = assert(load(s, '@README.md')); chunk()\n")
+        f:write("local f = assert(io.open(os.getenv('README_SPEC_CHUNK'))); local s = f:read('*a'); f:close()\n",
+          "local chunk = assert((loadstring or load)(s, '@README.md')); chunk()\n")
         f:close()
         code, out = http.run("cd " .. q(work) .. " && env -i " .. table.concat(env, " ") .. " timeout 300 " ..
           q(layer.LUA) .. " " .. q(driver) .. " </dev/null")

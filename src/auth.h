@@ -4,7 +4,7 @@
 #ifndef VL_AUTH_H
 #define VL_AUTH_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 #include "token.h"

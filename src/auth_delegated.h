@@ -6,8 +6,7 @@
 #ifndef VL_AUTH_DELEGATED_H
 #define VL_AUTH_DELEGATED_H
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "state.h"
 

@@ -5,7 +5,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "altkey.h"
 #include "batch.h"

@@ -4,7 +4,7 @@
 #ifndef VL_DRIVE_H
 #define VL_DRIVE_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include <lua.h>
+#include "luacompat.h"
 
 /* Adds assignment, self_initiated, provider, content, decode, check, null (and
  * json_encode / json_decode helpers) to the module table on top of the stack. Safe to run

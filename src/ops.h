@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "json.h"
 #include "model.h"

@@ -4,7 +4,7 @@
 #define VL_URL_ENC_H
 
 #include <stddef.h>
-#include <lauxlib.h>
+#include "luacompat.h"
 
 /* Appends one percent-encoded path segment; returns NULL or an error message (static). */
 const char *vl_url_add_segment(luaL_Buffer *b, const char *s, size_t n);

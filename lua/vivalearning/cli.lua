@@ -26,6 +26,7 @@
 -- sign-in in the token cache (vivalearning.token_cache, VIVA_TOKEN_CACHE); export and providers,
 -- which Graph serves to delegated tokens only, use it first; the other commands when no other
 -- credential is given.
+local compat = require "vivalearning.compat"
 local argparse = require "argparse"
 
 local M = {}
@@ -50,14 +51,14 @@ local ENV = {
 -- Converters for option values; their messages name the option.
 local function positive(option)
   return function(s)
-    local n = math.tointeger(tonumber(s))
+    local n = compat.tointeger(tonumber(s))
     if not n or n < 1 then return nil, ("%s: '%s' is not a positive integer"):format(option, tostring(s)) end
     return n
   end
 end
 
 local function retries(s)
-  local n = math.tointeger(tonumber(s))
+  local n = compat.tointeger(tonumber(s))
   if not n or n < 0 or n > 20 then return nil, ("--max-retries: '%s' is not an integer 0..20"):format(tostring(s)) end
   return n
 end
@@ -433,7 +434,7 @@ local function failure_log()
     say(errout, ("%s failed%s:\n"):format(plural(n, "row"), n > #kept and (", the first " .. #kept) or ""))
     for _, r in ipairs(kept) do
       local what = {}
-      if r.status then what[#what + 1] = tostring(math.tointeger(r.status) or r.status) end
+      if r.status then what[#what + 1] = tostring(compat.tointeger(r.status) or r.status) end
       if r.code and r.code ~= "invalidRow" then what[#what + 1] = tostring(r.code) end
       local msg = tostring(r.message or "")
       if #what > 0 then msg = table.concat(what, " ") .. (msg ~= "" and (": " .. msg) or "") end
@@ -462,9 +463,9 @@ M.failure_code = failure_code
 -- The process id, for temporary names beside an output file.
 local function pid()
   local f = io.open("/proc/self/stat", "r")
-  local n = f and f:read("n")
+  local n = f and f:read("*n")
   if f then f:close() end
-  return math.tointeger(n) or math.random(1, 0x7fffffff)
+  return compat.tointeger(n) or math.random(1, 0x7fffffff)
 end
 
 -- Output that appears whole or not at all: written to a temporary file (beside `path`, or in
@@ -940,6 +941,9 @@ function M.run(args, out, errout)
 end
 
 function M.main(args)
+  -- 5.4 seeds math.random itself; before it every process draws the same numbers (the
+  -- backoff jitter of parallel shards, temporary names): seed it here, in the application.
+  if _VERSION ~= "Lua 5.4" then math.randomseed(os.time() + pid() * 7919) end
   local t = {}
   for i = 1, #args do t[i] = args[i] end
   local code = M.run(t)

@@ -53,7 +53,7 @@ end
 -- Raw bytes of a shell command's stdout.
 local function bytes(cmd)
   local p = assert(io.popen(cmd, "r"))
-  local s = p:read("a")
+  local s = p:read("*a")
   p:close()
   return s
 end
@@ -95,8 +95,17 @@ function M.devicecode_url(tenant, base)
 end
 
 local function uuid()
-  return string.format("%08x-%04x-4%03x-%04x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
-    math.random(0, 0xfff), 0x8000 + math.random(0, 0x3fff), math.random(0, 0xffffffffffff))
+  -- from /dev/urandom: math.random repeats across processes below 5.4 (a fixed or a
+  -- one-second seed), and the emulator remembers every jti it was shown
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local b = { f:read(16):byte(1, 16) }
+  f:close()
+  b[7] = 0x40 + b[7] % 16
+  b[9] = 0x80 + b[9] % 64
+  local hex = {}
+  for i = 1, 16 do hex[i] = ("%02x"):format(b[i]) end
+  local h = table.concat(hex)
+  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-" .. h:sub(13, 16) .. "-" .. h:sub(17, 20) .. "-" .. h:sub(21, 32)
 end
 M.uuid = uuid
 
