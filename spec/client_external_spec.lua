@@ -279,6 +279,20 @@ describe("policy over a fake driver: transport outcomes", function()
     assert.equals(GRAPH .. "/$batch", w.log[1].url)
   end)
 
+  it("puts the driver's detail into the cause", function()
+    local c = viva.client { graph_url = GRAPH, token = "tok", io = "external", max_retries = 0 }
+    local h = c:submit("get", ID)
+    local id = c:take()[1].id
+    c:deliver(id, nil, "reset", "closed mid-body (12 of 40 bytes)")
+    local got, err = h:result()
+    assert.is_nil(got)
+    assert.equals("the driver reported: reset (closed mid-body (12 of 40 bytes))", err.cause)
+    h = c:submit("get", ID)
+    id = c:take()[1].id
+    assert.has_error(function() c:deliver(id, nil, "reset", {}) end)
+    c:close()
+  end)
+
   it("fails what cannot get better at once", function()
     local w = world({}, { { outcome = "fatal" } })
     local got, err = w.c:get(ID)
