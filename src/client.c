@@ -779,7 +779,7 @@ static int c_new(lua_State *L) {
             const char *io = lua_tostring(L, -1);
             for (i = 0; io && ios[i]; i++)
                 if (strcmp(ios[i], io) == 0) break;
-            if (!io || !ios[i]) return luaL_error(L, "viva.client: io must be \"curl\" or \"external\"");
+            if (!io || !ios[i]) return luaL_error(L, "viva.client: io must be \"curl\", \"external\" or \"ngx\"");
             c->external = i == 1;
         }
         lua_pop(L, 1);

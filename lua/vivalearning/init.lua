@@ -15,7 +15,12 @@ end
 
 -- Client: viva.client{...} (see README "Client"); viva.error{kind=, message=, ...} makes an
 -- error object, viva.is_error(v) tests for one.
-M.client = core.client
+-- io = "ngx" (inside nginx): the core as io = "external" behind the cosocket driver
+-- (vivalearning.ngx, loaded only then).
+function M.client(opts)
+  if type(opts) == "table" and opts.io == "ngx" then return require("vivalearning.ngx").client(core, opts) end
+  return core.client(opts)
+end
 M.error = core.error
 M.is_error = core.is_error
 
