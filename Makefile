@@ -1,15 +1,34 @@
-# lua-vivalearning: Lua 5.4 module with a C core for the Microsoft Graph Viva Learning API.
+# lua-vivalearning: Lua 5.1-5.4 and LuaJIT module with a C core for the Microsoft Graph Viva Learning API.
 # `make test` and `make demo` work as the first command on a fresh Debian 12 machine.
 
+# LUA picks the Lua to build for and test with: lua5.1, lua5.2, lua5.3, lua5.4 or luajit (2.1,
+# OpenResty's luajit2). lua5.4 builds in place (_build, ./vivalearning/core.so, as the README's
+# LUA_CPATH="./?.so" expects); every other one into its own directories, _build/$(LUA) and
+# lib/$(LUA)/vivalearning/*.so, so the builds of several versions live side by side.
 LUA        ?= lua5.4
+LUA_NAME   := $(notdir $(LUA))
+ifeq ($(LUA_NAME),luajit)
+LUA_VER    ?= 5.1
+LUA_PC     := luajit
+else ifneq ($(filter lua5.1 lua5.2 lua5.3 lua5.4,$(LUA_NAME)),)
+LUA_VER    ?= $(LUA_NAME:lua%=%)
+LUA_PC     := lua$(LUA_VER)
+else
 LUA_VER    ?= 5.4
+LUA_PC     := lua$(LUA_VER)
+endif
 CC         ?= cc
 PREFIX     ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
 LUA_DIR    ?= $(PREFIX)/share/lua/$(LUA_VER)
 BINDIR     ?= $(PREFIX)/bin
 
-LUA_CFLAGS  := $(shell pkg-config --cflags lua$(LUA_VER) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+# 5.1, 5.2 and LuaJIT take the 5.3 C API from Debian's lua-compat53 (compat-5.3.h, which lives
+# in /usr/include/lua5.1 and lua5.2: after LuaJIT's own headers, never before them).
+LUA_CFLAGS  := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua$(LUA_VER))
+ifeq ($(LUA_PC),luajit)
+LUA_CFLAGS  += -idirafter /usr/include/lua5.1
+endif
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
@@ -21,15 +40,21 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(C
 LDFLAGS  ?=
 LIBFLAG  ?= -shared
 
+ifeq ($(LUA_NAME),lua5.4)
 BUILD    ?= _build
+OUT      ?= .
+else
+BUILD    ?= _build/$(LUA_NAME)
+OUT      ?= lib/$(LUA_NAME)
+endif
 SRC      := $(wildcard src/*.c)
 OBJ      := $(SRC:src/%.c=$(BUILD)/%.o)
-MODULE   := vivalearning/core.so
+MODULE   := $(OUT)/vivalearning/core.so
 # OS glue for the pure-Lua layer (fsync, isatty, monotime), a module of its own: the core
 # knows nothing of files or terminals.
-SYS_MODULE := vivalearning/sys.so
+SYS_MODULE := $(OUT)/vivalearning/sys.so
 # libsqlite3 for the sync state store (state.lua), a module of its own as well.
-SQLITE_MODULE := vivalearning/sqlite.so
+SQLITE_MODULE := $(OUT)/vivalearning/sqlite.so
 SQLITE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 # Debian packages the project needs; `deps` installs whichever are missing.
@@ -97,11 +122,11 @@ $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
 
-$(SYS_MODULE): src/sys/sys.c
+$(SYS_MODULE): src/sys/sys.c src/luacompat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $<
 
-$(SQLITE_MODULE): src/sqlite/sqlite.c
+$(SQLITE_MODULE): src/sqlite/sqlite.c src/luacompat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) $(LDFLAGS) -o $@ $< $(SQLITE_LIBS)
 
@@ -141,5 +166,5 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/vivalearning $(DESTDIR)$(LUA_DIR)/vivalearning $(DESTDIR)$(BINDIR)/vivalearning
 
 clean:
-	rm -rf $(BUILD) _build-* vivalearning fuzz/corpus-run
+	rm -rf _build _build-* lib vivalearning fuzz/corpus-run
 	-@./emulator/stop --dir "$(EMU_DIR)" --quiet 2>/dev/null || true

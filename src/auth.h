@@ -3,7 +3,7 @@
 #ifndef VL_AUTH_H
 #define VL_AUTH_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 

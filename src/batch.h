@@ -2,7 +2,7 @@
 #ifndef VL_BATCH_H
 #define VL_BATCH_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "ops.h"
 #include "state.h"

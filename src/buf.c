@@ -1,5 +1,5 @@
 /* Lua-owned growable buffer. See buf.h. */
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "buf.h"
 

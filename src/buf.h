@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 #include <string.h>
-#include <lua.h>
+#include "luacompat.h"
 
 #define VL_BUF_INIT 2048
 struct vl_buf;

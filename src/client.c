@@ -297,7 +297,7 @@ static void ext_cancel(lua_State *L, vl_client *c, int hidx) {
     r->c = NULL;
 }
 
-static int ext_wait_k(lua_State *L, int status, lua_KContext ctx) {
+LUA_KFUNCTION(ext_wait_k) {
     int hidx = (int)ctx;
     vl_client *c = luaL_checkudata(L, 1, VL_CLIENT_MT);
     if (status != LUA_OK && status != LUA_YIELD) {
@@ -366,7 +366,7 @@ static int poll_body(lua_State *L) {
     return 1;
 }
 
-static int ext_poll_k(lua_State *L, int status, lua_KContext ctx) {
+LUA_KFUNCTION(ext_poll_k) {
     vl_client *c = check_client(L, 1);
     (void)ctx;
     if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
@@ -626,7 +626,7 @@ static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def, 
     if (lua_type(L, -1) != LUA_TNUMBER || !isint)
         luaL_error(L, "viva.client: %s must be an integer %d..%d, got %s", k, (int)lo, (int)hi, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    if (v < lo || v > hi) luaL_error(L, "viva.client: %s must be an integer %d..%d, got %I", k, (int)lo, (int)hi, (LUAI_UACINT)v);
+    if (v < lo || v > hi) luaL_error(L, "viva.client: %s must be an integer %d..%d, got " VL_FMTI, k, (int)lo, (int)hi, VL_ARGI(v));
     return v;
 }
 

@@ -2,8 +2,7 @@
 #ifndef VL_CORE_H
 #define VL_CORE_H
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #define VL_VERSION "0.2.0"
 

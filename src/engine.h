@@ -3,7 +3,7 @@
 #ifndef VL_ENGINE_H
 #define VL_ENGINE_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "error.h"
 

@@ -2,7 +2,7 @@
 #ifndef VL_ERROR_H
 #define VL_ERROR_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #define VL_ERR_MT "vivalearning.error"
 typedef struct vl_errinfo {

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "external.h"
 #include "transport.h"

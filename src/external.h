@@ -4,7 +4,7 @@
 #ifndef VL_EXTERNAL_H
 #define VL_EXTERNAL_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 

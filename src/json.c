@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "json.h"
 

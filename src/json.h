@@ -10,7 +10,7 @@
 #define VL_JSON_H
 
 #include <stddef.h>
-#include <lua.h>
+#include "luacompat.h"
 
 #include "buf.h"
 #include "utf8.h"

@@ -2,7 +2,7 @@
  * values with models inside. See model_json.h. */
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "json.h"
 #include "model_json.h"

@@ -4,7 +4,7 @@
 #ifndef VL_MODEL_JSON_H
 #define VL_MODEL_JSON_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "buf.h"
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "json.h"
 #include "model_json.h"
@@ -116,7 +116,7 @@ static int decode_protected(lua_State *L) {
             else lua_pushnil(L);
             lua_pushboolean(L, adopt);
             if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
-                lua_pushfstring(L, "value[%I]: %s", (LUAI_UACINT)i, lua_tostring(L, -1));
+                lua_pushfstring(L, "value[" VL_FMTI "]: %s", VL_ARGI(i), lua_tostring(L, -1));
                 lua_error(L);
             }
             lua_rawseti(L, 5, i);

@@ -2,7 +2,7 @@
 #ifndef VL_MODEL_LUA_H
 #define VL_MODEL_LUA_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 /* Adds assignment, self_initiated, provider, content, decode, check, null (and
  * json_encode / json_decode helpers) to the module table on top of the stack. Safe to run

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "json.h"
 #include "json_scan.h"

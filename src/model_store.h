@@ -3,7 +3,7 @@
 #ifndef VL_MODEL_STORE_H
 #define VL_MODEL_STORE_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "model_value.h"
 #include "schema.h"

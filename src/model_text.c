@@ -1,7 +1,7 @@
 /* Models decoded straight from JSON text. See model_text.h. */
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "json.h"
 #include "json_scan.h"

@@ -5,7 +5,7 @@
 #define VL_MODEL_TEXT_H
 
 #include <stddef.h>
-#include <lua.h>
+#include "luacompat.h"
 
 /* Decodes a model straight from its JSON text (family: "activity" | "provider" | "content",
  * or NULL to pick), or a collection (the table viva.decode gives: value = the models).

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "model_value.h"
 #include "json.h"
@@ -69,7 +69,7 @@ void vl_push_repr(lua_State *L, int idx) {
     case LUA_TNIL: lua_pushliteral(L, "nil"); return;
     case LUA_TBOOLEAN: lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false"); return;
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        if (lua_isinteger(L, idx)) lua_pushfstring(L, VL_FMTI, VL_ARGI(lua_tointeger(L, idx)));
         else lua_pushfstring(L, "%f", (LUAI_UACNUMBER)lua_tonumber(L, idx));
         return;
     case LUA_TSTRING: {

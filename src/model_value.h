@@ -5,7 +5,7 @@
 #define VL_MODEL_VALUE_H
 
 #include <stddef.h>
-#include <lua.h>
+#include "luacompat.h"
 
 #include "schema.h"
 

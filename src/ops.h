@@ -3,7 +3,7 @@
 #ifndef VL_OPS_H
 #define VL_OPS_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "state.h"
 

@@ -1,7 +1,7 @@
 /* Option tables of the Lua API. See options.h. */
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "options.h"
 

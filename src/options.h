@@ -2,7 +2,7 @@
 #ifndef VL_OPTIONS_H
 #define VL_OPTIONS_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 /* The name in the NULL-ended list nearest to name (case-insensitive edit distance), when it
  * is close enough to be a typo of it; else NULL. */

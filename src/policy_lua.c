@@ -3,7 +3,7 @@
  * no clock (the attempt carries now, deadline and the random draw). */
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "policy.h"
 #include "policy_lua.h"

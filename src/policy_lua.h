@@ -2,7 +2,7 @@
 #ifndef VL_POLICY_LUA_H
 #define VL_POLICY_LUA_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 /* Adds _policy and _retry_after to the module table on top of the stack. */
 void vl_policy_open(lua_State *L);

@@ -3,7 +3,7 @@
 #ifndef VL_RESULT_H
 #define VL_RESULT_H
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "error.h"
 #include "state.h"

@@ -4,7 +4,7 @@
 #define VL_URL_H
 
 #include <stddef.h>
-#include <lauxlib.h>
+#include "luacompat.h"
 
 /* A parsed base URL (graph_url, authority_url): scheme, host and port used to check nextLinks. */
 typedef struct vl_origin {

@@ -39,6 +39,7 @@
 -- before it goes out and outcomes at least once a second, so a killed sync run again loses and
 -- doubles nothing. Rows of the state not in the source are reported, and deleted with
 -- delete_missing (never when some source row had no readable external id).
+local compat = require "vivalearning.compat"
 local rows = require "vivalearning.rows"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
@@ -185,9 +186,9 @@ local function parse_shard(v, level)
   local k, n
   if type(v) == "string" then
     k, n = v:match("^%s*(%d+)%s*/%s*(%d+)%s*$")
-    k, n = math.tointeger(tonumber(k)), math.tointeger(tonumber(n))
+    k, n = compat.tointeger(tonumber(k)), compat.tointeger(tonumber(n))
   elseif type(v) == "table" then
-    k, n = math.tointeger(v[1] or v.k), math.tointeger(v[2] or v.n)
+    k, n = compat.tointeger(v[1] or v.k), compat.tointeger(v[2] or v.n)
   end
   if not k or not n or n < 1 or k < 0 or k >= n then
     error(("import: shard must be \"K/N\" or {K, N} with 0 <= K < N, got %s"):format(
@@ -537,10 +538,10 @@ local function load_journal(jr, opts, mode, provider, shard_name, source, fmt)
   local function bad(i, rec, why)
     return nil, ("journal %s: line %d (%s record): %s"):format(path, i, tostring(type(rec) == "table" and rec.k), why)
   end
-  local function pos_int(v) return math.type(v) == "integer" and v >= 1 end
+  local function pos_int(v) return compat.type(v) == "integer" and v >= 1 end
   local function opt_field(v, t)
     if v == nil or v == jsonl.null or v == false then return true, nil end
-    if t == "integer" then return math.type(v) == "integer", v end
+    if t == "integer" then return compat.type(v) == "integer", v end
     return type(v) == t, v
   end
   for i, rec in ipairs(jr.loaded) do

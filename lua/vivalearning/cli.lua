@@ -19,6 +19,7 @@
 -- Credentials and URLs come from flags or the environment: VIVA_TENANT_ID, VIVA_CLIENT_ID,
 -- VIVA_CLIENT_SECRET, VIVA_GRAPH_URL, VIVA_AUTHORITY_URL, VIVA_CA_FILE (and VIVA_TOKEN,
 -- VIVA_USERNAME, VIVA_PASSWORD for a fixed or delegated token).
+local compat = require "vivalearning.compat"
 local argparse = require "argparse"
 
 local M = {}
@@ -41,14 +42,14 @@ local ENV = {
 -- Converters for option values; their messages name the option.
 local function positive(option)
   return function(s)
-    local n = math.tointeger(tonumber(s))
+    local n = compat.tointeger(tonumber(s))
     if not n or n < 1 then return nil, ("%s: '%s' is not a positive integer"):format(option, tostring(s)) end
     return n
   end
 end
 
 local function retries(s)
-  local n = math.tointeger(tonumber(s))
+  local n = compat.tointeger(tonumber(s))
   if not n or n < 0 or n > 20 then return nil, ("--max-retries: '%s' is not an integer 0..20"):format(tostring(s)) end
   return n
 end
@@ -362,7 +363,7 @@ local function failure_log()
     say(errout, ("%s failed%s:\n"):format(plural(n, "row"), n > #kept and (", the first " .. #kept) or ""))
     for _, r in ipairs(kept) do
       local what = {}
-      if r.status then what[#what + 1] = tostring(math.tointeger(r.status) or r.status) end
+      if r.status then what[#what + 1] = tostring(compat.tointeger(r.status) or r.status) end
       if r.code and r.code ~= "invalidRow" then what[#what + 1] = tostring(r.code) end
       local msg = tostring(r.message or "")
       if #what > 0 then msg = table.concat(what, " ") .. (msg ~= "" and (": " .. msg) or "") end
@@ -393,7 +394,7 @@ local function pid()
   local f = io.open("/proc/self/stat", "r")
   local n = f and f:read("n")
   if f then f:close() end
-  return math.tointeger(n) or math.random(1, 0x7fffffff)
+  return compat.tointeger(n) or math.random(1, 0x7fffffff)
 end
 
 -- Output that appears whole or not at all: written to a temporary file (beside `path`, or in

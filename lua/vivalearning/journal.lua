@@ -5,6 +5,7 @@
 -- missing newline, the length or the checksum and ignores it. A bad line that is *not* the last
 -- one means the file was damaged by something else, and read() reports it instead of guessing.
 -- sync() flushes and fsyncs, so what it covered survives a crash of the process or the machine.
+local compat = require "vivalearning.compat"
 local jsonl = require "vivalearning.jsonl"
 
 local M = {}
@@ -88,7 +89,7 @@ local function scan(fh, path, on_record, repair)
         elseif not numbered and sq ~= nil then
           problem(("line %d is numbered in a journal whose first record is not"):format(n))
         end
-        if numbered and math.type(sq) == "integer" then last_seq = sq end
+        if numbered and compat.type(sq) == "integer" then last_seq = sq end
         info.records = info.records + 1
         info.keep = pos
         on_record(rec, n)
@@ -218,7 +219,7 @@ function M.open(path, opts)
     sys.fsync(fh)
   end
   fh:seek("end")
-  fh:setvbuf("full", 1 << 16)
+  fh:setvbuf("full", 65536)
   local self = new_journal(fh, path, st, info.seq)
   self.loaded, self.info = loaded, info
   return self

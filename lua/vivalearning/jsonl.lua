@@ -1,5 +1,6 @@
 -- vivalearning.jsonl: JSON Lines (one JSON value per line) reader and writer, streamed.
 -- Decoding and encoding go through lua-cjson (safe mode); blank lines are skipped.
+local compat = require "vivalearning.compat"
 local cjson = require "cjson.safe"
 local stream = require "vivalearning.stream"
 
@@ -59,7 +60,7 @@ end
 -- again here, so a row number reads back as 5, not 5.0.
 local function integers(v)
   if type(v) == "number" then
-    return math.tointeger(v) or v
+    return compat.tointeger(v) or v
   elseif type(v) == "table" then
     for k, x in pairs(v) do
       if type(x) == "number" or type(x) == "table" then v[k] = integers(x) end

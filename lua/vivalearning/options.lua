@@ -1,6 +1,7 @@
 -- vivalearning.options: checking the option tables of the Lua layer (bulk import, pager).
 -- Misuse raises, as in the C core: an unknown option (with the nearest known name when one is
 -- close, as the models do for fields) or a value of the wrong type, naming the option.
+local compat = require "vivalearning.compat"
 local M = {}
 
 -- Case-insensitive edit distance (the models' suggest() in src/model.c, in Lua).
@@ -32,7 +33,7 @@ function M.nearest(name, names)
     local d = distance(name, n)
     if d < bestd then best, bestd = n, d end
   end
-  local limit = math.max(2, #name // 3)
+  local limit = math.max(2, compat.idiv(#name, 3))
   return bestd <= limit and best or nil
 end
 
@@ -59,7 +60,7 @@ end
 function M.integer(lo, hi)
   local what = hi and ("an integer %d..%d"):format(lo, hi) or ("an integer >= %d"):format(lo)
   return function(v)
-    if math.type(v) ~= "integer" or v < lo or (hi and v > hi) then return what end
+    if compat.type(v) ~= "integer" or v < lo or (hi and v > hi) then return what end
   end
 end
 function M.number(lo)

@@ -14,6 +14,7 @@
 -- an error of kind "protocol" and code "nextLinkLoop" or "pageLimit".
 -- The page functions come from the client (c:activities_page, c:providers_page,
 -- c:contents_page); this module never builds a URL.
+local compat = require "vivalearning.compat"
 local M = {}
 
 M.default_max_pages = 100000
@@ -28,7 +29,7 @@ M.error = pager_error
 -- The options of each page method (the query options of c:*_page, and max_pages). Misuse
 -- raises when the iterator is made, never inside the loop.
 local opt = require "vivalearning.options"
-local function nonneg(v) if math.type(v) ~= "integer" or v < 0 then return "an integer >= 0" end end
+local function nonneg(v) if compat.type(v) ~= "integer" or v < 0 then return "an integer >= 0" end end
 local function select_list(v)
   if type(v) == "string" then return nil end
   if type(v) == "table" then

@@ -8,6 +8,7 @@
 -- gets a bar of its new width at once), else $COLUMNS, else 80.
 -- state = { done =, total = (nil when unknown), failed =, rate = rows/s, eta = seconds or nil,
 --           elapsed = seconds, final = bool }
+local compat = require "vivalearning.compat"
 local M = {}
 
 -- isatty and a monotonic clock come from vivalearning.sys, built beside the core.
@@ -49,7 +50,7 @@ end
 local function fmt_time(s)
   if not s or s ~= s or s == math.huge then return "--:--" end
   s = math.floor(s + 0.5)
-  local h, m = s // 3600, (s % 3600) // 60
+  local h, m = compat.idiv(s, 3600), compat.idiv(s % 3600, 60)
   if h > 0 then return ("%d:%02d:%02d"):format(h, m, s % 60) end
   return ("%d:%02d"):format(m, s % 60)
 end
@@ -92,7 +93,7 @@ end
 --- Width of the terminal the stream is on (nil when it is not one or reports no size).
 function M.termsize(fh)
   local ok, cols = pcall(sys.termsize, fh)
-  if ok and math.type(cols) == "integer" and cols > 0 then return cols end
+  if ok and compat.type(cols) == "integer" and cols > 0 then return cols end
   return nil
 end
 

@@ -1,6 +1,7 @@
 -- vivalearning.results: the per-row outcome file of an import, CSV or JSON Lines.
 -- Columns: row, external_id, id, outcome, status, code, message, request_id, retry_after
 -- (seconds the service asked to wait, for rows that failed throttled).
+local compat = require "vivalearning.compat"
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
 
@@ -51,7 +52,7 @@ function Writer:write(r)
   for i, k in ipairs(M.columns) do
     local v = r[k]
     if v == jsonl.null then v = nil end
-    if math.type(v) == "float" and v == math.floor(v) and v > -2^53 and v < 2^53 then v = math.tointeger(v) end
+    if compat.type(v) == "float" and v == math.floor(v) and v > -2^53 and v < 2^53 then v = compat.tointeger(v) end
     row[i] = v ~= nil and tostring(v) or ""
   end
   return self.w:write(row, #M.columns)

@@ -8,6 +8,7 @@
 -- or whole and dotted) and a number that is not an integer where one is expected make the row
 -- invalid; check_header refuses such columns (and unknown ones) for a CSV file at its header.
 -- No HTTP and no JSON here.
+local compat = require "vivalearning.compat"
 local M = {}
 
 -- Columns written by export (and read back by import), in this order.
@@ -83,14 +84,14 @@ local function to_integer(v)
     local t = v:match("^%s*(.-)%s*$")
     local n = not t:find("[xX]") and tonumber(t) or nil   -- decimal only, not 0x10
     if n == nil then return v end
-    local i = math.tointeger(n)
+    local i = compat.tointeger(n)
     if i then return i end
     if n == math.floor(n) and n == n and n ~= math.huge and n ~= -math.huge then
       return nil, ("integer expected, got %s (out of range)"):format(t)
     end
     return nil, ("integer expected, got %s"):format(t)
-  elseif math.type(v) == "float" then
-    local i = math.tointeger(v)
+  elseif compat.type(v) == "float" then
+    local i = compat.tointeger(v)
     if i then return i end
     if v == math.floor(v) then return nil, ("integer expected, got %s (out of range)"):format(show(v)) end
     return nil, ("integer expected, got %s"):format(show(v))
@@ -99,8 +100,8 @@ local function to_integer(v)
 end
 
 local function normalize_number(v)
-  if math.type(v) == "float" then
-    local i = math.tointeger(v)
+  if compat.type(v) == "float" then
+    local i = compat.tointeger(v)
     if i then return i end
   end
   return v
@@ -327,10 +328,10 @@ end
 -- "2026-01-01T00:00:00Z" as "2026-01-01T00:00:00.0000000+00:00" does not make a row "changed".
 local function days_from_civil(y, m, d)
   y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
+  local era = compat.idiv(y >= 0 and y or y - 399, 400)
   local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local doy = compat.idiv(153 * (m + (m > 2 and -3 or 9)) + 2, 5) + d - 1
+  local doe = yoe * 365 + compat.idiv(yoe, 4) - compat.idiv(yoe, 100) + doy
   return era * 146097 + doe - 719468
 end
 

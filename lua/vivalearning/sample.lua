@@ -3,6 +3,8 @@
 --
 -- Learners are the seed's licensed users b0000000-0000-4000-8000-0000000000NN (NN = 01..50),
 -- contents are provider 1's CA-01..CA-20 (d0000000-0000-4000-8000-0000010000NN).
+local compat = require "vivalearning.compat"
+local xorshift32 = require("vivalearning.sys").xorshift32
 local csv = require "vivalearning.csv"
 local jsonl = require "vivalearning.jsonl"
 local rows = require "vivalearning.rows"
@@ -21,15 +23,13 @@ local STATUSES = { "notStarted", "inProgress", "completed" }
 local function rng(seed)
   local s = seed or 42
   return function(n)
-    s = s ~ (s << 13) & 0xffffffff
-    s = s ~ (s >> 17)
-    s = s ~ (s << 5) & 0xffffffff
+    s = xorshift32(s)
     return (s % n) + 1
   end
 end
 
 local function date(day, hour)
-  return ("2026-%02d-%02dT%02d:00:00Z"):format((day // 28) % 12 + 1, day % 28 + 1, hour % 24)
+  return ("2026-%02d-%02dT%02d:00:00Z"):format(compat.idiv(day, 28) % 12 + 1, day % 28 + 1, hour % 24)
 end
 
 --- Row i (a flat table with the export/import columns).
@@ -78,7 +78,7 @@ M.invalid_kinds = {
 function M.rows(n, opts)
   opts = opts or {}
   local r = rng(opts.seed or 7)
-  local every = (opts.invalid or 0) > 0 and math.max(1, n // opts.invalid) or nil
+  local every = (opts.invalid or 0) > 0 and math.max(1, compat.idiv(n, opts.invalid)) or nil
   local i, bad = 0, 0
   return function()
     i = i + 1
@@ -88,7 +88,7 @@ function M.rows(n, opts)
       t.status = "completed"; t.completionPercentage = "100"; t.completedDateTime = "2026-11-20T10:00:00Z"
     end
     local field
-    if every and i % every == every // 2 and bad < opts.invalid then
+    if every and i % every == compat.idiv(every, 2) and bad < opts.invalid then
       bad = bad + 1
       field = M.invalid_kinds[(bad - 1) % #M.invalid_kinds + 1](t)
     end
@@ -106,7 +106,7 @@ function M.write(path, n, opts)
     for t, i, field in M.rows(n, opts) do
       local nested = rows.normalize(t, {}).fields
       nested["@odata.type"] = rows.type_names[rows.kind(t.type) or ""] or t.type
-      if nested.completionPercentage then nested.completionPercentage = math.tointeger(tonumber(nested.completionPercentage)) or nested.completionPercentage end
+      if nested.completionPercentage then nested.completionPercentage = compat.tointeger(tonumber(nested.completionPercentage)) or nested.completionPercentage end
       w:write(nested)
       if field then invalid[#invalid + 1] = { row = i, field = field } end
     end

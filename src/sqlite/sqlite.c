@@ -24,8 +24,7 @@
 
 #include <sqlite3.h>
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "../luacompat.h"
 
 /* COMPAT: the few calls that differ between Lua 5.1 and 5.4. */
 #if LUA_VERSION_NUM >= 503

@@ -3,6 +3,7 @@
  * knows nothing about files or terminals. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <string.h>
@@ -11,15 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "../luacompat.h"
 #include <lualib.h>
 
 /* sys.fsync(fh): flush a Lua io file handle and fsync its descriptor, so what was written
  * survives a crash of the process or the machine. Returns true, or nil and a message. */
 static int sys_fsync(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     if (fflush(p->f) != 0 || fsync(fileno(p->f)) != 0) {
         int e = errno;
@@ -34,7 +34,7 @@ static int sys_fsync(lua_State *L) {
 /* sys.isatty(fh): whether a Lua io file handle is a terminal (progress bars draw only there). */
 static int sys_isatty(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     lua_pushboolean(L, isatty(fileno(p->f)) == 1);
     return 1;
@@ -45,7 +45,7 @@ static int sys_isatty(lua_State *L) {
  * nil and a message (not a terminal, or a terminal that reports no size). */
 static int sys_termsize(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     struct winsize ws;
     if (ioctl(fileno(p->f), TIOCGWINSZ, &ws) != 0) {
@@ -91,7 +91,7 @@ static int sys_sleep(lua_State *L) {
 /* The descriptor of an open Lua io file handle (raises on a closed one). */
 static int fh_fd(lua_State *L, int idx) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, idx, LUA_FILEHANDLE);
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     return fileno(p->f);
 }
@@ -136,7 +136,7 @@ static int sys_truncate(lua_State *L) {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
     lua_Integer size = luaL_checkinteger(L, 2);
     luaL_argcheck(L, size >= 0, 2, "size >= 0 expected");
-    if (p->closef == NULL)
+    if (VL_STREAM_CLOSED(p))
         return luaL_error(L, "attempt to use a closed file");
     if (fflush(p->f) != 0 || ftruncate(fileno(p->f), (off_t)size) != 0) {
         int e = errno;
@@ -185,10 +185,36 @@ static int sys_getpid(lua_State *L) {
     return 1;
 }
 
+/* sys.fnv1a32(s): FNV-1a, 32 bits, of a string, as an integer 0..2^32-1 (vivalearning.hash).
+ * In C so that it is exact and the same on every Lua: 5.1 and LuaJIT have no integers nor
+ * bitwise operators, and the product does not fit a double's 53 bits. */
+static int sys_fnv1a32(lua_State *L) {
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    uint32_t h = 0x811c9dc5u;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x01000193u;
+    lua_pushinteger(L, (lua_Integer)h);
+    return 1;
+}
+
+/* sys.xorshift32(s): the next state of Marsaglia's 32-bit xorshift (13, 17, 5) from state s
+ * (an integer 1..2^32-1), for vivalearning.sample's deterministic rows. */
+static int sys_xorshift32(lua_State *L) {
+    lua_Integer v = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, v >= 1 && v <= 0xffffffffLL, 1, "integer 1..2^32-1 expected");
+    uint32_t x = (uint32_t)v;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    lua_pushinteger(L, (lua_Integer)x);
+    return 1;
+}
+
 int luaopen_vivalearning_sys(lua_State *L);
 
 int luaopen_vivalearning_sys(lua_State *L) {
     static const luaL_Reg funcs[] = {
+        { "fnv1a32", sys_fnv1a32 },
         { "fsync", sys_fsync },
         { "getpid", sys_getpid },
         { "isatty", sys_isatty },
@@ -198,6 +224,7 @@ int luaopen_vivalearning_sys(lua_State *L) {
         { "stat", sys_stat },
         { "termsize", sys_termsize },
         { "truncate", sys_truncate },
+        { "xorshift32", sys_xorshift32 },
         { NULL, NULL },
     };
     luaL_newlib(L, funcs);

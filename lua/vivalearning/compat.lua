@@ -1,0 +1,32 @@
+-- vivalearning.compat: the few number functions of Lua 5.3+ the Lua layer uses, on every Lua
+-- (5.1, 5.2, LuaJIT have one number type, a double: an "integer" there is an integral, finite
+-- number, exact up to 2^53). This file must parse on 5.1: no //, no bitwise operators.
+local M = {}
+
+local floor, huge = math.floor, math.huge
+
+if math.type then
+  M.type, M.tointeger = math.type, math.tointeger
+else
+  --- math.type: "integer" for an integral finite number, "float" for any other, nil otherwise.
+  function M.type(v)
+    if type(v) ~= "number" then return nil end
+    if v == floor(v) and v > -huge and v < huge then return "integer" end
+    return "float"
+  end
+
+  --- math.tointeger: the number when it is integral (a string converts as on 5.3), else nil.
+  function M.tointeger(v)
+    if type(v) == "string" then v = tonumber(v) end
+    if type(v) == "number" and v == floor(v) and v > -huge and v < huge then return v end
+    return nil
+  end
+end
+
+--- a // b for integers (floor division); an integer on 5.3+ as // gives.
+function M.idiv(a, b)
+  local q = floor(a / b)
+  return M.tointeger(q) or q
+end
+
+return M
