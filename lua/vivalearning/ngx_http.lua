@@ -43,8 +43,9 @@ end
 
 -- nil, outcome, detail when the socket failed
 function Reader:fail(err, what)
-  if err == "timeout" then return nil, "timeout", "timed out " .. what end
-  return nil, "reset", (err or "error") .. " " .. what
+  if err == "timeout" then return nil, "timeout", "timed out reading the " .. what end
+  if err == "closed" then return nil, "reset", "connection closed while reading the " .. what end
+  return nil, "reset", tostring(err) .. " while reading the " .. what
 end
 
 function Reader:more(what)
@@ -64,13 +65,13 @@ function Reader:line(max, what)
   while true do
     local e = self.buf:find("\n", self.pos, true)
     if e then
-      if e - self.pos > max then return nil, "maybe_sent", what .. " over " .. max .. " bytes" end
+      if e - self.pos > max then return nil, "maybe_sent", "the " .. what .. " is over " .. max .. " bytes" end
       local s = self.buf:sub(self.pos, e - 1)
       self.pos = e + 1
       if s:sub(-1) == "\r" then s = s:sub(1, -2) end
       return s
     end
-    if #self.buf - self.pos + 1 > max then return nil, "maybe_sent", what .. " over " .. max .. " bytes" end
+    if #self.buf - self.pos + 1 > max then return nil, "maybe_sent", "the " .. what .. " is over " .. max .. " bytes" end
     local ok, o, d = self:more(what)
     if not ok then return nil, o, d end
   end
@@ -87,7 +88,7 @@ function Reader:bytes(n, what)
   local head = self.buf:sub(self.pos)
   self.buf, self.pos = "", 1
   local ms = remaining_ms(self)
-  if not ms then return nil, "timeout", "timed out " .. what end
+  if not ms then return nil, "timeout", "timed out reading the " .. what end
   self.sock:settimeout(ms)
   local rest, err, partial = self.sock:receive(n - have)
   if not rest then
@@ -105,12 +106,12 @@ function Reader:to_close(cap)
   while true do
     if n > cap then return nil, "too_large", "body over " .. cap .. " bytes" end
     local ms = remaining_ms(self)
-    if not ms then return nil, "timeout", "timed out reading a body delimited by close" end
+    if not ms then return nil, "timeout", "timed out reading the body (delimited by close)" end
     self.sock:settimeout(ms)
     local data, err = self.sock:receiveany(READ)
     if not data then
       if err == "closed" then return table.concat(parts) end
-      return self:fail(err, "reading a body delimited by close")
+      return self:fail(err, "body (delimited by close)")
     end
     parts[#parts + 1] = data
     n = n + #data
@@ -127,10 +128,10 @@ function Reader:fields(what)
     local line, o, d = self:line(lim.header_bytes, what)
     if not line then return nil, o, d end
     bytes = bytes + #line + 2
-    if bytes > lim.header_bytes then return nil, "maybe_sent", what .. " over " .. lim.header_bytes .. " bytes" end
+    if bytes > lim.header_bytes then return nil, "maybe_sent", "the " .. what .. " is over " .. lim.header_bytes .. " bytes" end
     if line == "" then return h end
     count = count + 1
-    if count > lim.header_count then return nil, "maybe_sent", what .. " over " .. lim.header_count .. " fields" end
+    if count > lim.header_count then return nil, "maybe_sent", "the " .. what .. " has over " .. lim.header_count .. " fields" end
     if line:find("^[ \t]") then return nil, "maybe_sent", "obsolete line folding in " .. what end
     local name, value = line:match("^([^:]*):[ \t]*(.-)[ \t]*$")
     if not name or not name:find(TOKEN) then
@@ -156,6 +157,7 @@ function Reader:head()
       return nil, "maybe_sent", "not an HTTP/1.x status line: " .. ("%q"):format(line:sub(1, 60))
     end
     status = tonumber(status)
+    if status < 100 or status > 599 then return nil, "maybe_sent", "status " .. status .. " is not an HTTP status" end
     local h, o2, d2 = self:fields("header block")
     if not h then return nil, o2, d2 end
     if status >= 200 then return status, tonumber(minor), h end
@@ -181,10 +183,10 @@ function Reader:chunked(cap)
     end
     n = n + size
     if n > cap then return nil, "too_large", "body over " .. cap .. " bytes" end
-    local data, o3, d3 = self:bytes(size, "reading a chunk")
+    local data, o3, d3 = self:bytes(size, "chunk")
     if not data then return nil, o3, d3 end
     parts[#parts + 1] = data
-    local crlf, o4, d4 = self:line(2, "the end of a chunk")
+    local crlf, o4, d4 = self:line(2, "end of a chunk")
     if not crlf then return nil, o4, d4 end
     if crlf ~= "" then return nil, "maybe_sent", "chunk longer than its size" end
   end
@@ -223,11 +225,8 @@ function M.read_response(sock, method, deadline, cap, reused)
     local n = tonumber(cl)
     if n > cap then return nil, "too_large", "Content-Length " .. n .. " over " .. cap .. " bytes" end
     local o, d
-    body, o, d = r:bytes(n, "reading the body")
-    if not body then
-      if o == "reset" then d = d:gsub("^closed reading", "closed mid-body reading") end
-      return nil, o, d
-    end
+    body, o, d = r:bytes(n, "body")
+    if not body then return nil, o, d end
   else
     keep = false
     local o, d
