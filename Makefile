@@ -69,7 +69,7 @@ ROCKSPEC   := $(wildcard rockspec/vivalearning-*.rockspec)
 EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
 
-.PHONY: all deps deps-check deps-bench build test check check-asan check-valgrind cppcheck \
+.PHONY: all deps deps-check deps-bench build test test-openresty check check-asan check-valgrind cppcheck \
         fuzz demo bench emulator-start emulator-stop install uninstall clean deps-rock rock
 
 all: build
@@ -134,6 +134,13 @@ $(SQLITE_MODULE): src/sqlite/sqlite.c src/luacompat.h
 # deps-rock: spec/make_rock_spec.lua builds and installs the rock for real.
 test: deps deps-rock build
 	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" BUSTED="$(BUSTED)" sh spec/run
+	@$(MAKE) --no-print-directory test-openresty
+
+# The io = "ngx" specs inside a test nginx (spec/openresty/*_nginx.lua, spec/support/openresty.lua):
+# the module's LuaJIT build, the emulator as spec/run starts it.
+test-openresty: deps build
+	@$(MAKE) --no-print-directory build LUA=luajit
+	@EMU_DIR="$(EMU_DIR)" BUSTED="$(BUSTED)" sh spec/run --pattern=_nginx spec/openresty
 
 emulator-start: deps
 	@./emulator/run --dir "$(EMU_DIR)"

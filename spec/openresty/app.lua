@@ -76,7 +76,7 @@ function H.pager(args)
   for page, err in shared:activity_pages { user = args.user, top = tonumber(args.top) } do
     if err then return { ok = false, err = err_table(err) } end
     pages = pages + 1
-    n = n + #page
+    n = n + #page.value
   end
   local items = 0
   for act, err in shared:activities { user = args.user, top = tonumber(args.top) } do
@@ -89,7 +89,7 @@ end
 function H.batch(args)
   local items = {}
   for i = 1, tonumber(args.n or 3) do
-    items[i] = { op = "create", provider = PROVIDER, model = assignment(args.ext .. "-" .. i, i) }
+    items[i] = { op = "create", provider = PROVIDER, model = assignment(args.ext .. "-" .. i, tonumber(args.learner) or i) }
   end
   items[#items + 1] = { op = "get", id = ID }
   local res, err = shared:batch(items)

@@ -49,7 +49,7 @@ http {
   uwsgi_temp_path "@DIR@/tmp/uwsgi";
   scgi_temp_path "@DIR@/tmp/scgi";
   lua_socket_log_errors off;
-  lua_package_path "@ROOT@/lua/?.lua;@ROOT@/spec/openresty/?.lua;/usr/share/lua/5.1/?.lua;;";
+  lua_package_path "@ROOT@/lua/?.lua;@ROOT@/lua/?/init.lua;@ROOT@/spec/openresty/?.lua;/usr/share/lua/5.1/?.lua;;";
   lua_package_cpath "@ROOT@/lib/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
   lua_ssl_trusted_certificate "@CA@";
   lua_ssl_verify_depth 2;
