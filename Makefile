@@ -159,6 +159,7 @@ demo: deps build
 	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" $(LUA) bin/demo
 
 bench: deps-bench build
+	@$(MAKE) --no-print-directory build LUA=luajit
 	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" sh bench/run
 
 install: build

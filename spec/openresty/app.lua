@@ -177,6 +177,32 @@ function H.hostile_client(args)
   return r
 end
 
+-- bench/openresty.lua: conc light threads of one request, each GETting one activity in a loop
+-- for the given seconds, through one io = "ngx" client over plain HTTP (or HTTPS)
+function H.bench(args)
+  local conc, seconds = tonumber(args.conc or 32), tonumber(args.seconds or 2)
+  local base = args.tls == "1" and T.https or T.http
+  local c = viva.client { io = "ngx", token = args.token, graph_url = base .. "/v1.0", allow_http = true,
+                          max_concurrency = conc, max_retries = 0 }
+  assert(c:get(args.id))
+  ngx.update_time()
+  local t0 = ngx.now()
+  local stop, done, errors = t0 + seconds, 0, 0
+  local function loop()
+    while ngx.now() < stop do
+      local a = c:get(args.id)
+      if a then done = done + 1 else errors = errors + 1 end
+    end
+  end
+  local ths = {}
+  for i = 1, conc do ths[i] = ngx.thread.spawn(loop) end
+  for i = 1, conc do ngx.thread.wait(ths[i]) end
+  ngx.update_time()
+  local wall = ngx.now() - t0
+  c:close()
+  return { rps = done / wall, done = done, errors = errors, seconds = wall }
+end
+
 function M.in_phase(phase)
   local r = get(shared, ngx.var.arg_id)
   ngx.ctx.phase_result = (r.ok and "ok " or "failed ") .. phase .. " " .. tostring(r.id or (r.err and r.err.kind))
