@@ -118,6 +118,8 @@ describe("io = 'external'", function()
   it("refuses what does not fit, naming it", function()
     assert.has_error(function() viva.client { token = "t", io = "sockets" } end,
       'viva.client: io must be "curl", "external" or "ngx"')
+    assert.has_error(function() viva.client { token = "t", io = "ngx" } end,
+      'viva.client: io = "ngx" runs inside nginx (ngx_lua); outside it use io = "curl"')
     assert.has_error(function() viva.client { token = "t", clock = os.time } end,
       'viva.client: clock needs io = "external"')
     assert.has_error(function() viva.client { token = "t", io = "external", driver = 1 } end,

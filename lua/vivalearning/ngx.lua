@@ -98,8 +98,8 @@ end
 local function must_wait(s, t)
   local ok, err = s:wait(t)
   if not ok and err ~= "timeout" then
-    error('vivalearning: io = "ngx" waits by yielding, which ' .. tostring(err) ..
-          ' does not allow: call it from rewrite, access, content or a timer (ngx.timer.at)', 3)
+    error('vivalearning: io = "ngx" waits by yielding, and it cannot here (' .. tostring(err) ..
+          '): call it from rewrite, access, content or a timer (ngx.timer.at)', 3)
   end
 end
 

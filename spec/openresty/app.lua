@@ -203,6 +203,20 @@ function H.bench(args)
   return { rps = done / wall, done = done, errors = errors, seconds = wall }
 end
 
+-- A sync call where nginx cannot yield (log_by_lua): the error it raises, for /last_log_error
+local last_log_error
+function M.in_log()
+  local ok, err = pcall(shared.get, shared, ID)
+  last_log_error = ok and "no error" or tostring(err)
+end
+function H.last_log_error() return { err = last_log_error } end
+
+-- The sans-I/O methods belong to the driver
+function H.take()
+  local ok, err = pcall(shared.take, shared)
+  return { ok = ok, err = tostring(err) }
+end
+
 function M.in_phase(phase)
   local r = get(shared, ngx.var.arg_id)
   ngx.ctx.phase_result = (r.ok and "ok " or "failed ") .. phase .. " " .. tostring(r.id or (r.err and r.err.kind))

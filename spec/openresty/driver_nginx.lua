@@ -153,4 +153,19 @@ describe("io = 'ngx' in nginx", function()
     os.remove(out)
     assert.matches('"ok":true', body)
   end)
+
+  it("says where a sync call cannot wait (log_by_lua) and keeps take/deliver to itself", function()
+    assert.equals("logged\n", srv:get("/logphase").body)
+    local r
+    for _ = 1, 50 do
+      r = json("/last_log_error")
+      if r.err then break end
+      os.execute("sleep 0.05")
+    end
+    assert.matches('io = "ngx" waits by yielding, and it cannot here %(API disabled in the context of log_by_lua%*%): ' ..
+      "call it from rewrite, access, content or a timer", r.err)
+    r = json("/take")
+    assert.is_false(r.ok)
+    assert.matches('take: an io = "ngx" client moves its bytes itself', r.err)
+  end)
 end)

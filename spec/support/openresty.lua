@@ -62,6 +62,7 @@ http {
     listen 127.0.0.1:@PORT@;
     location /rewrite { rewrite_by_lua_block { require("app").in_phase("rewrite") } content_by_lua_block { ngx.say(ngx.ctx.phase_result) } }
     location /access { access_by_lua_block { require("app").in_phase("access") } content_by_lua_block { ngx.say(ngx.ctx.phase_result) } }
+    location /logphase { content_by_lua_block { ngx.say("logged") } log_by_lua_block { require("app").in_log() } }
     location / { content_by_lua_block { require("app").handle() } }
   }
   server {
