@@ -70,9 +70,10 @@ function Client:_route()
     else
       local co = self.owners[h]
       if co then
-        self.owners[h] = nil
+        local ctx = self.owner_ctx[h]
+        self.owners[h], self.owner_ctx[h] = nil, nil
         local list = self.done_by[co]
-        if not list then list = {}; self.done_by[co] = list end
+        if not list or list.ctx ~= ctx then list = { ctx = ctx }; self.done_by[co] = list end
         list[#list + 1] = h
         local ps = self.pollers[co]
         if ps and ps:count() < 1 then ps:post(1) end
@@ -82,6 +83,13 @@ function Client:_route()
 end
 
 local loop
+
+-- The request (or timer) a light thread runs for. ngx_lua reuses coroutines across requests,
+-- so a thread's done list also remembers whose it is: a later request never gets another's.
+local function request_ctx()
+  local ok, ctx = pcall(function() return ngx.ctx end)
+  return ok and ctx or false
+end
 
 function Client:_ensure()
   if self.running or self.closed then return end
@@ -126,6 +134,7 @@ end
 function Client:submit(op, ...)
   local h = self._cm.submit(self._c, op, ...)
   self.owners[h] = coroutine.running()
+  self.owner_ctx[h] = request_ctx()
   self:_kick()
   return h
 end
@@ -137,18 +146,22 @@ function Client:poll(t)
   if type(t) ~= "number" or t ~= t or t == math.huge or t == -math.huge then
     error("bad argument #1 to 'poll' (finite number of seconds expected, got " .. tostring(t) .. ")", 2)
   end
-  local co = coroutine.running()
+  local co, ctx = coroutine.running(), request_ctx()
   self:_route()
   local list = self.done_by[co]
+  if list and list.ctx ~= ctx then list = nil end
   if (not list or #list == 0) and t > 0 and not self.closed then
     local ps = self.pollers[co]
     if not ps then ps = semaphore.new(0); self.pollers[co] = ps end
     self:_kick()
     must_wait(ps, t)
     list = self.done_by[co]
+    if list and list.ctx ~= ctx then list = nil end
   end
   self.done_by[co] = nil
-  return list or {}
+  if not list then return {} end
+  list.ctx = nil
+  return list
 end
 
 function Client:close()
@@ -270,6 +283,7 @@ function M.client(core, opts)
     kick = semaphore.new(0),
     waiters = {},                                      -- handle -> semaphore of a sync call
     owners = setmetatable({}, { __mode = "k" }),       -- submitted handle -> its light thread
+    owner_ctx = setmetatable({}, { __mode = "k" }),    -- submitted handle -> its request's ngx.ctx
     done_by = setmetatable({}, { __mode = "k" }),      -- light thread -> finished handles
     pollers = setmetatable({}, { __mode = "k" }),      -- light thread -> its poll semaphore
     hopts = { connect_timeout = t.connect or 10, max_body = opts.max_body_bytes or 16 * 1024 * 1024,

@@ -49,7 +49,7 @@ http {
   uwsgi_temp_path "@DIR@/tmp/uwsgi";
   scgi_temp_path "@DIR@/tmp/scgi";
   lua_socket_log_errors off;
-  lua_package_path "@ROOT@/lua/?.lua;@ROOT@/lua/?/init.lua;@ROOT@/spec/openresty/?.lua;/usr/share/lua/5.1/?.lua;;";
+  lua_package_path "@DIR@/lua/?.lua;@ROOT@/lua/?.lua;@ROOT@/lua/?/init.lua;@ROOT@/spec/openresty/?.lua;/usr/share/lua/5.1/?.lua;;";
   lua_package_cpath "@ROOT@/lib/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
   lua_ssl_trusted_certificate "@CA@";
   lua_ssl_verify_depth 2;
@@ -57,13 +57,14 @@ http {
     require "resty.core"
     VIVA_TEST = { https = "@HTTPS@", http = "@HTTP@", hostile = "http://127.0.0.1:@HPORT@", dir = "@DIR@" }
   }
-  init_worker_by_lua_block { require("app").init_worker() }
+  init_worker_by_lua_block { require("app").init_worker() @INITW@ }
   server {
     listen 127.0.0.1:@PORT@;
     location /rewrite { rewrite_by_lua_block { require("app").in_phase("rewrite") } content_by_lua_block { ngx.say(ngx.ctx.phase_result) } }
     location /access { access_by_lua_block { require("app").in_phase("access") } content_by_lua_block { ngx.say(ngx.ctx.phase_result) } }
     location /logphase { content_by_lua_block { ngx.say("logged") } log_by_lua_block { require("app").in_log() } }
     location / { content_by_lua_block { require("app").handle() } }
+    @LOCATIONS@
   }
   server {
     listen 127.0.0.1:@HPORT@;
@@ -75,18 +76,26 @@ http {
 local Server = {}
 Server.__index = Server
 
-function M.start(emu)
+-- opts (all optional): files = { ["name.lua"] = text } (put on lua_package_path),
+-- init_worker = Lua run in init_worker_by_lua after the app's, locations = server{} lines
+function M.start(emu, opts)
+  opts = opts or {}
   assert(io.open(M.CORE, "rb"), "no LuaJIT build of the module: run make build LUA=luajit first"):close()
   local tmp = os.tmpname()
   os.remove(tmp)
   local dir = tmp .. "-ngx"
-  assert(sh("mkdir -p " .. q(dir .. "/tmp") .. " && chmod 755 " .. q(dir)))
+  assert(sh("mkdir -p " .. q(dir .. "/tmp") .. " " .. q(dir .. "/lua") .. " && chmod 755 " .. q(dir)))
+  for name, text in pairs(opts.files or {}) do
+    local f = assert(io.open(dir .. "/lua/" .. name, "w"))
+    f:write(text)
+    f:close()
+  end
   local port, hport = free_port(), free_port()
   local user = ""
   if sh("[ \"$(id -u)\" = 0 ]") then user = "user root;" end
   local conf = CONF:gsub("@(%u+)@", {
     USER = user, DIR = dir, ROOT = ROOT, CA = emu.ca, HTTPS = emu.https, HTTP = emu.http,
-    PORT = tostring(port), HPORT = tostring(hport) })
+    PORT = tostring(port), HPORT = tostring(hport), INITW = opts.init_worker or "", LOCATIONS = opts.locations or "" })
   local f = assert(io.open(dir .. "/nginx.conf", "w"))
   f:write(conf)
   f:close()
@@ -105,9 +114,12 @@ function M.start(emu)
   error("test nginx does not answer (see " .. dir .. "/error.log)")
 end
 
--- GET a handler; the body decoded as JSON when it is JSON
-function Server:get(path, timeout)
-  local r = http.request { url = self.url .. path, timeout = timeout or 60 }
+-- GET a handler (or o = { method =, json =, ... } for support.http.request); the body decoded
+-- as JSON when it is JSON
+function Server:get(path, timeout, o)
+  o = o or {}
+  o.url, o.timeout = self.url .. path, timeout or 60
+  local r = http.request(o)
   r.json = http.json_decode(r.body or "")
   return r
 end
