@@ -55,7 +55,7 @@ Client.take, Client.deliver, Client.tick, Client.next_wakeup =
 
 function Client:pending() return self._cm.pending(self._c) end
 function Client:stats() return self._cm.stats(self._c) end
-function Client:__tostring() return tostring(self._c):gsub("^[^:]*", "vivalearning client (io=ngx)") end
+function Client:__tostring() return (tostring(self._c):gsub("^vivalearning client", "vivalearning client (io=ngx)")) end
 
 -- Hands the finished handles to whoever waits for them: a sync call's semaphore, or the done
 -- list of the light thread that submitted it (its c:poll).
@@ -257,7 +257,6 @@ loop = function(premature, self)
     local tok, terr = pcall(self._ensure, self)
     if not tok then ngx.log(ngx.ERR, "vivalearning io=ngx: ", tostring(terr)) end
   end
-  if premature then return end
 end
 
 -- viva.client{ io = "ngx", ... }: the options of viva.client, less driver and ca_file.

@@ -150,6 +150,22 @@ function H.threads(args)
   return { n = n, ok = ok_n }
 end
 
+-- c:submit and c:poll from a request: this request's handles come back to it, not another's
+function H.submit_poll(args)
+  local n, mine, got = tonumber(args.n or 5), {}, 0
+  for i = 1, n do mine[shared:submit("get", args.id)] = i end
+  local foreign = 0
+  for _ = 1, 100 do
+    for _, h in ipairs(shared:poll(1)) do
+      if mine[h] then got = got + 1 else foreign = foreign + 1 end
+      local a = h:result()
+      if not a then foreign = foreign + 100 end
+    end
+    if got == n then break end
+  end
+  return { n = n, got = got, foreign = foreign }
+end
+
 -- A fresh client for one request (token = a fixed string, or the importer's credentials)
 function H.fresh(args)
   local c = client { max_retries = tonumber(args.retries), timeouts = { attempt = tonumber(args.attempt) } }

@@ -168,4 +168,26 @@ describe("io = 'ngx' in nginx", function()
     assert.is_false(r.ok)
     assert.matches('take: an io = "ngx" client moves its bytes itself', r.err)
   end)
+
+  it("serves many requests at once on the worker's one client, each with its own results", function()
+    local b = json("/batch?ext=ngx-many&n=1&learner=15")
+    assert.is_true(b.ok)
+    local id = first_id(15)
+    -- every answer 0.3 s late: all 56 calls are in flight together
+    emu.fault { method = "GET", path = "learningCourseActivities/" .. id:gsub("%p", "%%%0"), delay = 0.3, count = 56 }
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    -- 24 concurrent requests: 16 sync gets, 8 submit/poll loops of 5 handles each
+    local cmds = {}
+    for i = 1, 16 do cmds[#cmds + 1] = ("curl -s -o %s/g%d %s"):format(dir, i, http.shell_quote(srv.url .. "/get?id=" .. id)) end
+    for i = 1, 8 do cmds[#cmds + 1] = ("curl -s -o %s/p%d %s"):format(dir, i, http.shell_quote(srv.url .. "/submit_poll?n=5&id=" .. id)) end
+    assert(os.execute("(" .. table.concat(cmds, " & ") .. " & wait)"))
+    for i = 1, 16 do assert.matches('"ok":true', http.read_file(dir .. "/g" .. i) or "", "get " .. i) end
+    for i = 1, 8 do
+      local p = http.json_decode(http.read_file(dir .. "/p" .. i) or "")
+      assert.same({ n = 5, got = 5, foreign = 0 }, p)
+    end
+    os.execute("rm -rf " .. dir)
+  end)
 end)
