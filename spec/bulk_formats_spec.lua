@@ -16,7 +16,7 @@ local function write(path, s)
 end
 
 local function read(path)
-  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
+  local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s
 end
 
 local function all(path, opts)

@@ -1,6 +1,7 @@
 -- The journal and re-runs against the real emulator: one import per journal (lock), a results
 -- or journal file that is the source, damaged or truncated journals, journal records with bad
 -- content, re-runs after the user fixed rows, resumed failed rows.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local sample = require "vivalearning.sample"
 local results = require "vivalearning.results"
@@ -46,7 +47,7 @@ local function vl(args)
     q("VIVA_AUTHORITY_URL=" .. emu.authority_url), q("VIVA_CA_FILE=" .. emu.ca),
     q("LUA_PATH=" .. package.path), q("LUA_CPATH=" .. package.cpath), LUA, "bin/vivalearning" }
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local ok, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err .. " </dev/null")
+  local ok, _, code = shell.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err .. " </dev/null")
   local so, se = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
   return ok and 0 or code, so, se
@@ -82,7 +83,7 @@ print(s.created)
       local parts = { LUA_ENV, LUA, q(script) }
       for _, v in ipairs(args) do parts[#parts + 1] = q(v) end
       local done = tmp(".done")
-      os.execute("sh -c " .. q(table.concat(parts, " ") .. " >" .. outf .. " 2>&1; touch " .. done) .. " &")
+      shell.execute("sh -c " .. q(table.concat(parts, " ") .. " >" .. outf .. " 2>&1; touch " .. done) .. " &")
       -- wait until the child has written its journal header (it holds the lock from then on)
       local child_pid
       for _ = 1, 500 do
@@ -126,7 +127,7 @@ print(s.created)
           write(script, "local j, e = require('vivalearning.journal').open(" .. ("%q"):format(jr)
             .. ") print(j and 'opened' or e)")
           local p = io.popen(LUA_ENV .. " " .. LUA .. " " .. q(script))
-          other_err = p:read("a")
+          other_err = p:read("*a")
           p:close()
           os.remove(script)
         end
@@ -144,12 +145,12 @@ print(s.created)
   describe("files that are one", function()
     it("refuses results or journal on the source, and results on the journal, before writing anything", function()
       local dir = tmp(".d")
-      assert(os.execute("mkdir " .. q(dir)))
+      assert(shell.execute("mkdir " .. q(dir)))
       local src = dir .. "/src.csv"
       sample.write(src, 10, { prefix = "same-" })
       local before = slurp(src)
-      assert(os.execute("ln -s src.csv " .. q(dir .. "/link.csv")))
-      assert(os.execute("ln " .. q(src) .. " " .. q(dir .. "/hard.csv")))
+      assert(shell.execute("ln -s src.csv " .. q(dir .. "/link.csv")))
+      assert(shell.execute("ln " .. q(src) .. " " .. q(dir .. "/hard.csv")))
       local cases = {
         { results = src, what = "results" },
         { results = dir .. "/./src.csv", what = "results" },
@@ -176,7 +177,7 @@ print(s.created)
       assert.equal(2, code)
       assert.matches("journal", err)
       assert.equal(before, slurp(src))
-      os.execute("rm -rf " .. q(dir))
+      shell.execute("rm -rf " .. q(dir))
     end)
   end)
 
@@ -320,7 +321,7 @@ print(s.created)
     it("gives a clear error for a journal that is a directory", function()
       local src, dir = tmp(".csv"), tmp(".d")
       sample.write(src, 3, { prefix = "dir-" })
-      assert(os.execute("mkdir " .. q(dir)))
+      assert(shell.execute("mkdir " .. q(dir)))
       local s, err = viva.bulk.import(c, src, { provider = PROVIDER, journal = dir })
       assert.is_nil(s)
       assert.matches("journal " .. dir .. " is a directory", err, 1, true)

@@ -1,6 +1,7 @@
 -- Crash and resume: an import in a child process is SIGKILLed at random points, several times,
 -- then run to the end with the same journal. Zero rows lost, zero duplicates (emulator
 -- counters), exactly one outcome per row, and the journal parses after every kill.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local sample = require "vivalearning.sample"
 local results = require "vivalearning.results"
@@ -37,17 +38,17 @@ local function child_cmd(script, src, jr, res, batch, conc, mode)
 end
 
 local function alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  return shell.execute("kill -0 " .. pid .. " 2>/dev/null") == true
 end
 
 -- start in the background, SIGKILL after `after` seconds; true if it was still running
 local function run_and_kill(cmd, after)
   local p = io.popen("sh -c " .. q(cmd .. " >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   p:close()
   sleep(after)
   local was_running = alive(pid)
-  os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  shell.execute("kill -9 " .. pid .. " 2>/dev/null")
   for _ = 1, 200 do
     if not alive(pid) then break end
     sleep(0.02)
@@ -57,7 +58,7 @@ end
 
 local function run_to_end(cmd)
   local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local r, cr, f, rs, up, un = out:match("(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)")
   assert(r, "child failed: " .. out)

@@ -3,6 +3,7 @@
 -- created twice: the emulator's create counters), a corrupted, truncated, foreign or newer
 -- state refused with a message naming it, a state or results file that is the source refused,
 -- and the schema's migration path.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local sample = require "vivalearning.sample"
 local state = require "vivalearning.state"
@@ -44,17 +45,17 @@ local function child_cmd(script, src, st, batch, conc)
   return table.concat(parts, " ")
 end
 
-local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+local function alive(pid) return shell.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
 
 local function start(cmd)
   local p = io.popen("sh -c " .. q(cmd .. " >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   p:close()
   return pid
 end
 
 local function kill(pid)
-  os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  shell.execute("kill -9 " .. pid .. " 2>/dev/null")
   for _ = 1, 200 do
     if not alive(pid) then break end
     sleep(0.02)
@@ -71,7 +72,7 @@ end
 
 local function run_to_end(cmd)
   local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local r, cr, up, un, f = out:match("(%d+) (%d+) (%d+) (%d+) (%d+)")
   assert(r, "child failed: " .. out)
@@ -242,7 +243,7 @@ describe("sync state database: the journal's guarantees", function()
     assert.is_nil(s); assert.matches("is the source file", err)
     -- another name for it
     local link = v1 .. ".link"
-    os.execute("ln -s " .. q(v1) .. " " .. q(link))
+    shell.execute("ln -s " .. q(v1) .. " " .. q(link))
     s, err = viva.bulk.import(c, v1, { provider = PROVIDER, mode = "sync", state = link })
     assert.is_nil(s); assert.matches("is the source file", err)
     assert(viva.bulk.import(c, v1, { provider = PROVIDER, mode = "sync", state = st }))
@@ -252,7 +253,7 @@ describe("sync state database: the journal's guarantees", function()
     assert.is_nil(s); assert.matches("is the source file", err)
     -- the state is intact after the refusals
     assert.equal(3, assert(viva.bulk.import(c, v1, { provider = PROVIDER, mode = "sync", state = st })).unchanged)
-    local f = assert(io.open(v1)); assert.matches("^type,", f:read("l")); f:close()
+    local f = assert(io.open(v1)); assert.matches("^type,", f:read("*l")); f:close()
     os.remove(link); os.remove(v1); rm_state(st)
   end)
 

@@ -1,6 +1,7 @@
 -- The command's own options: --version, --help (examples that run, the environment of every
 -- subcommand, the ps warning), --log / --verbose (never a secret), --max-retries, --timeout,
 -- and the summary's plurals.
+local shell = require "support.shell"
 local sample = require "vivalearning.sample"
 local jsonl = require "vivalearning.jsonl"
 local emu = require "support.emulator"
@@ -41,7 +42,7 @@ describe("vivalearning options", function()
     assert.matches("Examples:", l[#l - 3])
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir " .. cli.q(dir)))
+    assert(shell.execute("mkdir " .. cli.q(dir)))
     sample.write(dir .. "/activities.csv", 60)
     for _, ex in ipairs(examples) do
       local args = {}
@@ -51,7 +52,7 @@ describe("vivalearning options", function()
     end
     assert.matches("^type,", slurp(dir .. "/learner.csv"))
     assert.matches("^row,", slurp(dir .. "/results.csv"))
-    os.execute("rm -rf " .. cli.q(dir))
+    shell.execute("rm -rf " .. cli.q(dir))
   end)
 
   it("every subcommand's --help shows the environment it reads and the ps warning", function()

@@ -2,6 +2,7 @@
 -- nothing (no header, no file, an existing file untouched) when the request fails. JSON Lines
 -- are the models' own JSON (empty arrays stay [], keys in schema order). --results - writes the
 -- results to stdout (the summary then goes to stderr).
+local shell = require "support.shell"
 local sample = require "vivalearning.sample"
 local jsonl = require "vivalearning.jsonl"
 local emu = require "support.emulator"
@@ -42,7 +43,7 @@ describe("vivalearning output", function()
   it("export -o FILE: no file when the request fails, an existing file untouched, no temporary left", function()
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir " .. cli.q(dir)))
+    assert(shell.execute("mkdir " .. cli.q(dir)))
     local out = dir .. "/learner.csv"
     emu.fault({ method = "GET", path = ACTIVITIES, status = 403, count = 1 })
     local code, so, se = cli.run({ "export", "--user", learner, "-o", out })
@@ -60,7 +61,7 @@ describe("vivalearning output", function()
     assert.equal(0, (cli.run({ "export", "--user", learner, "-o", out })))
     assert.matches("^type,externalCourseActivityId,", slurp(out))
     assert.same({ "learner.csv" }, leftovers(dir, "learner"))
-    os.execute("rm -rf " .. cli.q(dir))
+    shell.execute("rm -rf " .. cli.q(dir))
   end)
 
   it("export: nothing written when paging fails after the first page was read", function()
@@ -69,7 +70,7 @@ describe("vivalearning output", function()
     emu.settings({ next_link_loop = true })
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir " .. cli.q(dir)))
+    assert(shell.execute("mkdir " .. cli.q(dir)))
     local out = dir .. "/learner.jsonl"
     local code, so, se = cli.run({ "export", "--user", learner, "--top", "2", "-o", out })
     assert.same({}, leftovers(dir, "learner"))
@@ -79,7 +80,7 @@ describe("vivalearning output", function()
     code, so, se = cli.run({ "export", "--user", learner, "--top", "2" })
     assert.equal("", so)
     assert.equal(1, code, se)
-    os.execute("rm -rf " .. cli.q(dir))
+    shell.execute("rm -rf " .. cli.q(dir))
   end)
 
   it("export, contents and providers print nothing on stdout when the request fails", function()
@@ -154,7 +155,7 @@ describe("viva.bulk.export to a path", function()
     local c = require("support.lualayer").client()
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir " .. cli.q(dir)))
+    assert(shell.execute("mkdir " .. cli.q(dir)))
     local out = dir .. "/acts.jsonl"
     local f = assert(io.open(out, "w")); f:write("old\n"); f:close()
     emu.settings({ next_link_loop = true })
@@ -173,6 +174,6 @@ describe("viva.bulk.export to a path", function()
     local n2, err2 = viva.bulk.export(c, { user = learner, output = dir .. "/no/such/dir.csv" })
     assert.is_nil(n2)
     assert.matches(dir .. "/no/such/dir.csv: ", err2, 1, true)
-    os.execute("rm -rf " .. cli.q(dir))
+    shell.execute("rm -rf " .. cli.q(dir))
   end)
 end)

@@ -2,6 +2,7 @@
 -- externalCourseActivityId hashes (FNV-1a 32, mod N) to K, so N processes split one source,
 -- each with its own journal and results. A row without an external id is keyed by its id, else
 -- by "#" and its row number: exactly one shard reports it.
+local shell = require "support.shell"
 local sample = require "vivalearning.sample"
 local results = require "vivalearning.results"
 local rows = require "vivalearning.rows"
@@ -65,7 +66,7 @@ describe("sharded import", function()
   it("three processes, one file: every row imported exactly once, each shard its own journal and results", function()
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir " .. cli.q(dir)))
+    assert(shell.execute("mkdir " .. cli.q(dir)))
     local src = dir .. "/all.csv"
     write_source(src)
     -- the three run at the same time
@@ -75,7 +76,7 @@ describe("sharded import", function()
         "--journal", ("%s/j%d"):format(dir, k), "--results", ("%s/r%d.csv"):format(dir, k) })
       parts[#parts + 1] = ("( %s >%s/out%d 2>%s/err%d; echo $? >%s/rc%d ) &"):format(cmd, dir, k, dir, k, dir, k)
     end
-    assert(os.execute(table.concat(parts, " ") .. " wait"))
+    assert(shell.execute(table.concat(parts, " ") .. " wait"))
     local seen, failed = {}, 0
     for k = 0, 2 do
       local rc = tonumber(support.slurp(("%s/rc%d"):format(dir, k)))
@@ -116,7 +117,7 @@ describe("sharded import", function()
     local c2, _, e2 = cli.run({ "import", src, "--provider", PROVIDER, "--shard", "1/3", "--journal", dir .. "/j2" })
     assert.equal(2, c2)
     assert.matches("shard 2/3", e2)
-    os.execute("rm -rf " .. cli.q(dir))
+    shell.execute("rm -rf " .. cli.q(dir))
   end)
 
   it("--shard must be K/N with 0 <= K < N", function()

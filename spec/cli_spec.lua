@@ -1,5 +1,6 @@
 -- The `vivalearning` command (bin/vivalearning): usage errors, --help, exit codes, and each
 -- subcommand against the emulator (run as a real child process).
+local shell = require "support.shell"
 local sample = require "vivalearning.sample"
 local results = require "vivalearning.results"
 local jsonl = require "vivalearning.jsonl"
@@ -37,7 +38,7 @@ local function vl(args, env, stdin)
   parts[#parts + 1] = LUA
   parts[#parts + 1] = "bin/vivalearning"
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local ok, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err .. " <" .. q(stdin or "/dev/null"))
+  local ok, _, code = shell.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err .. " <" .. q(stdin or "/dev/null"))
   local so, se = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
   return ok and 0 or code, so, se
@@ -123,7 +124,7 @@ describe("vivalearning command", function()
                      "VIVA_AUTHORITY_URL=%s VIVA_CA_FILE=%s %s bin/vivalearning import %s --provider %s -q"):format(
         emu.TENANT, emu.APPS.importer.client_id, emu.APPS.importer.client_secret, emu.graph_url,
         emu.authority_url, emu.ca, LUA, src, PROVIDER)
-      local ok = os.execute("script -qec " .. q(inner) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
+      local ok = shell.execute("script -qec " .. q(inner) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
       assert.is_true(ok == true)
       local tty = slurp(out)
       assert.matches("\r", tty, 1, true)

@@ -1,5 +1,6 @@
 -- Tokens: client credentials, fixed token, token_provider; caching, single flight, expiry,
 -- refresh, the 401 replay, and token endpoint errors.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
@@ -17,7 +18,7 @@ local function token_requests(seq)
   return n
 end
 
-local function sleep(s) os.execute("sleep " .. s) end
+local function sleep(s) shell.execute("sleep " .. s) end
 
 describe("client auth", function()
   before_each(function() emu.reset() end)

@@ -1,6 +1,7 @@
 -- Hardening: hostile ids, OData key literals, nextLink origin checks, TLS verification, http
 -- only on loopback, the body cap, secrets kept out of errors / tostring / the log hook, Lua
 -- errors in callbacks, and collection with transfers in flight.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
@@ -118,7 +119,7 @@ describe("client hardening", function()
   it("verifies TLS: the emulator CA works, another CA or none fails", function()
     local other = "/etc/ssl/certs/ca-certificates.crt"
     local f = io.open(other)
-    if f then f:close() else other = emu.dir .. "/other-ca.pem"; os.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj /CN=x -days 1 -out " .. other .. " 2>/dev/null") end
+    if f then f:close() else other = emu.dir .. "/other-ca.pem"; shell.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj /CN=x -days 1 -out " .. other .. " 2>/dev/null") end
     for _, ca in ipairs { other, false } do
       local t = client { ca_file = ca, token = "t", client_secret = false, tenant = false, client_id = false }
       local seq = emu.last_seq()

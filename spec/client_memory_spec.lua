@@ -11,7 +11,7 @@ local q = http.shell_quote
 
 local function self_pid()
   local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("l"):match("^(%d+)")
+  local pid = f:read("*l"):match("^(%d+)")
   f:close()
   return pid
 end

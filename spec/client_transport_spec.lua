@@ -1,6 +1,7 @@
 -- The transport's own behaviour under failure: libcurl never re-sends a write by itself, what a
 -- 503 after commit means for a create, the token endpoint's Retry-After, proxies, oversized
 -- uploads. What arrived is read from the emulator's request log and counters.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local emu = require "support.emulator"
 
@@ -46,7 +47,7 @@ local function child(env, code, watchdog)
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
   parts[#parts + 1] = "lua5.4 " .. q(f) .. " 2>&1"
   local p = assert(io.popen(table.concat(parts, " ")))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   os.remove(f)
   return out
@@ -143,7 +144,7 @@ describe("client transport", function()
     local so
     setup(function()
       so = os.tmpname() .. ".so"
-      assert(os.execute("cc -shared -fPIC -o " .. q(so) .. " spec/support/blocking_resolver.c -ldl"))
+      assert(shell.execute("cc -shared -fPIC -o " .. q(so) .. " spec/support/blocking_resolver.c -ldl"))
     end)
     teardown(function() os.remove(so) end)
 

@@ -4,7 +4,7 @@ local DOCS = { "docs/architecture.md" }
 
 local function lua_blocks(path)
   local f = assert(io.open(path, "r"), path .. ": cannot open")
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   local blocks, n = {}, 0
   local lines, start, buf = {}, nil, nil

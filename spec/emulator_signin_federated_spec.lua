@@ -21,7 +21,7 @@ local function write(path, s)
   local f = assert(io.open(path, "wb")); f:write(s); f:close()
 end
 local function read(path)
-  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
+  local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s
 end
 
 describe("emulator sign-in: federated credential", function()

@@ -1,12 +1,10 @@
 -- busted helper (see .busted): makes sure an emulator answers before any spec runs.
 -- 1. VIVA_EMU_DIR (as set by spec/run or the Makefile) or emulator/.run has a live instance: use it.
 -- 2. Otherwise start one in a fresh temporary directory, and stop it when this Lua state closes
---    (a __gc/__close sentinel held in the registry; busted exits with os.exit(code, true)), and also
+--    (a __gc/__close sentinel held in the registry; busted exits with os.exit(code, true), which
+--    closes the state on 5.2+; on 5.1 and LuaJIT os.exit does not, the watchdog does it), and also
 --    when this process dies any other way (a watchdog shell that waits for our pid).
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok == true or code == 0
-end
+local sh = require("support.shell").ok
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -31,11 +29,13 @@ if not (dir and live(dir)) then
       stopped = true
       sh("./emulator/stop --dir " .. q(dir) .. " --quiet >/dev/null 2>&1; rm -rf " .. q(dir))
     end
-    local sentinel = setmetatable({}, { __gc = stop, __close = stop })
+    -- 5.1 and LuaJIT run __gc for userdata only (newproxy's), not for tables.
+    local sentinel = newproxy and newproxy(true) or setmetatable({}, {})
+    getmetatable(sentinel).__gc, getmetatable(sentinel).__close = stop, stop
     debug.getregistry()["vivalearning.spec.emulator_sentinel"] = sentinel
     -- The watchdog: if this process is killed (no __gc), nginx must not stay behind.
     local f = io.open("/proc/self/stat", "r")
-    local stat = f and f:read("l")
+    local stat = f and f:read("*l")
     if f then f:close() end
     local pid = stat and stat:match("^(%d+)")
     if pid then

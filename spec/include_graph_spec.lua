@@ -1,8 +1,9 @@
 -- .ci/include-graph: the check `make check` runs over src/ fails on a dependency cycle among
 -- the files of a directory (unit = file name without extension, edge = #include "x.h").
+local shell = require "support.shell"
 local function tmpdir()
   local p = assert(io.popen("mktemp -d"))
-  local d = p:read("l")
+  local d = p:read("*l")
   p:close()
   return d
 end
@@ -16,7 +17,7 @@ end
 local function run(dir, known)
   local p = assert(io.popen("lua5.4 .ci/include-graph " .. (known and ("--known '" .. known .. "' ") or "") ..
                             "'" .. dir .. "' 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out:match("rc=(%d+)") == "0", out
 end
@@ -24,7 +25,7 @@ end
 describe(".ci/include-graph", function()
   local dir
   before_each(function() dir = tmpdir() end)
-  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+  after_each(function() shell.execute("rm -rf '" .. dir .. "'") end)
 
   it("passes layers that only include the ones below", function()
     write(dir .. "/util.h", "#include <stddef.h>\n")

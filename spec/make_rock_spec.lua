@@ -3,6 +3,7 @@
 -- --deps-mode=none, so that Debian's lua-cjson (installed by apt, unknown to luarocks)
 -- satisfies the dependency. The build runs in a copy of the tracked files, installing into a
 -- temporary tree: building in this checkout would rewrite the core.so the specs have loaded.
+local shell = require "support.shell"
 local http = require "support.http"
 local q = http.shell_quote
 
@@ -11,13 +12,13 @@ describe("make rock", function()
   before_each(function()
     dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir -p " .. q(dir .. "/src") .. " " .. q(dir .. "/tree")))
+    assert(shell.execute("mkdir -p " .. q(dir .. "/src") .. " " .. q(dir .. "/tree")))
     -- the tracked files only: no build products of this checkout
     local code, out = http.run("git ls-files -z | xargs -0 cp --parents -t " .. q(dir .. "/src"))
     assert.equal(0, code, out)
   end)
   after_each(function()
-    os.execute("rm -rf " .. q(dir))
+    shell.execute("rm -rf " .. q(dir))
   end)
 
   it("builds and installs the rockspec with --deps-mode=none; the installed module and command load", function()

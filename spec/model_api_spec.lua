@@ -82,20 +82,43 @@ describe("model userdata", function()
     assert.is_false(sample() == {})
   end)
 
-  it("__pairs walks the set fields in schema order, then unknown properties", function()
+  -- pairs() calls __pairs on 5.2+ only; m:pairs() is the same walk on every Lua.
+  local HAS_PAIRS_MM = false
+  for _ in pairs(setmetatable({}, { __pairs = function() HAS_PAIRS_MM = true; return function() end end })) do end
+
+  local function walk(m, it)
     local keys, values = {}, {}
-    for k, v in pairs(sample()) do
+    for k, v in it(m) do
       keys[#keys + 1] = k
       values[k] = v
     end
-    assert.are.same({ "id", "completedDateTime", "completionPercentage", "externalCourseActivityId",
-                      "learnerUserId", "learningContentId", "status", "assignmentType", "dueDateTime", "notes" },
-                    keys)
-    assert.are.equal(viva.null, values.completedDateTime)
-    assert.are.same({ dateTime = "2022-09-22T16:05:00.0000000", timeZone = "UTC" }, values.dueDateTime)
-    local n = 0
-    for _ in pairs(viva.provider {}) do n = n + 1 end
-    assert.are.equal(0, n)
+    return keys, values
+  end
+
+  for _, how in ipairs { "__pairs", "m:pairs()" } do
+    local iter = how == "__pairs" and pairs or function(m) return m:pairs() end
+    local name = how .. " walks the set fields in schema order, then unknown properties"
+    if how == "__pairs" and not HAS_PAIRS_MM then
+      pending(name .. ": this Lua (" .. _VERSION .. (jit and ", LuaJIT" or "") .. ") has no __pairs; m:pairs() is the way")
+    else
+      it(name, function()
+        local keys, values = walk(sample(), iter)
+        assert.are.same({ "id", "completedDateTime", "completionPercentage", "externalCourseActivityId",
+                          "learnerUserId", "learningContentId", "status", "assignmentType", "dueDateTime", "notes" },
+                        keys)
+        assert.are.equal(viva.null, values.completedDateTime)
+        assert.are.same({ dateTime = "2022-09-22T16:05:00.0000000", timeZone = "UTC" }, values.dueDateTime)
+        assert.are.same({}, (walk(viva.provider {}, iter)))
+      end)
+    end
+  end
+
+  it("m:pairs() is a method of every kind, and only of models", function()
+    for _, kind in ipairs { "assignment", "self_initiated", "provider", "content" } do
+      assert.is_function(viva[kind]({}).pairs)
+    end
+    local m = sample()
+    assert.has_error(function() m.pairs({}) end)
   end)
 
   it(":totable() gives a plain table with Graph names (a copy)", function()

@@ -1,5 +1,6 @@
 -- JSON: round trip of every example of graph-api.md §1, decoding rules (cjson safe mode),
 -- the encoder (numbers, escapes, UTF-8), preservation of unknown properties and enum members.
+local shell = require "support.shell"
 local viva = require "vivalearning"
 local core = require "vivalearning.core"
 local cjson = require "cjson"
@@ -422,10 +423,10 @@ describe("model JSON: encoding", function()
     -- process (same interpreter, same cpath) finds it through LOCPATH and switches to it
     local dir = os.tmpname()
     os.remove(dir)
-    local built = os.execute("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir ..
+    local built = shell.execute("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir ..
                              "/de_DE.UTF-8 >/dev/null 2>&1")
     if not built then
-      os.execute("rm -rf " .. dir)
+      shell.execute("rm -rf " .. dir)
       pending("localedef could not build de_DE.UTF-8 here")
       return
     end
@@ -444,9 +445,9 @@ describe("model JSON: encoding", function()
     -- (setlocale with LOCPATH keeps 32 bytes in glibc for good: not a leak of ours)
     local p = io.popen("LOCPATH=" .. q(dir) .. ' ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" ' ..
                        q(interpreter) .. " " .. q(dir .. "/child.lua") .. " 2>&1")
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
-    os.execute("rm -rf " .. dir)
+    shell.execute("rm -rf " .. dir)
     assert.are.equal('[1.5,0.1,-2.25e-07] {"title":"t","extra":0.25}', out)
   end)
 end)

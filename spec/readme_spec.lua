@@ -43,7 +43,7 @@ local MAX_LINES = 450
 
 local function read(path)
   local f = assert(io.open(path, "r"), path .. ": cannot open")
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -137,10 +137,10 @@ local lines = lines_of(read(README))
 local blocks, block_problems = blocks_of(lines, README)
 local chains, chain_problems = chains_of(blocks, README)
 
-local ROOT = io.popen("pwd -P"):read("l")
+local ROOT = io.popen("pwd -P"):read("*l")
 local function physical(path)
   local p = io.popen("cd " .. q(path) .. " && pwd -P")
-  local s = p:read("l")
+  local s = p:read("*l")
   p:close()
   return s
 end

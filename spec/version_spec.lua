@@ -4,7 +4,7 @@ local viva = require "vivalearning"
 
 local function read(path)
   local f = assert(io.open(path, "r"), path .. ": cannot open")
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end

@@ -579,6 +579,7 @@ static const luaL_Reg methods[] = {
     { "changes", m_changes },
     { "clean", m_clean },
     { "kind", m_kind },
+    { "pairs", m_pairs }, /* m:pairs(): __pairs on every Lua (5.1 and LuaJIT never call it) */
     { NULL, NULL },
 };
 

@@ -392,7 +392,7 @@ M.failure_code = failure_code
 -- The process id, for temporary names beside an output file.
 local function pid()
   local f = io.open("/proc/self/stat", "r")
-  local n = f and f:read("n")
+  local n = f and f:read("*n")
   if f then f:close() end
   return compat.tointeger(n) or math.random(1, 0x7fffffff)
 end

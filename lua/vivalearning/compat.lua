@@ -29,4 +29,23 @@ function M.idiv(a, b)
   return M.tointeger(q) or q
 end
 
+-- Lua 5.1 (not LuaJIT) has no "*L" (a line with its newline): read the line, and tell from
+-- the file position whether a newline ended it. For seekable files only (the journal).
+local keeps_newline = pcall(function()
+  local f = io.tmpfile()
+  if not f then return end
+  local ok = pcall(f.read, f, "*L")
+  f:close()
+  assert(ok)
+end)
+
+--- fh:read("*L") on every Lua: the next line with its "\n" (none on a last unended line).
+function M.read_line(fh)
+  if keeps_newline then return fh:read("*L") end
+  local before = fh:seek()
+  local l = fh:read("*l")
+  if l and fh:seek() > before + #l then l = l .. "\n" end
+  return l
+end
+
 return M

@@ -63,7 +63,7 @@ local function scan(fh, path, on_record, repair)
   end
   fh:seek("set", 0)
   while true do
-    local l = fh:read("L")
+    local l = compat.read_line(fh)
     if not l then break end
     n = n + 1
     pos = pos + #l

@@ -1,4 +1,5 @@
 -- Runs bin/vivalearning as a real child process against the emulator, for the CLI specs.
+local shell = require "support.shell"
 local emu = require "support.emulator"
 local support = require "support.lualayer"
 local q, slurp = support.q, support.slurp
@@ -21,7 +22,7 @@ end
 
 local function cwd()
   local p = io.popen("pwd")
-  local d = p:read("l")
+  local d = p:read("*l")
   p:close()
   return d
 end
@@ -47,7 +48,7 @@ end
 --- Run with args (array), env overrides, a stdin path, opts (cwd =): exit code, stdout, stderr.
 function M.run(args, env, stdin, opts)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, _, code = os.execute(M.command(args, env, opts) .. " >" .. out .. " 2>" .. err ..
+  local ok, _, code = shell.execute(M.command(args, env, opts) .. " >" .. out .. " 2>" .. err ..
     " <" .. q(stdin or "/dev/null"))
   local so, se = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
@@ -58,7 +59,7 @@ end
 -- showed, and whether the script succeeded. The script runs in the spec's directory.
 function M.pty(script)
   local out = os.tmpname()
-  local ok = os.execute("script -qec " .. q(script) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
+  local ok = shell.execute("script -qec " .. q(script) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
   local s = slurp(out)
   os.remove(out)
   return s, ok == true

@@ -7,6 +7,8 @@
 --   res.http_version, res.curl_exit (non-zero when the transfer failed: 52 empty reply, 56 reset, ...)
 local cjson = require("cjson")
 
+local shell = require "support.shell"
+
 local M = {}
 
 local function q(s)
@@ -17,16 +19,8 @@ M.shell_quote = q
 -- Shell commands for specs:
 --   http.run(cmd) -> exit code, output (stdout + stderr)
 --   http.ok(cmd)  -> true when the command exits 0
-function M.run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
-function M.ok(cmd)
-  local ok, _, code = os.execute("(" .. cmd .. ") >/dev/null 2>&1")
-  return ok == true or code == 0
-end
+M.run = shell.run
+function M.ok(cmd) return shell.ok("(" .. cmd .. ") >/dev/null 2>&1") end
 
 local function tmpname()
   local n = os.tmpname()
@@ -37,7 +31,7 @@ end
 local function read_all(path)
   local f = io.open(path, "rb")
   if not f then return "" end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -107,9 +101,8 @@ function M.request(o)
   for _, a in ipairs(o.curl_args or {}) do args[#args + 1] = q(a) end
   args[#args + 1] = q(o.url)
   local cmd = table.concat(args, " ") .. " 2>/dev/null"
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a") or ""
-  local _, _, code = p:close()
+  local code, out = shell.capture(cmd)
+  out = out or ""
   local res = { curl_exit = code or 0 }
   local status, ver = out:match("^(%d+) (%S+)")
   res.status = tonumber(status) or 0

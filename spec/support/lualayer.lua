@@ -16,11 +16,11 @@ M.client = require("support.client").new
 -- interpreter is valgrind's tool, so children fall back to $LUA or lua5.4.
 local function this_lua()
   local f = io.open("/proc/self/stat")
-  local pid = f and f:read("n")
+  local pid = f and f:read("*n")
   if f then f:close() end
   if pid then
     local p = io.popen("readlink /proc/" .. math.tointeger(pid) .. "/exe 2>/dev/null")
-    local exe = p:read("l")
+    local exe = p:read("*l")
     p:close()
     if exe and exe ~= "" and not exe:find("valgrind", 1, true) and not exe:find("memcheck", 1, true) then
       return exe

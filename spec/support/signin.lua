@@ -53,7 +53,7 @@ end
 -- Raw bytes of a shell command's stdout.
 local function bytes(cmd)
   local p = assert(io.popen(cmd, "r"))
-  local s = p:read("a")
+  local s = p:read("*a")
   p:close()
   return s
 end
