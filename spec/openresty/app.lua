@@ -53,6 +53,12 @@ function H.ping() return "pong" end
 
 function H.get(args) return get(shared, args.id) end
 
+function H.create(args)
+  local a, err = shared:create(PROVIDER, assignment(args.ext, tonumber(args.learner)))
+  if a then return { ok = true, id = a.id } end
+  return { ok = false, err = err_table(err) }
+end
+
 function H.crud(args)
   local out = {}
   local a, err = shared:create(PROVIDER, assignment(args.ext))

@@ -190,4 +190,32 @@ describe("io = 'ngx' in nginx", function()
     end
     os.execute("rm -rf " .. dir)
   end)
+
+  it("recovers a create whose answer was lost (dropped after commit): looked up by external id, created once", function()
+    emu.clear_log()
+    emu.fault { method = "POST", path = "learningCourseActivities$", drop = true, after = true, count = 1 }
+    local r = json("/create?ext=ngx-lost-1&learner=16")
+    assert.is_true(r.ok, r.err and r.err.message)
+    assert.equals(1, emu.counters().creates[PROVIDER]["ngx-lost-1"])
+    local methods = {}
+    for _, e in ipairs(emu.log(0)) do
+      if e.path:find("learningCourseActivities", 1, true) then methods[#methods + 1] = e.method end
+    end
+    assert.same({ "POST", "GET" }, methods)
+  end)
+
+  it("waits out a 429's Retry-After on a create, then creates once", function()
+    emu.clear_log()
+    emu.fault { method = "POST", path = "learningCourseActivities$", status = 429, retry_after = "1", count = 1 }
+    local r = json("/create?ext=ngx-429-1&learner=17")
+    assert.is_true(r.ok, r.err and r.err.message)
+    assert.equals(1, emu.counters().creates[PROVIDER]["ngx-429-1"])
+    local posts = {}
+    for _, e in ipairs(emu.log(0)) do
+      if e.method == "POST" and e.path:find("learningCourseActivities$") then posts[#posts + 1] = e end
+    end
+    assert.equals(2, #posts)
+    assert.equals(429, posts[1].status)
+    assert.equals(201, posts[2].status)
+  end)
 end)
