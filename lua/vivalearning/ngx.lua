@@ -34,7 +34,16 @@ local function build_methods(core)
     if not OWN[name] then
       if debug.getinfo(f, "S").what == "C" then
         Client[name] = function(self, ...)
-          local h = cm.submit(self._c, name, ...)
+          local ok, h = pcall(cm.submit, self._c, name, ...)
+          if not ok then
+            -- submit's argument numbers are one past the method's (its op name comes first)
+            if type(h) == "string" then
+              h = h:gsub("^bad argument #(%d+) to '[^']*'", function(n)
+                return ("bad argument #%d to '%s'"):format(tonumber(n) - 1, name)
+              end)
+            end
+            error(h, 0)
+          end
           return self:_wait(h)
         end
       else

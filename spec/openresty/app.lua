@@ -236,7 +236,9 @@ function H.last_log_error() return { err = last_log_error } end
 -- The sans-I/O methods belong to the driver
 function H.take()
   local ok, err = pcall(shared.take, shared)
-  return { ok = ok, err = tostring(err) }
+  local bok, berr = pcall(shared.batch, shared, 5)
+  local gok, gerr = pcall(shared.get, shared, nil)
+  return { ok = ok, err = tostring(err), batch_err = not bok and tostring(berr), get_err = not gok and tostring(gerr) }
 end
 
 function M.in_phase(phase)

@@ -167,6 +167,9 @@ describe("io = 'ngx' in nginx", function()
     r = json("/take")
     assert.is_false(r.ok)
     assert.matches('take: an io = "ngx" client moves its bytes itself', r.err)
+    -- argument errors read as the method's, as with io = "curl"
+    assert.equals("bad argument #2 to 'batch' (table expected, got number)", r.batch_err)
+    assert.equals("vivalearning: id must be a string, got nil", r.get_err)
   end)
 
   it("serves many requests at once on the worker's one client, each with its own results", function()
