@@ -77,7 +77,7 @@ ROCKSPEC   := $(wildcard rockspec/vivalearning-*.rockspec)
 EMU_DIR  ?= $(CURDIR)/emulator/.run
 BUSTED   ?= busted
 
-.PHONY: all deps deps-check deps-bench build build-all test test-all check check-asan check-valgrind cppcheck \
+.PHONY: all deps deps-check deps-bench build build-all test test-all test-openresty check check-asan check-valgrind cppcheck \
         fuzz demo bench bench-frame emulator-start emulator-stop install uninstall clean deps-rock rock
 
 all: build
@@ -146,6 +146,7 @@ TEST_LUAS ?= lua5.4 luajit
 test: deps deps-rock
 	@for l in $(TEST_LUAS); do $(MAKE) --no-print-directory build LUA=$$l || exit 1; done
 	@EMU_DIR="$(EMU_DIR)" LUAS="$(TEST_LUAS)" BUSTED="$(BUSTED)" sh spec/run
+	@$(MAKE) --no-print-directory test-openresty
 
 test-all: deps deps-rock
 	@$(MAKE) --no-print-directory test TEST_LUAS="$(ALL_LUAS)"
@@ -153,6 +154,12 @@ test-all: deps deps-rock
 # Every Lua's build, side by side (lib/LUA/, and ./ for lua5.4).
 build-all:
 	@for l in $(ALL_LUAS); do $(MAKE) --no-print-directory build LUA=$$l || exit 1; done
+
+# The io = "ngx" specs inside a test nginx (spec/openresty/*_nginx.lua, spec/support/openresty.lua):
+# the module's LuaJIT build, the emulator as spec/run starts it.
+test-openresty: deps build
+	@$(MAKE) --no-print-directory build LUA=luajit
+	@EMU_DIR="$(EMU_DIR)" BUSTED="$(BUSTED)" sh spec/run --pattern=_nginx spec/openresty
 
 emulator-start: deps
 	@./emulator/run --dir "$(EMU_DIR)"
@@ -176,6 +183,7 @@ $(FRAME_HOST): bench/frame_host.c | $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) -o $@ $< $(LUA_LIBS)
 
 bench: deps-bench build $(FRAME_HOST)
+	@$(MAKE) --no-print-directory build LUA=luajit
 	@EMU_DIR="$(EMU_DIR)" LUA="$(LUA)" FRAME_HOST="$(FRAME_HOST)" sh bench/run
 
 # Only the frame-loop benchmark (no wrk or node needed): BENCH_FRAMES=240 BENCH_BUDGET=0.001.

@@ -141,7 +141,9 @@ describe("io = 'external'", function()
 
   it("refuses what does not fit, naming it", function()
     assert.has_error(function() viva.client { token = "t", io = "sockets" } end,
-      'viva.client: io must be "curl" or "external"')
+      'viva.client: io must be "curl", "external" or "ngx"')
+    assert.has_error(function() viva.client { token = "t", io = "ngx" } end,
+      'viva.client: io = "ngx" runs inside nginx (ngx_lua); outside it use io = "curl"')
     assert.has_error(function() viva.client { token = "t", clock = os.time } end,
       'viva.client: clock needs io = "external"')
     assert.has_error(function() viva.client { token = "t", io = "external", driver = 1 } end,
@@ -303,6 +305,20 @@ describe("policy over a fake driver: transport outcomes", function()
     assert.equals("transport", err.kind)
     assert.equals(1, #w.log)
     assert.equals(GRAPH .. "/$batch", w.log[1].url)
+  end)
+
+  it("puts the driver's detail into the cause", function()
+    local c = viva.client { graph_url = GRAPH, token = "tok", io = "external", max_retries = 0 }
+    local h = c:submit("get", ID)
+    local id = c:take()[1].id
+    c:deliver(id, nil, "reset", "closed mid-body (12 of 40 bytes)")
+    local got, err = h:result()
+    assert.is_nil(got)
+    assert.equals("the driver reported: reset (closed mid-body (12 of 40 bytes))", err.cause)
+    h = c:submit("get", ID)
+    id = c:take()[1].id
+    assert.has_error(function() c:deliver(id, nil, "reset", {}) end)
+    c:close()
   end)
 
   it("fails what cannot get better at once", function()

@@ -479,7 +479,7 @@ static int external_call(lua_State *L, const char *what, int nargs, lua_CFunctio
 }
 
 static int c_take(lua_State *L) { return external_call(L, "take", 1, take_body); }
-static int c_deliver(lua_State *L) { external_call(L, "deliver", 4, deliver_body); return 0; }
+static int c_deliver(lua_State *L) { external_call(L, "deliver", 5, deliver_body); return 0; }
 static int c_tick(lua_State *L) { external_call(L, "tick", 1, tick_body); return 0; }
 static int c_next_wakeup(lua_State *L) { return external_call(L, "next_wakeup", 1, wakeup_body); }
 
@@ -923,7 +923,7 @@ static int c_new(lua_State *L) {
             const char *io = lua_tostring(L, -1);
             for (i = 0; io && ios[i]; i++)
                 if (strcmp(ios[i], io) == 0) break;
-            if (!io || !ios[i]) return luaL_error(L, "viva.client: io must be \"curl\" or \"external\"");
+            if (!io || !ios[i]) return luaL_error(L, "viva.client: io must be \"curl\", \"external\" or \"ngx\"");
             c->external = i == 1;
         }
         lua_pop(L, 1);

@@ -122,6 +122,7 @@ void vl_ext_deliver(lua_State *L, vl_client *c) {
     size_t blen = 0;
     char *copy = NULL;
     const char *oname = "too_large";
+    const char *detail = NULL;      /* what the driver saw, for the error's cause */
     if (!r) luaL_error(L, "vivalearning: deliver: no request in flight with id %d", (int)id);
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "status");
@@ -165,6 +166,7 @@ void vl_ext_deliver(lua_State *L, vl_client *c) {
                        "fatal, too_large, got '%s'", o);
         outcome = OUTCOME_T[i];
         oname = OUTCOMES[i];
+        if (!lua_isnoneornil(L, 5)) detail = luaL_checkstring(L, 5);   /* anchored by the caller */
     } else {
         luaL_error(L, "vivalearning: deliver: response must be a table { status =, headers =, body = }, "
                    "or nil and an outcome");
@@ -200,7 +202,9 @@ void vl_ext_deliver(lua_State *L, vl_client *c) {
     r->too_big = outcome == VL_T_TOO_LARGE;
     r->rc = outcome == VL_T_NONE ? 0 : VL_RC_DRIVER;
     r->sent = outcome != VL_T_NOT_SENT;
-    if (outcome != VL_T_NONE)
+    if (outcome != VL_T_NONE && detail)
+        snprintf(r->errbuf, sizeof r->errbuf, "the driver reported: %s (%s)", oname, detail);
+    else if (outcome != VL_T_NONE)
         snprintf(r->errbuf, sizeof r->errbuf, "the driver reported: %s", oname);
     r->uploaded = (long long)r->body_len;
     r->handed = 0;

@@ -11,7 +11,8 @@
 /* Pushes the array of attempts not handed out yet, { id, method, url, headers, body, timeout }
  * each, and marks them handed (only once the whole array is built). */
 void vl_ext_take(lua_State *L, vl_client *c);
-/* c:deliver(id, response | nil, outcome): arguments 2, 3, 4. Raises on a bad argument before
+/* c:deliver(id, response | nil, outcome, detail): arguments 2 to 5 (detail, optional, what the
+ * driver saw, goes into the cause: "the driver reported: reset (closed mid-body)"). Raises on a bad argument before
  * anything changes; then the attempt is over and waits on the complete list. */
 void vl_ext_deliver(lua_State *L, vl_client *c);
 /* Pushes when the engine next needs a tick (the client's clock), or nil when nothing waits. */

@@ -58,8 +58,14 @@ M.defaults = { batch = 20, concurrency = 128, max_attempts = 8, max_pages = nil,
 local sys = require "vivalearning.sys"
 local now = progress_mod.now
 -- Only used when every remaining row waits for a Retry-After and nothing is in flight.
+-- Inside nginx (ngx.sleep in a yieldable phase) it yields instead of blocking the worker.
 local function sleep(s)
-  if s > 0 then sys.sleep(s) end
+  if s <= 0 then return end
+  local ngx_ = rawget(_G, "ngx")
+  if ngx_ and ngx_.sleep and ngx_.get_phase and ngx_.get_phase() ~= "init_worker" and ngx_.get_phase() ~= "init" then
+    return ngx_.sleep(s)
+  end
+  sys.sleep(s)
 end
 
 local viva -- set by init.lua (the module table: check, assignment, self_initiated, null)

@@ -16,9 +16,14 @@ end
 -- Client: viva.client{...} (see README "Client"); viva.error{kind=, message=, ...} makes an
 -- error object, viva.is_error(v) tests for one. The credential module reads certificate and
 -- federated token files and the AZURE_* environment, and runs the credential chain when no
--- credential is given (docs/signin.md).
+-- credential is given (docs/signin.md). io = "ngx" (inside nginx): the core as io = "external"
+-- behind the cosocket driver (vivalearning.ngx, loaded only then).
 M.credential = require "vivalearning.credential"
-local function new_client(opts) return core.client(M.credential.resolve(opts)) end
+local function new_client(opts)
+  opts = M.credential.resolve(opts)
+  if type(opts) == "table" and opts.io == "ngx" then return require("vivalearning.ngx").client(core, opts) end
+  return core.client(opts)
+end
 function M.client(opts)
   local ok, c = pcall(new_client, opts)
   if ok then return c end
