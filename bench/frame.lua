@@ -16,7 +16,7 @@ local SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end

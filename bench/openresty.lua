@@ -19,7 +19,7 @@ local CONC = tonumber(os.getenv("BENCH_CONC") or "32")
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -29,7 +29,7 @@ if not io.open(ngxt.CORE, "rb") then print("bench/openresty.lua: no LuaJIT build
 
 local function now()
   local f = io.open("/proc/uptime")
-  local t = f:read("n")
+  local t = f:read("*n")
   f:close()
   return t
 end

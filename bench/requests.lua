@@ -18,7 +18,7 @@ local LEVELS = { 1, 8, 32 }
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -26,7 +26,7 @@ end
 local function now()
   -- monotonic enough for a few seconds of measuring: /proc/uptime has 10 ms resolution
   local f = io.open("/proc/uptime")
-  local t = f:read("n")
+  local t = f:read("*n")
   f:close()
   return t
 end
@@ -178,7 +178,7 @@ end
 -- few, so on a loaded machine the ratio measures the client's share of the CPU, not the client
 local function loadavg()
   local f = io.open("/proc/loadavg")
-  local l = f and f:read("l") or "?"
+  local l = f and f:read("*l") or "?"
   if f then f:close() end
   return l:match("^(%S+ %S+ %S+)") or l
 end

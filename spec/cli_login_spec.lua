@@ -17,7 +17,7 @@ local PUBLIC = { VIVA_CLIENT_ID = APP, VIVA_CLIENT_SECRET = false }
 local function slurp(p)
   local f = io.open(p, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -214,7 +214,7 @@ describe("vivalearning.token_cache", function()
     assert.equal("u@x", state.entry.account.username)
     assert.equal(tonumber("600", 8), sys.stat(e.path).mode)
     local p = io.popen("ls -a '" .. dir .. "/a/b'")
-    local names = p:read("a")
+    local names = p:read("*a")
     p:close()
     assert.is_nil(names:find("tmp", 1, true))              -- no temporary file left behind
     assert.truthy(cache.remove(o))

@@ -41,9 +41,11 @@ end
 -- Runs fn and returns what it returned plus the Graph requests ($batch steps) and envelopes it made
 local function counted(fn)
   local seq = emu.last_seq()
-  local r = table.pack(fn())
-  local n, env = graph_since(seq)
-  return n, env, table.unpack(r, 1, r.n)
+  local function after(...)
+    local n, env = graph_since(seq)
+    return n, env, ...
+  end
+  return after(fn())
 end
 
 -- the client's token, fetched outside the counts (a GET by id that finds nothing)

@@ -12,7 +12,7 @@ local signin = require "support.signin"
 
 local E = signin.env
 
-local function read(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
+local function read(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
 local function write(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
 
 local function options(over)
@@ -34,8 +34,9 @@ end
 
 local function b64url_decode(s)
   local B = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  -- six bits a character, written out in binary (no bit operators: this parses on 5.1 and LuaJIT)
   local bits = s:gsub(".", function(ch) local i = B:find(ch, 1, true) - 1; local r = ""
-    for j = 5, 0, -1 do r = r .. ((i >> j) & 1) end; return r end)
+    for j = 5, 0, -1 do r = r .. math.floor(i / 2 ^ j) % 2 end; return r end)
   return (bits:gsub("%d%d%d?%d?%d?%d?%d?%d?", function(b) if #b < 8 then return "" end return string.char(tonumber(b, 2)) end))
 end
 local function form_decode(body)

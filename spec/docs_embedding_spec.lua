@@ -5,7 +5,7 @@ local emu = require "support.emulator"
 
 local function c_block(path)
   local f = assert(io.open(path, "r"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   local code = text:match("\n```c\n(.-)\n```\n")
   assert(code, path .. ": no ```c block")
@@ -14,13 +14,19 @@ end
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok, _, code = p:close()
   return out, ok and 0 or code
 end
 
 describe("docs/embedding.md", function()
   local dir = "spec/tmp/embedding"
+
+  -- the page's host embeds Lua 5.4 (pkg-config lua5.4): the suite on 5.4 runs it
+  if _VERSION ~= "Lua 5.4" or rawget(_G, "jit") then
+    pending("its C host embeds Lua 5.4; the suite on Lua 5.4 compiles and runs it")
+    return
+  end
 
   it("its C host compiles and runs a frame loop against the emulator", function()
     os.execute("mkdir -p " .. dir)

@@ -64,5 +64,10 @@ require("support.emulator").load(dir)
 -- identity at the emulator's IMDS, for this process and every command it starts.
 do
   local env = require("support.emulator").read_env(dir)
-  require("vivalearning.sys").setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", assert(env.VIVA_EMU_IMDS, "no VIVA_EMU_IMDS in " .. dir))
+  local imds = assert(env.VIVA_EMU_IMDS, "no VIVA_EMU_IMDS in " .. dir)
+  -- spec/run exports it before busted starts; busted run by hand (or a child Lua without this
+  -- build's vivalearning.sys) gets it here
+  if os.getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST") ~= imds then
+    require("vivalearning.sys").setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds)
+  end
 end

@@ -3,6 +3,7 @@
 -- what goes on the wire is the declaration's method and path template. An op without a fixture
 -- here fails the spec: a new entry in src/ops.c needs a line below, nothing else.
 local viva = require "vivalearning"
+local unpack = table.unpack or unpack   -- 5.1 and LuaJIT
 local core = require "vivalearning.core"
 local emu = require "support.emulator"
 local clients = require "support.client"
@@ -191,7 +192,7 @@ describe("operations as data", function()
       local named = fx.args(c, u)
       local pos, _, np = call_of(o, named)
       local seq = emu.last_seq()
-      local v, err = cl[o.name](cl, table.unpack(pos, 1, np))
+      local v, err = cl[o.name](cl, unpack(pos, 1, np))
       assert.is_nil(err, o.name .. ": " .. tostring(err))
       check(v)
       if o.name ~= "batch" then saw(o, named, seq) end
@@ -200,7 +201,7 @@ describe("operations as data", function()
       named = fx.args(c, u)
       pos, _, np = call_of(o, named)
       seq = emu.last_seq()
-      local h = cl:submit(o.name, table.unpack(pos, 1, np))
+      local h = cl:submit(o.name, unpack(pos, 1, np))
       while not h:done() do cl:poll(5) end
       v, err = h:result()
       assert.is_nil(err, o.name .. " (submit): " .. tostring(err))

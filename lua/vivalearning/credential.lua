@@ -28,7 +28,7 @@ local function read_file(path, what)
   end
   local f, err = io.open(path, "rb")
   if not f then error(("viva.client: %s %s cannot be read: %s"):format(what, path, err:gsub("^[^:]*: ", "")), 0) end
-  local data = f:read("a")
+  local data = f:read("*a")
   f:close()
   if not data or data == "" then error(("viva.client: %s %s is empty"):format(what, path), 0) end
   return data
@@ -60,7 +60,7 @@ function M.federated_assertion(path)
   return function()
     local f, err = io.open(path, "rb")
     if not f then error(("federated_token_file %s cannot be read: %s"):format(path, err:gsub("^[^:]*: ", "")), 0) end
-    local tok = f:read("a") or ""
+    local tok = f:read("*a") or ""
     f:close()
     tok = tok:match("^%s*(.-)%s*$")
     if tok == "" then error(("federated_token_file %s is empty"):format(path), 0) end

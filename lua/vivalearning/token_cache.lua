@@ -68,7 +68,7 @@ end
 local function read(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -105,9 +105,10 @@ local function b64url_decode(s)
     n = n + 6
     if n >= 8 then
       n = n - 8
-      local byte = bits // (1 << n)
+      local p = 2 ^ n              -- no // or << here: this file parses on 5.1 and LuaJIT
+      local byte = math.floor(bits / p)
       out[#out + 1] = string.char(byte)
-      bits = bits - byte * (1 << n)
+      bits = bits - byte * p
     end
   end
   return table.concat(out)

@@ -24,7 +24,7 @@ end
 
 local ROOT = (function()
   local p = io.popen("pwd")
-  local d = p:read("l")
+  local d = p:read("*l")
   p:close()
   return d
 end)()
