@@ -115,39 +115,60 @@ static void token_failed(lua_State *L, vl_client *c, int cidx, int erridx, int t
     vl_client_fail_waiters(L, c, cidx, erridx);
 }
 
-static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int force) {
-    int top = lua_gettop(L), st;
+/* Runs the client's Lua callback option `name` (token_provider, client_assertion) with the nargs
+ * arguments on top of the stack, marked as inside a callback and fetching (the client refuses
+ * re-entry), unmarked before anything below can raise: a memory error must not leave a fetch
+ * running; it is raised again and the waiters stay queued (never an auth error). LUA_OK leaves
+ * nres results; any other status leaves one message, "<name> raised an error: ...", redacted. */
+static int call_callback(lua_State *L, vl_client *c, int cidx, const char *name, int nargs, int nres) {
+    int st;
     lua_getiuservalue(L, cidx, 1);
-    lua_getfield(L, -1, "token_provider");
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_insert(L, -(nargs + 1));
+    c->in_cb = 1;
+    c->tok.fetching = 1;
+    st = lua_pcall(L, nargs, nres, 0);
+    c->in_cb = 0;
+    c->tok.fetching = 0;
+    if (st == LUA_ERRMEM) lua_error(L);
+    if (st != LUA_OK) {
+        if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "(error object is not a string)"); }
+        lua_pushfstring(L, "%s raised an error: %s", name, lua_tostring(L, -1));
+        lua_remove(L, -2);
+        redact_top(L, c);
+    }
+    return st;
+}
+
+/* A token or assertion as an HTTP header or form carries it: not empty, no whitespace or
+ * control characters. */
+static int token_chars_ok(const char *t, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) return 0;
+    return n > 0;
+}
+
+static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int force) {
+    int top = lua_gettop(L);
     lua_createtable(L, 0, 1);
     lua_pushboolean(L, force);
     lua_setfield(L, -2, "force");
-    c->in_cb = 1;
-    c->tok.fetching = 1;
-    st = lua_pcall(L, 1, 2, 0);
-    /* over before anything below can raise: a memory error must not leave a fetch running */
-    c->in_cb = 0;
-    c->tok.fetching = 0;
-    if (st == LUA_ERRMEM) lua_error(L);   /* the waiters stay queued; never an auth error */
-    if (st != LUA_OK) {
-        if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "(error object is not a string)"); }
-        lua_pushfstring(L, "token_provider raised an error: %s", lua_tostring(L, -1));
-        redact_top(L, c);
+    if (call_callback(L, c, cidx, "token_provider", 1, 2) != LUA_OK) {
         push_auth_error(L, 0, "token_provider_error", lua_tostring(L, -1), 0);
         token_failed(L, c, cidx, -1, VL_T_NONE, 0, 0, now);
         lua_settop(L, top);
         return;
     }
     if (lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0) {
-        size_t n, i;
+        size_t n;
         const char *t = lua_tolstring(L, -2, &n);
         double life = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
-        for (i = 0; i < n; i++)
-            if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) break;
         if (!isfinite(life)) {
             /* with a NaN expiry the token is never usable: it would be asked for again and again */
             lua_pushfstring(L, "token_provider returned expires_in = %f (a finite number of seconds expected)", life);
-        } else if (i == n) {
+        } else if (token_chars_ok(t, n)) {
             vl_token_set(c, t, life, now);
             lua_settop(L, top);
             vl_client_release_waiters(c);
@@ -171,14 +192,6 @@ static void call_provider(lua_State *L, vl_client *c, int cidx, double now, int 
 #define JWT_BEARER "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 #define ASSERTION_LIFETIME 600   /* MSAL's 10 minutes (entra-signin.md §2.3) */
 
-/* A JWT as the token form carries it: no whitespace or control characters. */
-static int jwt_chars_ok(const char *t, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++)
-        if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f) return 0;
-    return n > 0;
-}
-
 /* The client assertion of this fetch (malloc'd, zeroed by the caller), or NULL when none is
  * used; *failed when making it failed (its auth error is reported to the waiters then). */
 static char *cert_assertion(lua_State *L, vl_client *c, int cidx, double now, int *failed) {
@@ -196,24 +209,14 @@ static char *cert_assertion(lua_State *L, vl_client *c, int cidx, double now, in
 /* client_assertion = function: called at each fetch (a federated token file is re-read each
  * time, so a rotated token is always the one sent). */
 static char *lua_assertion(lua_State *L, vl_client *c, int cidx, double now, int *failed) {
-    int top = lua_gettop(L), st;
+    int top = lua_gettop(L);
     char *a = NULL;
-    lua_getiuservalue(L, cidx, 1);
-    lua_getfield(L, -1, "client_assertion");
-    c->in_cb = 1;
-    c->tok.fetching = 1;
-    st = lua_pcall(L, 0, 1, 0);
-    c->in_cb = 0;
-    c->tok.fetching = 0;
-    if (st == LUA_ERRMEM) lua_error(L);
-    if (st != LUA_OK) {
-        if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "(error object is not a string)"); }
-        lua_pushfstring(L, "client_assertion raised an error: %s", lua_tostring(L, -1));
-        redact_top(L, c);
+    if (call_callback(L, c, cidx, "client_assertion", 0, 1) != LUA_OK) {
+        /* its message is on top */
     } else if (lua_type(L, -1) == LUA_TSTRING) {
         size_t n;
         const char *t = lua_tolstring(L, -1, &n);
-        if (jwt_chars_ok(t, n)) {
+        if (token_chars_ok(t, n)) {
             a = vl_dupn(t, n);
             lua_settop(L, top);
             if (!a) luaL_error(L, "vivalearning: out of memory");
@@ -459,11 +462,9 @@ void vl_auth_token_done(lua_State *L, vl_client *c, int cidx, vl_req *r, int rc)
             double life = lua_tonumber(L, -1);   /* number or numeric string */
             if (!(life > 0)) life = expires_on_life(L, t);   /* App Service: expires_on only */
             if (!isfinite(life)) life = 0;        /* 1e999 decodes to inf: no usable lifetime */
-            size_t n, i;
+            size_t n;
             const char *tok = lua_tolstring(L, -2, &n);
-            for (i = 0; i < n; i++)
-                if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f) break;
-            if (i == n) {
+            if (token_chars_ok(tok, n)) {
                 int hook_failed;
                 vl_token_set(c, tok, life > 0 ? life : 3599, t0);
                 c->tok.fetching = 0;
