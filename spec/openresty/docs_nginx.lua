@@ -63,7 +63,7 @@ describe("docs/openresty.md", function()
     assert.equals(30, j.created, j.error)
     for i = 1, 30 do assert.equals(1, emu.counters().creates[emu.PROVIDER]["doc-" .. i]) end
     local list = emu.graph("GET", "/users/" .. emu.user(3) .. "/employeeExperience/learningCourseActivities",
-      { token = emu.token("importer") })
+      { token = emu.user_token() })   -- delegated only: an app token gets Graph's 403
     local id = list.json.value[1].id
     r = srv:get("/lms/activity?id=" .. id)
     assert.equals(200, r.status, r.body)
