@@ -976,6 +976,13 @@ static int c_is_error(lua_State *L) {
     return 1;
 }
 
+/* The client methods that need no upvalue (the operations, submit and poll get theirs below). */
+static const luaL_Reg plain_methods[] = {
+    { "pending", c_pending }, { "take", c_take }, { "deliver", c_deliver }, { "tick", c_tick },
+    { "next_wakeup", c_next_wakeup }, { "stats", c_stats }, { "close", c_close },
+    { "credential", c_credential }, { NULL, NULL }
+};
+
 void vl_client_open(lua_State *L) {
     /* module table on top */
     int mod = lua_gettop(L);
@@ -1013,22 +1020,7 @@ void vl_client_open(lua_State *L) {
         lua_pushcfunction(L, poll_body);
         lua_pushcclosure(L, c_poll, 1);
         lua_setfield(L, -2, "poll");
-        lua_pushcfunction(L, c_pending);
-        lua_setfield(L, -2, "pending");
-        lua_pushcfunction(L, c_take);
-        lua_setfield(L, -2, "take");
-        lua_pushcfunction(L, c_deliver);
-        lua_setfield(L, -2, "deliver");
-        lua_pushcfunction(L, c_tick);
-        lua_setfield(L, -2, "tick");
-        lua_pushcfunction(L, c_next_wakeup);
-        lua_setfield(L, -2, "next_wakeup");
-        lua_pushcfunction(L, c_stats);
-        lua_setfield(L, -2, "stats");
-        lua_pushcfunction(L, c_close);
-        lua_setfield(L, -2, "close");
-        lua_pushcfunction(L, c_credential);
-        lua_setfield(L, -2, "credential");
+        luaL_setfuncs(L, plain_methods, 0);
         lua_pushvalue(L, -1);
         lua_setfield(L, mod, "client_methods");
         lua_setfield(L, mt, "__index");
