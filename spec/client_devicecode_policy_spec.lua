@@ -3,6 +3,7 @@
 -- refresh grant when the access token runs out, and the forms the core sends. Deterministic:
 -- the clock is the spec's, nothing sleeps.
 local viva = require "vivalearning"
+local fake_driver = require "support.fake_driver"
 
 local AUTH = "https://login.test"
 local GRAPH = "https://graph.test/v1.0"
@@ -31,8 +32,7 @@ local function form(req)
   return t
 end
 
--- The fake driver of client_external_spec: each request taken is answered by the next step;
--- when nothing is in flight the clock jumps to the client's next wakeup.
+-- The fake Graph of spec/support/fake_driver.lua, with the callbacks' calls recorded.
 local function world(opts, script)
   local w = { now = 1000, log = {}, script = script, prompts = {}, rts = {} }
   local o = { graph_url = GRAPH, authority_url = AUTH, tenant = TENANT, client_id = APP, io = "external",
@@ -40,20 +40,7 @@ local function world(opts, script)
               device_code = function(info) w.prompts[#w.prompts + 1] = info end,
               on_refresh_token = function(t) w.rts[#w.rts + 1] = t.refresh_token end }
   for k, v in pairs(opts or {}) do if v == false then o[k] = nil else o[k] = v end end
-  o.driver = function(c)
-    local reqs = c:take()
-    for _, req in ipairs(reqs) do
-      req.at = w.now
-      w.log[#w.log + 1] = req
-      local step = table.remove(w.script, 1) or { status = 500 }
-      c:deliver(req.id, step)
-    end
-    if #reqs == 0 then
-      local t = c:next_wakeup()
-      if t and t > w.now then w.now = t end
-      c:tick()
-    end
-  end
+  o.driver = fake_driver.driver(w)
   w.c = viva.client(o)
   return w
 end

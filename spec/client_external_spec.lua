@@ -4,6 +4,7 @@
 -- emulator and no network.
 local compat = require "vivalearning.compat"
 local viva = require "vivalearning"
+local fake_driver = require "support.fake_driver"
 
 local GRAPH = "https://graph.test/v1.0"
 local ID = "00000000-0000-4000-8000-0000000000aa"
@@ -22,28 +23,13 @@ local function assignment(ext)
                            status = "notStarted", externalCourseActivityId = ext }
 end
 
--- A fake Graph behind a fake driver: every request the client hands out is logged (with the
--- clock's time) and answered by the next step of the script ({ status =, headers =, body = } or
--- { outcome = "reset" }); when nothing is in flight the clock jumps to the client's next wakeup.
+-- A fake Graph behind a fake driver (spec/support/fake_driver.lua): requests logged, answered
+-- by the script's steps; the clock jumps to the client's next wakeup when nothing is in flight.
 local function world(opts, script)
   local w = { now = 1000, log = {}, script = script or {} }
   local o = { graph_url = GRAPH, token = "tok", io = "external", clock = function() return w.now end }
   for k, v in pairs(opts or {}) do if v == false then o[k] = nil else o[k] = v end end
-  o.driver = function(c)
-    local reqs = c:take()
-    for _, req in ipairs(reqs) do
-      req.at = w.now
-      w.log[#w.log + 1] = req
-      local step = table.remove(w.script, 1) or w.default or { status = 500 }
-      if type(step) == "function" then step = step(req) end
-      if step.outcome then c:deliver(req.id, nil, step.outcome) else c:deliver(req.id, step) end
-    end
-    if #reqs == 0 then
-      local t = c:next_wakeup()
-      if t and t > w.now then w.now = t end
-      c:tick()
-    end
-  end
+  o.driver = fake_driver.driver(w)
   w.c = viva.client(o)
   return w
 end

@@ -2,6 +2,7 @@
 -- emulator): what exactly goes on the wire for each refusal, in the create body, its lookup URL
 -- after an ambiguous failure, and the key URL of a GET; and what is not a refusal.
 local viva = require "vivalearning"
+local fake_driver = require "support.fake_driver"
 
 local GRAPH = "https://graph.test/v1.0"
 local PROVIDER = "c0000000-0000-4000-8000-000000000001"
@@ -21,22 +22,11 @@ end
 
 local function world(script)
   local w = { now = 1000, log = {}, script = script }
+  -- the client's spelling when each request went out
+  w.on_request = function(c, req) req.key = c:stats().external_id_key end
   w.c = viva.client {
     graph_url = GRAPH, token = "tok", io = "external", clock = function() return w.now end,
-    driver = function(c)
-      local reqs = c:take()
-      for _, req in ipairs(reqs) do
-        w.log[#w.log + 1] = req
-        req.key = c:stats().external_id_key           -- the client's spelling when it went out
-        local step = table.remove(w.script, 1) or { status = 500 }
-        if step.outcome then c:deliver(req.id, nil, step.outcome) else c:deliver(req.id, step) end
-      end
-      if #reqs == 0 then
-        local t = c:next_wakeup()
-        if t and t > w.now then w.now = t end
-        c:tick()
-      end
-    end,
+    driver = fake_driver.driver(w),
   }
   return w
 end
